@@ -1,0 +1,1 @@
+"""Prefect flows that compose the `pipeline` library; the library never imports this package."""

@@ -1,0 +1,103 @@
+"""Arrow schemas of every table that stages pass to each other.
+
+Field names follow Lhotse's vocabulary where one exists (`recording_id`, `offset`,
+`duration`, `text`, `lang`); no stage invents its own spelling. Each stage's output schema
+is the previous one plus the columns it adds, so provenance travels with every row.
+"""
+
+from __future__ import annotations
+
+import pyarrow as pa
+
+VERSIONS = pa.map_(pa.string(), pa.string())
+"""Stage name -> "version[:model]" of every stage that touched the row."""
+
+PROVENANCE_FIELDS = [
+    pa.field("source", pa.string(), nullable=False),
+    pa.field("license", pa.string(), nullable=False),  # SPDX id or LicenseRef-…
+    pa.field("license_text", pa.string()),  # as the source states it
+    pa.field("attribution", pa.string()),
+]
+
+SOURCE_FILES = pa.schema(
+    [
+        pa.field("recording_id", pa.string(), nullable=False),
+        *PROVENANCE_FIELDS,
+        pa.field("path", pa.string(), nullable=False),
+        pa.field("declared_languages", pa.list_(pa.string())),
+    ]
+)
+"""One row per audio file that a source lists: the input of `standardise`."""
+
+RECORDINGS = pa.schema(
+    [
+        *SOURCE_FILES,
+        pa.field("sample_rate_in", pa.int32()),
+        pa.field("channels_in", pa.int32()),
+        pa.field("duration", pa.float64()),
+        pa.field("sha256", pa.string()),
+        pa.field("audio", pa.binary()),  # FLAC, 16 kHz mono; null when quarantined
+        pa.field("quarantine_reason", pa.string()),
+        pa.field("versions", VERSIONS),
+    ]
+)
+"""Standardised recordings. `duplicate_of` is derived across shards (see `DUPLICATES`)."""
+
+DUPLICATES = pa.schema(
+    [
+        pa.field("recording_id", pa.string(), nullable=False),
+        pa.field("duplicate_of", pa.string(), nullable=False),
+    ]
+)
+"""Recordings whose decoded audio equals an earlier recording's (by sha256)."""
+
+SEGMENTS = pa.schema(
+    [
+        pa.field("segment_id", pa.string(), nullable=False),
+        pa.field("recording_id", pa.string(), nullable=False),
+        *PROVENANCE_FIELDS,
+        pa.field("declared_languages", pa.list_(pa.string())),
+        pa.field("offset", pa.float64(), nullable=False),
+        pa.field("duration", pa.float64(), nullable=False),
+        pa.field("speech_duration", pa.float64()),  # VAD speech inside the chunk
+        pa.field("versions", VERSIONS),
+    ]
+)
+"""Chunks of at most `max_chunk_s` cut at pauses: the unit of ASR."""
+
+TRANSCRIBED = pa.schema(
+    [
+        *SEGMENTS,
+        pa.field("lang", pa.string()),  # audio language of the recording (Whisper LID)
+        pa.field("lang_prob", pa.float32()),
+        pa.field("text", pa.string()),
+        pa.field("avg_logprob", pa.float32()),
+        pa.field("no_speech_prob", pa.float32()),
+    ]
+)
+
+FILTERED = pa.schema(
+    [
+        *TRANSCRIBED,
+        pa.field("text_lang", pa.string()),
+        pa.field("text_lang_prob", pa.float32()),
+        pa.field("drop_reason", pa.string()),  # null when kept
+    ]
+)
+
+MANIFEST = pa.schema([*FILTERED, pa.field("shard", pa.string())])
+"""Every segment, kept and dropped, without audio; `shard` names the dataset file of a kept one."""
+
+DATASET_AUDIO = pa.struct([pa.field("bytes", pa.binary()), pa.field("path", pa.string())])
+"""The Hugging Face `Audio` feature's storage layout."""
+
+
+def with_versions(table: pa.Table, stage: str, version: str) -> pa.Table:
+    """Add `stage -> version` to the `versions` map of every row.
+
+    All rows of a shard went through the same stages, so one map serves the whole table.
+    """
+    previous = table.column("versions")[0].as_py() if len(table) else None
+    merged = dict(previous or []) | {stage: version}
+    column = pa.array([list(merged.items())] * len(table), type=VERSIONS)
+    return table.set_column(table.schema.get_field_index("versions"), "versions", column)

@@ -1,0 +1,77 @@
+"""DuckDB views over a workdir's Parquet manifests: what `vaglio sql` queries.
+
+Views read the Parquet files in place (nothing is copied) and only the shards of the latest
+plan (`<workdir>/shards.json`), so a source removed from the catalog drops out of SQL.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import duckdb
+import pyarrow as pa
+
+from manifests.schemas import MANIFEST, RECORDINGS
+
+SHARD_LIST = "shards.json"
+
+SEGMENT_COLUMNS = (
+    "segment_id",
+    "source",
+    "recording_id",
+    "offset",
+    "duration",
+    "lang",
+    "lang_prob",
+    "text",
+    "license",
+    "attribution",
+    "drop_reason",
+    "shard",
+)
+
+
+def current_shards(workdir: Path) -> list[str]:
+    path = Path(workdir) / SHARD_LIST
+    return json.loads(path.read_text()) if path.exists() else []
+
+
+def _files(workdir: Path, stage: str) -> list[str]:
+    files = (Path(workdir) / stage / f"{s}.parquet" for s in current_shards(workdir))
+    return [str(f) for f in files if f.exists()]
+
+
+def _source_sql(
+    con: duckdb.DuckDBPyConnection, name: str, files: list[str], schema: pa.Schema
+) -> str:
+    """A FROM clause over `files`, or over an empty table of `schema` when there are none."""
+    if files:
+        return "read_parquet([{}], union_by_name=true)".format(
+            ", ".join("'" + f.replace("'", "''") + "'" for f in files)
+        )
+    con.register(f"_empty_{name}", schema.empty_table())
+    return f"_empty_{name}"
+
+
+def connect(workdir: Path) -> duckdb.DuckDBPyConnection:
+    """An in-memory DuckDB with the views `recordings`, `segments` and `segments_all`."""
+    workdir = Path(workdir)
+    con = duckdb.connect(":memory:")
+    recordings = _source_sql(con, "recordings", _files(workdir, "standardise"), RECORDINGS)
+    duplicates = workdir / "duplicates.parquet"
+    duplicate_join = (
+        f"LEFT JOIN read_parquet('{duplicates}') d USING (recording_id)"
+        if duplicates.exists()
+        else "LEFT JOIN (SELECT NULL::VARCHAR AS recording_id, NULL::VARCHAR AS duplicate_of) d"
+        " USING (recording_id)"
+    )
+    con.execute(
+        f"CREATE VIEW recordings AS SELECT r.* EXCLUDE (audio), d.duplicate_of "
+        f"FROM {recordings} r {duplicate_join}"
+    )
+    manifest = _source_sql(con, "segments", _files(workdir, "shard"), MANIFEST)
+    con.execute(f"CREATE VIEW segments_all AS SELECT * FROM {manifest}")
+    columns = ", ".join(f'"{c}"' for c in SEGMENT_COLUMNS)
+    con.execute(f"CREATE VIEW segments AS SELECT {columns} FROM segments_all")
+    return con

@@ -1,0 +1,206 @@
+"""The `vaglio` command line: the same functions the flows call, with progress and summaries."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import sys
+from enum import Enum
+from importlib.metadata import entry_points
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from pipeline.catalog import CatalogError
+from pipeline.config import ConfigError, load_config
+from pipeline.curate import CurationResult, ThreadExecutor, curate
+from pipeline.runner import ShardOutcome
+from pipeline.sql import ReadOnlyError, run_query
+from pipeline.summary import summarize
+
+app = typer.Typer(
+    help="vaglio: curate openly licensed speech corpora into clean, traceable training data.",
+    no_args_is_help=True,
+    add_completion=False,
+    rich_markup_mode="markdown",
+)
+console = Console(stderr=True)
+
+
+class Engine(str, Enum):
+    prefect = "prefect"
+    threads = "threads"
+
+
+Workdir = Annotated[
+    Path, typer.Option("--workdir", "-w", help="Folder for every output of the run.")
+]
+EngineOption = Annotated[Engine, typer.Option(help="Run as a Prefect flow, or on plain threads.")]
+
+
+class OutputFormat(str, Enum):
+    table = "table"
+    csv = "csv"
+    json = "json"
+
+
+class RichStageProgress:
+    """One progress bar per stage, advanced as shards finish (skipped ones included)."""
+
+    def __init__(self, progress: Progress):
+        self.progress = progress
+        self.bars: dict[str, int] = {}
+
+    def start(self, stage: str, total: int) -> None:
+        self.bars[stage] = self.progress.add_task(stage, total=total)
+
+    def advance(self, outcome: ShardOutcome) -> None:
+        self.progress.advance(self.bars[outcome.stage])
+
+
+def _orchestrator(engine: Engine):
+    if engine is Engine.threads:
+        return lambda catalog, workdir, config, progress: curate(
+            catalog, workdir, config, ThreadExecutor(config.workers), progress
+        )
+    os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+    (found,) = entry_points(group="vaglio.orchestrators", name=engine.value)
+    return found.load()
+
+
+def run_curation(
+    catalog: Path, workdir: Path, config_path: Path | None, engine: Engine
+) -> CurationResult:
+    """Load config, run the stages with progress bars, print the summary."""
+    try:
+        config = load_config(config_path)
+        orchestrate = _orchestrator(engine)
+        columns = (
+            TextColumn("{task.description:>12}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("shards"),
+            TimeElapsedColumn(),
+        )
+        with Progress(*columns, console=console) as progress:
+            result = orchestrate(catalog, workdir, config, RichStageProgress(progress))
+    except (CatalogError, ConfigError) as error:
+        console.print(f"[red]error:[/red] {error}")
+        raise typer.Exit(2) from None
+    print_summary(result)
+    return result
+
+
+def print_summary(result: CurationResult) -> None:
+    for plan in result.plans:
+        verdict = plan.verdict
+        if verdict.allowed:
+            console.print(
+                f"[green]✓[/green] {plan.source.name}: {verdict.spdx_id}, "
+                f"{plan.n_files} files in {len(plan.shard_ids)} shards"
+            )
+        else:
+            console.print(
+                f"[red]✗[/red] {plan.source.name}: refused, licence "
+                f"{verdict.text!r}: {verdict.reason}"
+            )
+    summary = summarize(result.workdir)
+    ran = sum(not o.skipped for o in result.outcomes)
+    console.print(
+        f"shard tasks run: {ran}, skipped as already complete: {len(result.outcomes) - ran}"
+    )
+    table = Table(title="curation summary", show_header=False)
+    table.add_row("recordings", str(summary.recordings))
+    table.add_row("hours in", f"{summary.hours_in:.3f}")
+    for reason, count in summary.quarantined.items():
+        table.add_row(f"  quarantined: {reason}", str(count))
+    table.add_row("  exact duplicates", str(summary.duplicates))
+    table.add_row("segments", str(summary.segments))
+    table.add_row("segments kept", str(summary.segments_kept))
+    table.add_row("hours kept", f"{summary.hours_kept:.3f}")
+    for reason, (count, hours) in summary.dropped.items():
+        table.add_row(f"  dropped: {reason}", f"{count} segments, {hours:.3f} h")
+    console.print(table)
+
+
+@app.command("curate")
+def curate_command(
+    catalog: Annotated[Path, typer.Argument(help="Catalog YAML listing the sources.")],
+    workdir: Workdir,
+    config: Annotated[Path | None, typer.Option("--config", "-c", help="Pipeline YAML.")] = None,
+    engine: EngineOption = Engine.prefect,
+) -> None:
+    """Curate every source of a catalog whose licence is open.
+
+    Stages: standardise (16 kHz mono, checksums, quarantine), segment (Silero VAD),
+    transcribe (Whisper), filter (hallucinations, language), shard (Parquet with audio).
+    Refused sources are listed with the reason. Re-running on the same workdir skips
+    completed shards; a changed config re-runs only the stages it affects.
+    """
+    run_curation(catalog, workdir, config, engine)
+
+
+@app.command("sql")
+def sql_command(
+    query: Annotated[str, typer.Argument(help="One SELECT over the workdir's views.")],
+    workdir: Workdir,
+    output: Annotated[OutputFormat, typer.Option("--format", "-f")] = OutputFormat.table,
+) -> None:
+    """Run read-only DuckDB SQL over a workdir's manifests.
+
+    Views: `recordings` (one row per file, with quarantine_reason and duplicate_of),
+    `segments` (segment_id, source, recording_id, offset, duration, lang, lang_prob, text,
+    license, attribution, drop_reason, shard) and `segments_all` (every column).
+    Statements that write are refused.
+    """
+    try:
+        result = run_query(workdir, query)
+    except ReadOnlyError as error:
+        console.print(f"[red]error:[/red] {error}")
+        raise typer.Exit(2) from None
+    except Exception as error:  # DuckDB's parser and binder errors are the user's to read
+        console.print(f"[red]SQL error:[/red] {error}")
+        raise typer.Exit(2) from None
+    rows = result.to_pylist()
+    if output is OutputFormat.json:
+        json.dump(rows, sys.stdout, ensure_ascii=False, indent=1, default=str)
+        sys.stdout.write("\n")
+    elif output is OutputFormat.csv:
+        writer = csv.writer(sys.stdout)
+        writer.writerow(result.column_names)
+        writer.writerows([[row[c] for c in result.column_names] for row in rows])
+    else:
+        table = Table(*result.column_names)
+        for row in rows:
+            table.add_row(*("" if v is None else str(v) for v in row.values()))
+        Console().print(table)
+
+
+@app.command("demo")
+def demo_command(
+    workdir: Workdir,
+    engine: EngineOption = Engine.prefect,
+) -> None:
+    """Synthesise a small demo corpus with espeak-ng and curate it.
+
+    English and Italian speech with pauses, a long file, a silent, a corrupt, a truncated
+    and a duplicated file, and a non-commercial source that must be refused.
+    """
+    from pipeline.demo_corpus import build_demo_corpus
+
+    console.print("building the demo corpus with espeak-ng…")
+    catalog = build_demo_corpus(workdir / "corpus")
+    run_curation(catalog, workdir, None, engine)
+    console.print(
+        f"\nresults: {workdir}/dataset/data/*.parquet (audio + text), manifests in {workdir}/shard/"
+    )
+    console.print(
+        'try:\n  vaglio sql "SELECT lang, count(*) AS segments, '
+        "round(sum(duration)/60, 1) AS minutes FROM segments "
+        f'WHERE drop_reason IS NULL GROUP BY lang" --workdir {workdir}'
+    )

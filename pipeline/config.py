@@ -1,0 +1,74 @@
+"""The curation config: one frozen dataclass per stage, read from YAML with checked keys.
+
+A config file reads top to bottom like the pipeline; every key is optional and defaults to
+the reference values, e.g.
+
+    files_per_shard: 4
+    segment: {max_chunk_s: 30, vad: {threshold: 0.5}}
+    transcribe: {model: whisper-base, batch_size: 8}
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from pipeline.stages.filter import FilterConfig
+from pipeline.stages.segment import SegmentConfig
+from pipeline.stages.shard import ShardConfig
+from pipeline.stages.standardise import StandardiseConfig
+from pipeline.stages.transcribe import TranscribeConfig
+
+
+class ConfigError(ValueError):
+    """A config file that names an unknown key or gives a value of the wrong type."""
+
+
+@dataclass(frozen=True)
+class CurateConfig:
+    files_per_shard: int = 4
+    workers: int = 2  # shards of CPU stages processed at once
+    standardise: StandardiseConfig = field(default_factory=StandardiseConfig)
+    segment: SegmentConfig = field(default_factory=SegmentConfig)
+    transcribe: TranscribeConfig = field(default_factory=TranscribeConfig)
+    filter: FilterConfig = field(default_factory=FilterConfig)
+    shard: ShardConfig = field(default_factory=ShardConfig)
+
+
+def _build(cls: type, values: object, where: str):
+    if not isinstance(values, dict):
+        raise ConfigError(f"{where}: expected a mapping, got {values!r}")
+    hints = typing.get_type_hints(cls)
+    known = {f.name for f in dataclasses.fields(cls)}
+    unknown = set(values) - known
+    if unknown:
+        raise ConfigError(f"{where}: unknown key(s) {sorted(unknown)}; known: {sorted(known)}")
+    kwargs = {}
+    for key, value in values.items():
+        hint = hints[key]
+        if dataclasses.is_dataclass(hint):
+            kwargs[key] = _build(hint, value, f"{where}.{key}")
+            continue
+        allowed = typing.get_args(hint) if isinstance(hint, types.UnionType) else (hint,)
+        if float in allowed and isinstance(value, int) and not isinstance(value, bool):
+            value = float(value)
+        if not any(value is None if t is type(None) else isinstance(value, t) for t in allowed):
+            raise ConfigError(f"{where}.{key}: expected {hint}, got {value!r}")
+        kwargs[key] = value
+    return cls(**kwargs)
+
+
+def load_config(path: Path | None) -> CurateConfig:
+    """Defaults, overridden by the YAML file at `path` when one is given."""
+    if path is None:
+        return CurateConfig()
+    try:
+        values = yaml.safe_load(Path(path).read_text()) or {}
+    except (OSError, yaml.YAMLError) as error:
+        raise ConfigError(f"{path}: cannot read config: {error}") from None
+    return _build(CurateConfig, values, str(path))

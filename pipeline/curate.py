@@ -1,0 +1,100 @@
+"""The curation run: catalog -> licence check -> shards -> every stage over every shard.
+
+This module decides the order; an executor decides where each (stage, shard) runs: threads
+here, Prefect tasks in `flows/`. Either way each stage finishes on every shard before the
+next stage starts, so cross-shard steps (duplicate detection) see complete inputs.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+from manifests.views import SHARD_LIST
+from pipeline.catalog import load_catalog
+from pipeline.config import CurateConfig
+from pipeline.duplicates import mark_duplicates
+from pipeline.plan import SourcePlan, plan_sources
+from pipeline.runner import ShardOutcome, StageRunner, atomic_write_text
+from pipeline.stage import Stage
+from pipeline.stages.filter import Filter
+from pipeline.stages.segment import Segment
+from pipeline.stages.shard import Shard
+from pipeline.stages.standardise import Standardise
+from pipeline.stages.transcribe import Transcribe
+
+
+class ShardExecutor(Protocol):
+    """Runs one stage over many shards and yields each outcome as it completes."""
+
+    def map(
+        self, stage: Stage, run: Callable[[str], ShardOutcome], shard_ids: list[str]
+    ) -> Iterable[ShardOutcome]: ...
+
+
+class ThreadExecutor:
+    """Shards of a stage in a thread pool: decoding and ONNX/CTranslate2 release the GIL."""
+
+    def __init__(self, workers: int):
+        self.workers = workers
+
+    def map(
+        self, stage: Stage, run: Callable[[str], ShardOutcome], shard_ids: list[str]
+    ) -> Iterator[ShardOutcome]:
+        workers = max(1, min(self.workers, stage.max_parallel_shards))
+        with ThreadPoolExecutor(workers, thread_name_prefix=stage.name) as pool:
+            for future in as_completed([pool.submit(run, s) for s in shard_ids]):
+                yield future.result()
+
+
+class StageProgress(Protocol):
+    def start(self, stage: str, total: int) -> None: ...
+    def advance(self, outcome: ShardOutcome) -> None: ...
+
+
+@dataclass(frozen=True)
+class CurationResult:
+    workdir: Path
+    plans: list[SourcePlan]
+    outcomes: list[ShardOutcome]
+
+
+def build_stages(config: CurateConfig) -> list[Stage]:
+    return [
+        Standardise(config.standardise),
+        Segment(config.segment),
+        Transcribe(config.transcribe),
+        Filter(config.filter),
+        Shard(config.shard),
+    ]
+
+
+def curate(
+    catalog: Path,
+    workdir: Path,
+    config: CurateConfig,
+    executor: ShardExecutor,
+    progress: StageProgress | None = None,
+) -> CurationResult:
+    """Run every stage over every shard of every allowed source; completed shards are skipped."""
+    workdir = Path(workdir)
+    workdir.mkdir(parents=True, exist_ok=True)
+    plans = plan_sources(load_catalog(catalog), workdir, config.files_per_shard)
+    shard_ids = [s for plan in plans for s in plan.shard_ids]
+    atomic_write_text(json.dumps(shard_ids), workdir / SHARD_LIST)
+    runner = StageRunner(workdir)
+    outcomes = []
+    for stage in build_stages(config):
+        if progress:
+            progress.start(stage.name, len(shard_ids))
+        for outcome in executor.map(stage, lambda s, st=stage: runner.run(st, s), shard_ids):
+            outcomes.append(outcome)
+            if progress:
+                progress.advance(outcome)
+        if isinstance(stage, Standardise):
+            mark_duplicates(workdir, [workdir / stage.name / f"{s}.parquet" for s in shard_ids])
+    return CurationResult(workdir, plans, outcomes)

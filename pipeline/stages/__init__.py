@@ -1,0 +1,1 @@
+"""The curation stages, one per module, in pipeline order."""

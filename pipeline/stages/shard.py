@@ -1,0 +1,112 @@
+"""Write kept segments with their audio as Hugging Face-loadable Parquet, plus the manifest.
+
+Dataset files go to `<workdir>/dataset/data/<shard>-<part>.parquet` (at most
+`max_file_bytes` each), audio as FLAC in the `Audio` struct `{bytes, path}`; the schema
+carries the `huggingface` metadata, so `load_dataset("parquet", …)` gives an `Audio` column.
+The stage's own output is the manifest: every segment, kept and dropped, without audio, with
+`shard` naming the dataset file that holds a kept one.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from manifests.schemas import DATASET_AUDIO, MANIFEST, with_versions
+from pipeline.audio import SAMPLE_RATE, from_flac, to_flac
+from pipeline.runner import atomic_write_table
+from pipeline.stage import ShardContext, Stage
+
+DATASET_DIR = Path("dataset") / "data"
+_TEXT_COLUMNS = ("segment_id", "recording_id", "source", "lang", "text", "license", "attribution")
+_FLOAT_COLUMNS = ("offset", "duration")
+
+
+def dataset_schema() -> pa.Schema:
+    fields = [pa.field("audio", DATASET_AUDIO)]
+    fields += [pa.field(name, pa.string()) for name in _TEXT_COLUMNS]
+    fields += [pa.field(name, pa.float64()) for name in _FLOAT_COLUMNS]
+    features = {"audio": {"_type": "Audio", "sampling_rate": SAMPLE_RATE}}
+    features |= {name: {"dtype": "string", "_type": "Value"} for name in _TEXT_COLUMNS}
+    features |= {name: {"dtype": "float64", "_type": "Value"} for name in _FLOAT_COLUMNS}
+    metadata = {"huggingface": json.dumps({"info": {"features": features}})}
+    return pa.schema(fields, metadata=metadata)
+
+
+@dataclass(frozen=True)
+class ShardConfig:
+    max_file_bytes: int = 256 * 1024 * 1024
+
+
+class Shard(Stage):
+    name = "shard"
+    version = "1"
+    inputs = ("filter", "standardise")
+
+    def run(self, context: ShardContext) -> pa.Table:
+        segments = context.read("filter")
+        kept = segments.filter(pc.is_null(segments["drop_reason"]))
+        audio = self._segment_audio(context, kept)
+        shard_of: dict[str, str] = {}
+        written = []
+        for number, rows in enumerate(self._split_by_size([len(a) for a in audio])):
+            relative = DATASET_DIR / f"{context.shard_id}-{number:03d}.parquet"
+            part = kept.take(pa.array(rows, pa.int64()))
+            blobs = [audio[i] for i in rows]
+            atomic_write_table(self._dataset_table(part, blobs), context.workdir / relative)
+            written.append(relative.name)
+            shard_of |= dict.fromkeys(part["segment_id"].to_pylist(), relative.as_posix())
+        for stale in (context.workdir / DATASET_DIR).glob(f"{context.shard_id}-*.parquet"):
+            if stale.name not in written:
+                stale.unlink()
+        shard_column = pa.array(
+            [shard_of.get(s) for s in segments["segment_id"].to_pylist()], pa.string()
+        )
+        manifest = pa.table([*segments.columns, shard_column], schema=MANIFEST)
+        return with_versions(manifest, self.name, self.version_tag)
+
+    def _split_by_size(self, sizes: list[int]) -> list[list[int]]:
+        """Consecutive rows grouped so that no file's audio exceeds `max_file_bytes`."""
+        parts: list[list[int]] = []
+        total = 0
+        for index, size in enumerate(sizes):
+            if not parts or total + size > self.config.max_file_bytes:
+                parts.append([])
+                total = 0
+            parts[-1].append(index)
+            total += size
+        return parts
+
+    @staticmethod
+    def _dataset_table(part: pa.Table, blobs: list[bytes]) -> pa.Table:
+        schema = dataset_schema()
+        paths = [
+            s.replace("/", "__").replace("#", "-") + ".flac" for s in part["segment_id"].to_pylist()
+        ]
+        audio = pa.StructArray.from_arrays(
+            [pa.array(blobs, pa.binary()), pa.array(paths, pa.string())], fields=list(DATASET_AUDIO)
+        )
+        return pa.table([audio, *(part[n] for n in schema.names[1:])], schema=schema)
+
+    def _segment_audio(self, context: ShardContext, kept: pa.Table) -> list[bytes]:
+        needed = set(kept["recording_id"].to_pylist())
+        recordings = context.read("standardise", ["recording_id", "audio"])
+        decoded: dict[str, np.ndarray] = {}
+        for rid, data in zip(
+            recordings["recording_id"].to_pylist(), recordings["audio"].to_pylist()
+        ):
+            if rid in needed:
+                decoded[rid] = from_flac(data)
+        return [
+            to_flac(decoded[rid][round(o * SAMPLE_RATE) : round((o + d) * SAMPLE_RATE)])
+            for rid, o, d in zip(
+                kept["recording_id"].to_pylist(),
+                kept["offset"].to_pylist(),
+                kept["duration"].to_pylist(),
+            )
+        ]

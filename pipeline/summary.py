@@ -1,0 +1,48 @@
+"""The end-of-run summary: hours in, hours kept, and where the rest went, from the SQL views."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from manifests.views import connect
+
+
+@dataclass(frozen=True)
+class RunSummary:
+    recordings: int
+    hours_in: float
+    quarantined: dict[str, int]  # reason -> recordings
+    duplicates: int
+    segments: int
+    segments_kept: int
+    hours_kept: float
+    dropped: dict[str, tuple[int, float]]  # drop reason -> (segments, hours)
+
+
+def summarize(workdir: Path) -> RunSummary:
+    with connect(Path(workdir)) as con:
+        recordings, hours_in, duplicates = con.sql(
+            "SELECT count(*), coalesce(sum(duration), 0) / 3600, count(duplicate_of) "
+            "FROM recordings"
+        ).fetchone()
+        quarantined = dict(
+            con.sql(
+                "SELECT split_part(quarantine_reason, ':', 1) AS reason, count(*) FROM recordings "
+                "WHERE quarantine_reason IS NOT NULL GROUP BY reason ORDER BY reason"
+            ).fetchall()
+        )
+        segments, kept, hours_kept = con.sql(
+            "SELECT count(*), count(*) FILTER (drop_reason IS NULL), "
+            "coalesce(sum(duration) FILTER (drop_reason IS NULL), 0) / 3600 FROM segments"
+        ).fetchone()
+        dropped = {
+            reason: (count, hours)
+            for reason, count, hours in con.sql(
+                "SELECT drop_reason, count(*), sum(duration) / 3600 FROM segments "
+                "WHERE drop_reason IS NOT NULL GROUP BY drop_reason ORDER BY count(*) DESC"
+            ).fetchall()
+        }
+    return RunSummary(
+        recordings, hours_in, quarantined, duplicates, segments, kept, hours_kept, dropped
+    )
