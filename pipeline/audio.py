@@ -53,7 +53,8 @@ def decode_file(path: Path) -> DecodedAudio:
     except AudioError:
         raise
     except (av.FFmpegError, OSError, ValueError) as error:
-        raise AudioError(f"unreadable: {type(error).__name__}: {error}") from None
+        detail = getattr(error, "strerror", None) or str(error)
+        raise AudioError(f"unreadable: {detail}") from None
     samples = np.concatenate(pieces).astype(np.float32, copy=False) if pieces else np.zeros(0)
     if len(samples) == 0:
         raise AudioError("empty: no audio samples")

@@ -22,23 +22,23 @@ class RunSummary:
 
 def summarize(workdir: Path) -> RunSummary:
     with connect(Path(workdir)) as con:
-        recordings, hours_in, duplicates = con.sql(
+        recordings, hours_in, duplicates = con.execute(
             "SELECT count(*), coalesce(sum(duration), 0) / 3600, count(duplicate_of) "
             "FROM recordings"
         ).fetchone()
         quarantined = dict(
-            con.sql(
+            con.execute(
                 "SELECT split_part(quarantine_reason, ':', 1) AS reason, count(*) FROM recordings "
                 "WHERE quarantine_reason IS NOT NULL GROUP BY reason ORDER BY reason"
             ).fetchall()
         )
-        segments, kept, hours_kept = con.sql(
+        segments, kept, hours_kept = con.execute(
             "SELECT count(*), count(*) FILTER (drop_reason IS NULL), "
             "coalesce(sum(duration) FILTER (drop_reason IS NULL), 0) / 3600 FROM segments"
         ).fetchone()
         dropped = {
             reason: (count, hours)
-            for reason, count, hours in con.sql(
+            for reason, count, hours in con.execute(
                 "SELECT drop_reason, count(*), sum(duration) / 3600 FROM segments "
                 "WHERE drop_reason IS NOT NULL GROUP BY drop_reason ORDER BY count(*) DESC"
             ).fetchall()

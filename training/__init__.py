@@ -1,0 +1,1 @@
+"""FAMA-style ASR+ST training on curated shards (model, tokenizer, schedules, launcher)."""
