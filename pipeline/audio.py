@@ -41,14 +41,16 @@ def decode_file(path: Path) -> DecodedAudio:
             if not container.streams.audio:
                 raise AudioError("no audio stream")
             stream = container.streams.audio[0]
-            declared = _declared_seconds(container, stream)
-            resampler = av.AudioResampler(format="flt", layout="mono", rate=SAMPLE_RATE)
+            declared = _declared_seconds(container, stream, Path(path))
+            # Resample only; channels are averaged here, since FFmpeg's downmix adds them at
+            # -3 dB each and would raise the level of a stereo source.
+            resampler = av.AudioResampler(format="fltp", layout=stream.layout, rate=SAMPLE_RATE)
             pieces = [
-                out.to_ndarray().reshape(-1)
+                out.to_ndarray().mean(axis=0)
                 for frame in container.decode(stream)
                 for out in resampler.resample(frame)
             ]
-            pieces += [out.to_ndarray().reshape(-1) for out in resampler.resample(None)]
+            pieces += [out.to_ndarray().mean(axis=0) for out in resampler.resample(None)]
             rate_in, channels_in = stream.rate or 0, stream.channels or 0
     except AudioError:
         raise
@@ -66,11 +68,35 @@ def decode_file(path: Path) -> DecodedAudio:
     return decoded
 
 
-def _declared_seconds(container: av.container.InputContainer, stream: av.AudioStream) -> float:
+def _declared_seconds(
+    container: av.container.InputContainer, stream: av.AudioStream, path: Path
+) -> float:
+    """The duration the file's header promises (FFmpeg caps a WAV's at what is present)."""
+    if container.format.name == "wav":
+        return _wav_header_seconds(path)
     if stream.duration is not None and stream.time_base is not None:
         return float(stream.duration * stream.time_base)
     if container.duration is not None:
         return container.duration / av.time_base
+    return 0.0
+
+
+def _wav_header_seconds(path: Path) -> float:
+    """Duration from the RIFF `data` chunk size and the `fmt ` byte rate; 0.0 if unknown."""
+    with path.open("rb") as f:
+        if f.read(4) != b"RIFF" or (f.read(4), f.read(4))[1] != b"WAVE":
+            return 0.0
+        byte_rate = 0
+        while len(header := f.read(8)) == 8:
+            chunk, size = header[:4], int.from_bytes(header[4:], "little")
+            if chunk == b"fmt ":
+                byte_rate = int.from_bytes(f.read(16)[8:12], "little")
+                f.seek(size - 16 + size % 2, 1)
+            elif chunk == b"data":
+                # 0xFFFFFFFF marks a streamed WAV whose length was never written.
+                return size / byte_rate if byte_rate and size != 0xFFFFFFFF else 0.0
+            else:
+                f.seek(size + size % 2, 1)
     return 0.0
 
 

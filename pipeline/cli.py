@@ -205,3 +205,7 @@ def demo_command(
         "round(sum(duration)/60, 1) AS minutes FROM segments "
         f'WHERE drop_reason IS NULL GROUP BY lang" --workdir {workdir}'
     )
+
+
+if __name__ == "__main__":
+    app()

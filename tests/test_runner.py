@@ -1,6 +1,7 @@
 """Resume semantics of the runner, with a tiny arithmetic stage standing in for real ones."""
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 import pyarrow as pa
 import pytest
@@ -18,7 +19,7 @@ class Scale(Stage):
     name = "scale"
     version = "1"
     inputs = (PLAN,)
-    calls: list[str] = []
+    calls: ClassVar[list[str]] = []
 
     def run(self, context: ShardContext) -> pa.Table:
         Scale.calls.append(context.shard_id)

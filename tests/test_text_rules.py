@@ -16,8 +16,11 @@ RULES = HallucinationConfig()
         ("I think that I think that I think that we should go", 6.0, "repeated_ngrams"),
         ("this is aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa test", 3.0, "long_word"),
         ("a sentence with one incomprehensibilities word", 4.0, None),
-        ("This sentence has far too many characters for the audio it came from", 0.5,
-         "chars_per_second"),
+        (
+            "This sentence has far too many characters for the audio it came from",
+            0.5,
+            "chars_per_second",
+        ),
         ("Buongiorno a tutti, oggi parliamo della storia di Firenze.", 4.0, None),
         ("The weather today is sunny with a light breeze from the west.", 4.0, None),
     ],

@@ -1,0 +1,31 @@
+"""Shared fixtures: one synthetic corpus and one curated workdir for the whole session.
+
+The corpus is spoken by espeak-ng at test time (nothing is downloaded); the curation runs the
+real pipeline (Silero VAD, Whisper base) once and many tests read its results.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+from pipeline.demo_corpus import build_demo_corpus
+
+from pipeline.config import CurateConfig
+from pipeline.curate import ThreadExecutor, curate
+
+os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+
+
+@pytest.fixture(scope="session")
+def demo_catalog(tmp_path_factory) -> Path:
+    return build_demo_corpus(tmp_path_factory.mktemp("corpus"))
+
+
+@pytest.fixture(scope="session")
+def curated(demo_catalog, tmp_path_factory):
+    """(workdir, result) of one uninterrupted curation of the demo corpus."""
+    workdir = tmp_path_factory.mktemp("curated")
+    result = curate(demo_catalog, workdir, CurateConfig(), ThreadExecutor(2))
+    return workdir, result

@@ -1,0 +1,116 @@
+"""The whole CPU pipeline on the espeak demo corpus, checked the way a user would look at it."""
+
+from __future__ import annotations
+
+import csv
+import io
+
+import jiwer
+import pyarrow.parquet as pq
+import soundfile
+from datasets import Audio, load_dataset
+
+from pipeline.sql import run_query
+
+
+def sql(workdir, query):
+    return run_query(workdir, query).to_pylist()
+
+
+def test_refused_source_is_reported_and_never_processed(curated):
+    workdir, result = curated
+    refused = {p.source.name: p.verdict for p in result.plans if not p.verdict.allowed}
+    assert set(refused) == {"nc-lectures"}
+    assert "non-commercial" in refused["nc-lectures"].reason
+    assert sql(workdir, "SELECT * FROM recordings WHERE source = 'nc-lectures'") == []
+
+
+def test_broken_files_are_quarantined_with_a_reason(curated):
+    workdir, _ = curated
+    rows = sql(
+        workdir,
+        "SELECT recording_id, quarantine_reason FROM recordings "
+        "WHERE quarantine_reason IS NOT NULL ORDER BY recording_id",
+    )
+    reasons = {r["recording_id"].split("/")[-1]: r["quarantine_reason"] for r in rows}
+    assert reasons["corrupt.mp3"].startswith("unreadable")
+    assert reasons["truncated.wav"].startswith("truncated")
+    assert not sql(workdir, "SELECT * FROM segments WHERE recording_id LIKE '%corrupt%'")
+
+
+def test_every_recording_is_16k_mono_with_a_checksum_and_duplicates_are_marked(curated):
+    workdir, _ = curated
+    (dup,) = sql(
+        workdir, "SELECT recording_id, duplicate_of FROM recordings WHERE duplicate_of IS NOT NULL"
+    )
+    assert {dup["recording_id"], dup["duplicate_of"]} == {
+        "open-radio/en-01.wav",
+        "open-radio/en-01-copy.wav",
+    }
+    assert not sql(workdir, f"SELECT * FROM segments WHERE recording_id = '{dup['recording_id']}'")
+    stereo = sql(
+        workdir,
+        "SELECT count(*) AS n FROM recordings WHERE channels_in = 2 AND sample_rate_in = 44100",
+    )
+    assert stereo[0]["n"] >= 1
+    table = pq.read_table(workdir / "dataset" / "data", columns=["audio"])
+    audio, rate = soundfile.read(io.BytesIO(table["audio"][0]["bytes"].as_py()))
+    assert rate == 16000 and audio.ndim == 1
+
+
+def test_kept_segments_carry_language_text_licence_and_attribution(curated, demo_catalog):
+    workdir, _ = curated
+    kept = sql(workdir, "SELECT * FROM segments WHERE drop_reason IS NULL")
+    assert kept
+    assert {r["license"] for r in kept} == {"CC-BY-4.0"}
+    assert all("vaglio demo corpus" in r["attribution"] for r in kept)
+    languages = {r["recording_id"].split("/")[-1][:2]: r["lang"] for r in kept}
+    assert languages["en"] == "en" and languages["it"] == "it"
+    assert sql(workdir, "SELECT count(*) AS n FROM segments WHERE duration > 30.01")[0]["n"] == 0
+    silent = sql(
+        workdir,
+        "SELECT * FROM segments WHERE recording_id LIKE '%silence%' AND drop_reason IS NULL",
+    )
+    assert silent == []
+
+
+def test_kept_text_matches_the_spoken_text(curated, demo_catalog):
+    """Word error rate per recording against what espeak-ng was asked to say."""
+    workdir, _ = curated
+    references = {}
+    with open(demo_catalog.parent / "references.tsv") as f:
+        for row in csv.DictReader(f, delimiter="\t"):
+            references[f"{row['source']}/{row['file']}"] = row["text"]
+    hypotheses = sql(
+        workdir,
+        "SELECT recording_id, string_agg(text, ' ' ORDER BY \"offset\") AS t "
+        "FROM segments WHERE drop_reason IS NULL AND recording_id LIKE "
+        "'open-radio/en-%' GROUP BY recording_id",
+    )
+    normalise = jiwer.Compose(
+        [
+            jiwer.ToLowerCase(),
+            jiwer.RemovePunctuation(),
+            jiwer.RemoveMultipleSpaces(),
+            jiwer.Strip(),
+            jiwer.ReduceToListOfListOfWords(),
+        ]
+    )
+    refs = [references[h["recording_id"]] for h in hypotheses]
+    hyps = [h["t"] for h in hypotheses]
+    error = jiwer.wer(refs, hyps, reference_transform=normalise, hypothesis_transform=normalise)
+    assert error < 0.25, f"English WER {error:.2f} on espeak speech"
+
+
+def test_dataset_shards_load_with_hugging_face_datasets(curated):
+    workdir, _ = curated
+    files = str(workdir / "dataset" / "data" / "*.parquet")
+    dataset = load_dataset("parquet", data_files=files, split="train")
+    assert isinstance(dataset.features["audio"], Audio)
+    dataset = dataset.cast_column("audio", Audio(decode=False))
+    kept = sql(workdir, "SELECT count(*) AS n FROM segments WHERE drop_reason IS NULL")[0]["n"]
+    assert len(dataset) == kept
+    row = dataset[0]
+    audio, rate = soundfile.read(io.BytesIO(row["audio"]["bytes"]))
+    assert rate == 16000
+    assert abs(len(audio) / rate - row["duration"]) < 0.01
