@@ -44,7 +44,7 @@ def test_every_recording_is_16k_mono_with_a_checksum_and_duplicates_are_marked(c
         workdir, "SELECT recording_id, duplicate_of FROM recordings WHERE duplicate_of IS NOT NULL"
     )
     assert {dup["recording_id"], dup["duplicate_of"]} == {
-        "open-radio/en-01.wav",
+        "open-radio/en-01.flac",
         "open-radio/en-01-copy.wav",
     }
     assert not sql(workdir, f"SELECT * FROM segments WHERE recording_id = '{dup['recording_id']}'")
