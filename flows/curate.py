@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
@@ -50,8 +51,9 @@ class PrefectExecutor:
 
 @flow(name="curate", validate_parameters=False)
 def curate_flow(
-    catalog: Path, workdir: Path, config: CurateConfig, progress: StageProgress | None = None
+    catalog: Path, workdir: Path, config: CurateConfig, progress: Any = None
 ) -> CurationResult:
+    """`progress` is a `StageProgress`, typed loosely because Prefect models the parameters."""
     return curate(catalog, workdir, config, PrefectExecutor(config.workers), progress)
 
 

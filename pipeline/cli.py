@@ -69,7 +69,10 @@ def _orchestrator(engine: Engine):
         return lambda catalog, workdir, config, progress: curate(
             catalog, workdir, config, ThreadExecutor(config.workers), progress
         )
+    # Progress bars say what happens; Prefect's own logs and telemetry stay quiet.
     os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    os.environ.setdefault("DO_NOT_TRACK", "1")
     (found,) = entry_points(group="vaglio.orchestrators", name=engine.value)
     return found.load()
 
