@@ -1,0 +1,53 @@
+"""The Prefect flow runs the same library: one task per shard per stage, resumable."""
+
+from __future__ import annotations
+
+import shutil
+
+import pytest
+import yaml
+
+from pipeline.config import CurateConfig
+from pipeline.sql import run_query
+
+
+@pytest.fixture(scope="session")
+def prefect_harness():
+    """One temporary Prefect server for every flow test (starting one takes ~10 s)."""
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness():
+        yield
+
+
+def test_flow_curates_and_a_second_run_skips_every_shard(prefect_harness, demo_catalog, tmp_path):
+    from flows.curate import run_curate_flow
+
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    for name in ("en-03.wav", "it-04.wav", "corrupt.mp3"):
+        shutil.copy(demo_catalog.parent / "open-radio" / name, corpus / name)
+    catalog = tmp_path / "catalog.yaml"
+    source = {
+        "name": "small",
+        "kind": "local",
+        "path": "corpus",
+        "license": "CC0 1.0",
+        "attribution": "test",
+        "languages": ["en", "it"],
+    }
+    catalog.write_text(yaml.safe_dump({"sources": [source]}))
+    config = CurateConfig(files_per_shard=2)
+
+    first = run_curate_flow(catalog, tmp_path / "work", config)
+    assert len(first.outcomes) == 5 * 2 and not any(o.skipped for o in first.outcomes)
+    rows = run_query(
+        tmp_path / "work",
+        "SELECT recording_id, lang, text FROM segments "
+        "WHERE drop_reason IS NULL ORDER BY recording_id",
+    )
+    assert rows["lang"].to_pylist() == ["en", "it"]
+    assert all(len(t.split()) > 5 for t in rows["text"].to_pylist())
+
+    second = run_curate_flow(catalog, tmp_path / "work", config)
+    assert all(o.skipped for o in second.outcomes)
