@@ -124,6 +124,7 @@ def print_summary(result: CurationResult) -> None:
     for reason, count in summary.quarantined.items():
         table.add_row(f"  quarantined: {reason}", str(count))
     table.add_row("  exact duplicates", str(summary.duplicates))
+    table.add_row("  no speech found", str(summary.without_speech))
     table.add_row("segments", str(summary.segments))
     table.add_row("segments kept", str(summary.segments_kept))
     table.add_row("hours kept", f"{summary.hours_kept:.3f}")

@@ -97,10 +97,6 @@ class StageRunner:
         blob = json.dumps(identity, sort_keys=True, default=str).encode()
         return hashlib.sha256(blob).hexdigest()
 
-    def is_complete(self, stage: Stage, shard_id: str) -> bool:
-        done = read_fingerprint(self.workdir, stage.name, shard_id)
-        return done is not None and done == self.fingerprint(stage, shard_id)
-
     def run(self, stage: Stage, shard_id: str) -> ShardOutcome:
         """Run `stage` on `shard_id` unless an identical run already completed."""
         fingerprint = self.fingerprint(stage, shard_id)

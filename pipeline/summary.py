@@ -14,6 +14,7 @@ class RunSummary:
     hours_in: float
     quarantined: dict[str, int]  # reason -> recordings
     duplicates: int
+    without_speech: int  # usable recordings in which the VAD found no speech
     segments: int
     segments_kept: int
     hours_kept: float
@@ -32,6 +33,11 @@ def summarize(workdir: Path) -> RunSummary:
                 "WHERE quarantine_reason IS NOT NULL GROUP BY reason ORDER BY reason"
             ).fetchall()
         )
+        (without_speech,) = con.execute(
+            "SELECT count(*) FROM recordings r WHERE quarantine_reason IS NULL "
+            "AND duplicate_of IS NULL AND NOT EXISTS "
+            "(SELECT 1 FROM segments s WHERE s.recording_id = r.recording_id)"
+        ).fetchone()
         segments, kept, hours_kept = con.execute(
             "SELECT count(*), count(*) FILTER (drop_reason IS NULL), "
             "coalesce(sum(duration) FILTER (drop_reason IS NULL), 0) / 3600 FROM segments"
@@ -44,5 +50,13 @@ def summarize(workdir: Path) -> RunSummary:
             ).fetchall()
         }
     return RunSummary(
-        recordings, hours_in, quarantined, duplicates, segments, kept, hours_kept, dropped
+        recordings,
+        hours_in,
+        quarantined,
+        duplicates,
+        without_speech,
+        segments,
+        kept,
+        hours_kept,
+        dropped,
     )

@@ -11,6 +11,7 @@ import soundfile
 from datasets import Audio, load_dataset
 
 from pipeline.sql import run_query
+from pipeline.summary import summarize
 
 
 def sql(workdir, query):
@@ -114,3 +115,12 @@ def test_dataset_shards_load_with_hugging_face_datasets(curated):
     audio, rate = soundfile.read(io.BytesIO(row["audio"]["bytes"]))
     assert rate == 16000
     assert abs(len(audio) / rate - row["duration"]) < 0.01
+
+
+def test_summary_accounts_for_every_recording(curated):
+    workdir, _ = curated
+    summary = summarize(workdir)
+    assert summary.recordings == 13
+    assert summary.quarantined == {"truncated": 1, "unreadable": 1}
+    assert (summary.duplicates, summary.without_speech) == (1, 1)  # the copy; the silent file
+    assert 0 < summary.hours_kept < summary.hours_in
