@@ -10,10 +10,10 @@ import os
 from pathlib import Path
 
 import pytest
-from pipeline.demo_corpus import build_demo_corpus
 
 from pipeline.config import CurateConfig
 from pipeline.curate import ThreadExecutor, curate
+from pipeline.demo_corpus import build_demo_corpus
 
 os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
 
