@@ -201,13 +201,17 @@ def demo_command(
     console.print("building the demo corpus with espeak-ng…")
     catalog = build_demo_corpus(workdir / "corpus")
     run_curation(catalog, workdir, None, engine)
+    program = sys.argv[0] if Path(sys.argv[0]).name == "vaglio" else "vaglio"
     console.print(
-        f"\nresults: {workdir}/dataset/data/*.parquet (audio + text), manifests in {workdir}/shard/"
+        f"\nresults: {workdir}/dataset/data/*.parquet (audio + text), "
+        f"manifests in {workdir}/shard/",
+        soft_wrap=True,
     )
     console.print(
-        'try:\n  vaglio sql "SELECT lang, count(*) AS segments, '
+        f'try:\n  {program} sql "SELECT lang, count(*) AS segments, '
         "round(sum(duration)/60, 1) AS minutes FROM segments "
-        f'WHERE drop_reason IS NULL GROUP BY lang" --workdir {workdir}'
+        f'WHERE drop_reason IS NULL GROUP BY lang" --workdir {workdir}',
+        soft_wrap=True,
     )
 
 
