@@ -8,7 +8,6 @@ run in order; the first that fires names the row's `drop_reason`.
 from __future__ import annotations
 
 import re
-from collections import Counter
 from dataclasses import dataclass
 
 _WORD = re.compile(r"\w+(?:['’]\w+)*")
@@ -18,7 +17,7 @@ _WORD = re.compile(r"\w+(?:['’]\w+)*")
 class HallucinationConfig:
     max_unique_word_share: float = 0.4  # drop when unique/total words is at or below this...
     min_words_for_share: int = 8  # ...for texts of at least this many words
-    max_ngram_repeats: int = 3  # drop when one 3-gram occurs this many times
+    max_loop_repeats: int = 3  # drop when a phrase of 2-6 words repeats back to back this often
     max_word_chars: int = 25
     max_word_ratio: float = 3.0  # longest word vs the next longest...
     min_chars_for_ratio: int = 15  # ...when the longest has at least this many characters
@@ -32,13 +31,28 @@ def words(text: str) -> list[str]:
     return _WORD.findall(text.lower())
 
 
+def _longest_loop(tokens: list[str], max_n: int = 6) -> int:
+    """Most back-to-back repetitions of any 2..max_n word phrase ("a b a b a b" -> 3).
+
+    Natural speech repeats phrases across a 30 s chunk ("one of the"), but a decoder loop
+    repeats them back to back.
+    """
+    best = 1
+    for n in range(2, max_n + 1):
+        for start in range(len(tokens) - 2 * n + 1):
+            count = 1
+            while tokens[start + count * n : start + (count + 1) * n] == tokens[start : start + n]:
+                count += 1
+            best = max(best, count)
+    return best
+
+
 def repeated_ngrams(tokens: list[str], config: HallucinationConfig) -> str | None:
     if len(tokens) >= config.min_words_for_share:
         share = len(set(tokens)) / len(tokens)
         if share <= config.max_unique_word_share:
             return "repeated_words"
-    trigrams = Counter(zip(tokens, tokens[1:], tokens[2:]))
-    if trigrams and max(trigrams.values()) >= config.max_ngram_repeats:
+    if _longest_loop(tokens) >= config.max_loop_repeats:
         return "repeated_ngrams"
     return None
 

@@ -13,7 +13,8 @@ RULES = HallucinationConfig()
         ("", 3.0, "empty_text"),
         (" ... ", 3.0, "empty_text"),
         ("the the the the the the the the the the", 5.0, "repeated_words"),
-        ("I think that I think that I think that we should go", 6.0, "repeated_ngrams"),
+        ("so I think that I think that I think that we should go", 6.0, "repeated_ngrams"),
+        ("one of the best and one of the worst, one of the oldest too", 6.0, None),
         ("this is aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa test", 3.0, "long_word"),
         ("a sentence with one incomprehensibilities word", 4.0, None),
         (
