@@ -13,13 +13,13 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from manifests.schemas import DATASET_AUDIO, MANIFEST, with_versions
-from pipeline.audio import SAMPLE_RATE, from_flac, to_flac
+from pipeline.audio import SAMPLE_RATE, to_flac
 from pipeline.runner import atomic_write_table
+from pipeline.segment_audio import segment_samples
 from pipeline.stage import ShardContext, Stage
 
 DATASET_DIR = Path("dataset") / "data"
@@ -51,7 +51,7 @@ class Shard(Stage):
     def run(self, context: ShardContext) -> pa.Table:
         segments = context.read("filter")
         kept = segments.filter(pc.is_null(segments["drop_reason"]))
-        audio = self._segment_audio(context, kept)
+        audio = [to_flac(samples) for samples in segment_samples(context, kept)]
         shard_of: dict[str, str] = {}
         written = []
         for number, rows in enumerate(self._split_by_size([len(a) for a in audio])):
@@ -92,21 +92,3 @@ class Shard(Stage):
             [pa.array(blobs, pa.binary()), pa.array(paths, pa.string())], fields=list(DATASET_AUDIO)
         )
         return pa.table([audio, *(part[n] for n in schema.names[1:])], schema=schema)
-
-    def _segment_audio(self, context: ShardContext, kept: pa.Table) -> list[bytes]:
-        needed = set(kept["recording_id"].to_pylist())
-        recordings = context.read("standardise", ["recording_id", "audio"])
-        decoded: dict[str, np.ndarray] = {}
-        for rid, data in zip(
-            recordings["recording_id"].to_pylist(), recordings["audio"].to_pylist()
-        ):
-            if rid in needed:
-                decoded[rid] = from_flac(data)
-        return [
-            to_flac(decoded[rid][round(o * SAMPLE_RATE) : round((o + d) * SAMPLE_RATE)])
-            for rid, o, d in zip(
-                kept["recording_id"].to_pylist(),
-                kept["offset"].to_pylist(),
-                kept["duration"].to_pylist(),
-            )
-        ]

@@ -16,7 +16,7 @@ import pyarrow as pa
 
 from manifests.schemas import TRANSCRIBED, with_versions
 from pipeline.asr import AsrBackend, load_backend
-from pipeline.audio import SAMPLE_RATE, from_flac
+from pipeline.segment_audio import segment_samples
 from pipeline.stage import ShardContext, Stage
 
 
@@ -64,7 +64,7 @@ class Transcribe(Stage):
 
     def run(self, context: ShardContext) -> pa.Table:
         segments = context.read("segment")
-        chunks = self._chunk_audio(context, segments)
+        chunks = segment_samples(context, segments)
         recording_ids = segments["recording_id"].to_pylist()
         languages = self._recording_languages(recording_ids, chunks)
         forced = [languages[r][0] for r in recording_ids]
@@ -78,26 +78,6 @@ class Transcribe(Stage):
         }
         table = pa.table([*segments.columns, *added.values()], schema=TRANSCRIBED)
         return with_versions(table, self.name, self.version_tag)
-
-    @staticmethod
-    def _chunk_audio(context: ShardContext, segments: pa.Table) -> list[np.ndarray]:
-        needed = set(segments["recording_id"].to_pylist())
-        recordings = context.read("standardise", ["recording_id", "audio"])
-        audio = {
-            rid: from_flac(data)
-            for rid, data in zip(
-                recordings["recording_id"].to_pylist(), recordings["audio"].to_pylist()
-            )
-            if rid in needed
-        }
-        return [
-            audio[rid][round(offset * SAMPLE_RATE) : round((offset + duration) * SAMPLE_RATE)]
-            for rid, offset, duration in zip(
-                segments["recording_id"].to_pylist(),
-                segments["offset"].to_pylist(),
-                segments["duration"].to_pylist(),
-            )
-        ]
 
     def _recording_languages(
         self, recording_ids: list[str], chunks: list[np.ndarray]
