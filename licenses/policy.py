@@ -29,6 +29,7 @@ _FIXED = {
     "cczero": "CC0-1.0",
     "publicdomain": "LicenseRef-PublicDomain",
     "publicdomainmark": "LicenseRef-PublicDomain",
+    "pdm": "LicenseRef-PublicDomain",
     "pd": "LicenseRef-PublicDomain",
     "pddl": "PDDL-1.0",
     "odcby": "ODC-By-1.0",
