@@ -13,6 +13,7 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -94,7 +95,7 @@ def run_curation(
         with Progress(*columns, console=console) as progress:
             result = orchestrate(catalog, workdir, config, RichStageProgress(progress))
     except (CatalogError, ConfigError) as error:
-        console.print(f"[red]error:[/red] {error}")
+        console.print(f"[red]error:[/red] {escape(str(error))}")
         raise typer.Exit(2) from None
     print_summary(result)
     return result
@@ -166,10 +167,10 @@ def sql_command(
     try:
         result = run_query(workdir, query)
     except ReadOnlyError as error:
-        console.print(f"[red]error:[/red] {error}")
+        console.print(f"[red]error:[/red] {escape(str(error))}")
         raise typer.Exit(2) from None
     except Exception as error:  # DuckDB's parser and binder errors are the user's to read
-        console.print(f"[red]SQL error:[/red] {error}")
+        console.print(f"[red]SQL error:[/red] {escape(str(error))}")
         raise typer.Exit(2) from None
     rows = result.to_pylist()
     if output is OutputFormat.json:
