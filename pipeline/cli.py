@@ -112,7 +112,7 @@ def print_summary(result: CurationResult) -> None:
         else:
             console.print(
                 f"[red]✗[/red] {plan.source.name}: refused, licence "
-                f"{verdict.text!r}: {verdict.reason}"
+                f"{escape(repr(verdict.text))}: {escape(verdict.reason)}"
             )
     summary = summarize(result.workdir)
     ran = sum(not o.skipped for o in result.outcomes)
