@@ -28,8 +28,8 @@ class VadConfig:
     min_speech_s: float = 0.25
     min_silence_s: float = 0.1
     speech_pad_s: float = 0.03
-    piece_s: float = 30.0
-    warmup_s: float = 1.0
+    piece_s: float = 6.0
+    warmup_s: float = 0.5
     batch_size: int = 256
 
 

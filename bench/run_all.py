@@ -1,0 +1,19 @@
+"""Every benchmark in one run, each printing JSON lines (`make bench`)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+BENCHMARKS = ("segment_vs_silero", "pipeline_speed_memory")
+
+
+def main() -> None:
+    root = Path(__file__).resolve().parent.parent
+    for name in BENCHMARKS:
+        subprocess.run([sys.executable, "-m", f"bench.{name}"], cwd=root, check=True)
+
+
+if __name__ == "__main__":
+    main()
