@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shlex
@@ -15,10 +16,8 @@ CORES = os.cpu_count() or 1
 def command_line() -> str:
     """How to run the benchmark again, as it was run now."""
     script = Path(sys.argv[0]).resolve()
-    try:
+    with contextlib.suppress(ValueError):
         script = script.relative_to(Path.cwd())
-    except ValueError:
-        pass
     return shlex.join(["python", str(script), *sys.argv[1:]])
 
 

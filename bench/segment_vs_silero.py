@@ -78,7 +78,7 @@ def main() -> None:
     workdir, shard_ids = standardised_workdir(args.scale, args.files_per_shard)
     config = SegmentConfig()
     stage = Segment(config)  # one ONNX thread
-    stage.vad  # load the model before timing
+    stage.vad.probabilities([])  # load the model before timing
 
     started = time.perf_counter()
     for shard_id in shard_ids:

@@ -51,6 +51,12 @@ DUPLICATES = pa.schema(
 )
 """Recordings whose decoded audio equals an earlier recording's (by sha256)."""
 
+SPAN = pa.struct([pa.field("start", pa.float64()), pa.field("end", pa.float64())])
+"""A time span in seconds from the start of the recording."""
+
+TIMED_TEXT = pa.struct([*SPAN, pa.field("text", pa.string())])
+"""A stretch of transcript with its span: a phrase (Whisper segment) or a word."""
+
 SEGMENTS = pa.schema(
     [
         pa.field("segment_id", pa.string(), nullable=False),
@@ -60,25 +66,51 @@ SEGMENTS = pa.schema(
         pa.field("offset", pa.float64(), nullable=False),
         pa.field("duration", pa.float64(), nullable=False),
         pa.field("speech_duration", pa.float64()),  # VAD speech inside the chunk
+        pa.field("speech_regions", pa.list_(SPAN)),  # VAD speech inside the chunk
         pa.field("versions", VERSIONS),
     ]
 )
-"""Chunks of at most `max_chunk_s` cut at pauses: the unit of ASR."""
+"""Chunks of at most `max_chunk_s` cut at pauses: the unit of the first ASR pass."""
 
-TRANSCRIBED = pa.schema(
+PASS1 = pa.schema(
     [
         *SEGMENTS,
         pa.field("lang", pa.string()),  # audio language of the recording (Whisper LID)
         pa.field("lang_prob", pa.float32()),
-        pa.field("text", pa.string()),
+        pa.field("gate_reason", pa.string()),  # why the recording fails the language gate
+        pa.field("text", pa.string()),  # null when the recording failed the gate
         pa.field("avg_logprob", pa.float32()),
         pa.field("no_speech_prob", pa.float32()),
+        pa.field("phrases", pa.list_(TIMED_TEXT)),
+        pa.field("words", pa.list_(TIMED_TEXT)),  # empty where the backend cannot align words
     ]
 )
+"""Pass 1: language per recording, and a timed first transcript of every chunk."""
+
+UTTERANCES = pa.schema(
+    [
+        pa.field("segment_id", pa.string(), nullable=False),
+        pa.field("recording_id", pa.string(), nullable=False),
+        *PROVENANCE_FIELDS,
+        pa.field("declared_languages", pa.list_(pa.string())),
+        pa.field("offset", pa.float64(), nullable=False),
+        pa.field("duration", pa.float64(), nullable=False),
+        pa.field("lang", pa.string()),
+        pa.field("lang_prob", pa.float32()),
+        pa.field("gate_reason", pa.string()),
+        pa.field("text_pass1", pa.string()),  # the pass-1 phrases inside the utterance
+        pa.field("text", pa.string()),  # pass 2: the utterance decoded on its own
+        pa.field("avg_logprob", pa.float32()),
+        pa.field("no_speech_prob", pa.float32()),
+        pa.field("pass_wer", pa.float32()),  # word error rate of pass 1 against pass 2
+        pa.field("versions", VERSIONS),
+    ]
+)
+"""Pass 2: utterances cut at sentence ends and pauses, each transcribed again on its own."""
 
 FILTERED = pa.schema(
     [
-        *TRANSCRIBED,
+        *UTTERANCES,
         pa.field("text_lang", pa.string()),
         pa.field("text_lang_prob", pa.float32()),
         pa.field("drop_reason", pa.string()),  # null when kept

@@ -29,6 +29,8 @@ SEGMENT_COLUMNS = (
     "attribution",
     "drop_reason",
     "shard",
+    "text_pass1",
+    "pass_wer",
 )
 
 

@@ -144,7 +144,8 @@ def curate_command(
     """Curate every source of a catalog whose licence is open.
 
     Stages: standardise (16 kHz mono, checksums, quarantine), segment (Silero VAD),
-    transcribe (Whisper), filter (hallucinations, language), shard (Parquet with audio).
+    pass1 (language gate, timed transcript), pass2 (utterances re-transcribed on their own),
+    filter (hallucinations, language, pass disagreement), shard (Parquet with audio).
     Refused sources are listed with the reason. Re-running on the same workdir skips
     completed shards; a changed config re-runs only the stages it affects.
     """

@@ -5,7 +5,9 @@ the reference values, e.g.
 
     files_per_shard: 4
     segment: {max_chunk_s: 30, vad: {threshold: 0.5}}
-    transcribe: {model: whisper-base, batch_size: 8}
+    pass1: {asr: {model: whisper-base, batch_size: 8}, min_lang_prob: 0.7}
+    pass2: {asr: {backend: nemo, model: nvidia/parakeet-tdt-0.6b-v2}, utterances: {max_s: 40}}
+    filter: {max_pass_wer: 0.5}
 """
 
 from __future__ import annotations
@@ -19,10 +21,11 @@ from pathlib import Path
 import yaml
 
 from pipeline.stages.filter import FilterConfig
+from pipeline.stages.pass1 import Pass1Config
+from pipeline.stages.pass2 import Pass2Config
 from pipeline.stages.segment import SegmentConfig
 from pipeline.stages.shard import ShardConfig
 from pipeline.stages.standardise import StandardiseConfig
-from pipeline.stages.transcribe import TranscribeConfig
 
 
 class ConfigError(ValueError):
@@ -35,7 +38,8 @@ class CurateConfig:
     workers: int = 2  # shards of CPU stages processed at once
     standardise: StandardiseConfig = field(default_factory=StandardiseConfig)
     segment: SegmentConfig = field(default_factory=SegmentConfig)
-    transcribe: TranscribeConfig = field(default_factory=TranscribeConfig)
+    pass1: Pass1Config = field(default_factory=Pass1Config)
+    pass2: Pass2Config = field(default_factory=Pass2Config)
     filter: FilterConfig = field(default_factory=FilterConfig)
     shard: ShardConfig = field(default_factory=ShardConfig)
 

@@ -22,10 +22,11 @@ from pipeline.plan import SourcePlan, plan_sources
 from pipeline.runner import ShardOutcome, StageRunner, atomic_write_text
 from pipeline.stage import Stage
 from pipeline.stages.filter import Filter
+from pipeline.stages.pass1 import Pass1
+from pipeline.stages.pass2 import Pass2
 from pipeline.stages.segment import Segment
 from pipeline.stages.shard import Shard
 from pipeline.stages.standardise import Standardise
-from pipeline.stages.transcribe import Transcribe
 
 
 class ShardExecutor(Protocol):
@@ -67,7 +68,8 @@ def build_stages(config: CurateConfig) -> list[Stage]:
     return [
         Standardise(config.standardise),
         Segment(config.segment),
-        Transcribe(config.transcribe),
+        Pass1(config.pass1),
+        Pass2(config.pass2),
         Filter(config.filter),
         Shard(config.shard),
     ]

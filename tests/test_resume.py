@@ -31,18 +31,18 @@ def test_sigkill_mid_run_then_rerun_equals_an_uninterrupted_run(curated, demo_ca
         command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
     )
     deadline = time.monotonic() + 300
-    while not markers(workdir, "transcribe") and time.monotonic() < deadline:
+    while not markers(workdir, "pass2") and time.monotonic() < deadline:
         assert process.poll() is None, "curate ended before it could be interrupted"
         time.sleep(0.2)
     os.killpg(process.pid, signal.SIGKILL)
     process.wait()
     shards = json.loads((workdir / "shards.json").read_text())
-    done_before = markers(workdir, "transcribe")
+    done_before = markers(workdir, "pass2")
     assert 0 < len(done_before) < len(shards), "the kill should land mid-stage"
 
     subprocess.run(command, check=True, capture_output=True, timeout=900)
 
-    after = markers(workdir, "transcribe")
+    after = markers(workdir, "pass2")
     assert {k: after[k] for k in done_before} == done_before, "finished shards were redone"
     assert len(after) == len(shards)
     assert run_query(workdir, MANIFEST).equals(run_query(reference_workdir, MANIFEST))

@@ -1,17 +1,47 @@
 """Whisper through faster-whisper (CTranslate2): int8 on the CPU, float16 on a GPU.
 
-Chunks from many recordings go through the encoder and decoder together, each with its own
-language token in the prompt, so a batch never waits for one file.
+Pieces of audio from many recordings go through the encoder and decoder together, each with
+its own language token in the prompt, so a batch never waits for one file. While CTranslate2
+decodes one batch (it releases the GIL), a helper thread computes the next batch's features.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+
 import numpy as np
 
-from pipeline.asr.base import Hypothesis
+from pipeline.asr.base import Hypothesis, TimedText
 from pipeline.asr.offline_models import resolve_whisper_model
 
 CHUNK_FRAMES = 3000  # 30 s of 10 ms mel frames: Whisper's fixed input
+TIMESTAMP_STEP_S = 0.02  # one timestamp token per 20 ms
+
+
+def timed_phrases(
+    tokens: list[int], timestamp_begin: int, decode: Callable[[list[int]], str], duration: float
+) -> tuple[TimedText, ...]:
+    """Whisper's `<|t0|> text <|t1|>` pairs as phrases; an unclosed last one ends at `duration`.
+
+    Tokens below `timestamp_begin` are text (special tokens are already removed).
+    """
+    phrases: list[TimedText] = []
+    opened: float | None = None
+    text: list[int] = []
+    for token in tokens:
+        if token < timestamp_begin:
+            text.append(token)
+            continue
+        time = (token - timestamp_begin) * TIMESTAMP_STEP_S
+        if opened is not None and text:
+            phrases.append(TimedText(opened, time, decode(text).strip()))
+            text, opened = [], None
+        else:
+            opened = time
+    if text:
+        phrases.append(TimedText(opened or 0.0, max(duration, opened or 0.0), decode(text).strip()))
+    return tuple(p for p in phrases if p.text)
 
 
 class FasterWhisperBackend:
@@ -43,40 +73,61 @@ class FasterWhisperBackend:
         )
         self.batch_size = batch_size
         self.beam_size = beam_size
+        self._feature_thread = ThreadPoolExecutor(1, thread_name_prefix="whisper-features")
 
-    def _encode(self, audios: list[np.ndarray]):
+    def _features(self, audios: list[np.ndarray]) -> np.ndarray:
         from faster_whisper.audio import pad_or_trim
 
-        features = [pad_or_trim(self.model.feature_extractor(a), CHUNK_FRAMES) for a in audios]
-        return self.model.encode(np.stack(features))
+        return np.stack(
+            [pad_or_trim(self.model.feature_extractor(a), CHUNK_FRAMES) for a in audios]
+        )
+
+    def _prefetched(self, audios: list[np.ndarray], batches: list[list[int]]) -> Iterator:
+        """Features of each batch, the next one computed while the caller decodes this one."""
+        pending = None
+        for number, batch in enumerate(batches):
+            if pending is None:
+                pending = self._feature_thread.submit(self._features, [audios[i] for i in batch])
+            features = pending.result()
+            if number + 1 < len(batches):
+                upcoming = [audios[i] for i in batches[number + 1]]
+                pending = self._feature_thread.submit(self._features, upcoming)
+            yield features
+
+    def _batches(self, audios: list[np.ndarray]) -> list[list[int]]:
+        """Indices in batches of similar lengths: fewer padded decoding steps in each."""
+        order = sorted(range(len(audios)), key=lambda i: len(audios[i]))
+        return [order[s : s + self.batch_size] for s in range(0, len(order), self.batch_size)]
 
     def language_probabilities(self, windows: list[np.ndarray]) -> list[dict[str, float]]:
-        results: list[dict[str, float]] = []
-        for start in range(0, len(windows), self.batch_size):
-            encoded = self._encode(windows[start : start + self.batch_size])
-            for ranking in self.model.model.detect_language(encoded):
-                results.append({token[2:-2]: prob for token, prob in ranking})
-        return results
+        batches = self._batches(windows)
+        results: dict[int, dict[str, float]] = {}
+        for batch, features in zip(batches, self._prefetched(windows, batches)):
+            rankings = self.model.model.detect_language(self.model.encode(features))
+            for index, ranking in zip(batch, rankings):
+                results[index] = {token[2:-2]: prob for token, prob in ranking}
+        return [results[i] for i in range(len(windows))]
 
-    def _prompt(self, language: str) -> list[int]:
+    def _prompt(self, language: str, timestamps: bool) -> list[int]:
         tokenizer = self.tokenizer
         language_token = tokenizer.tokenizer.token_to_id(f"<|{language}|>")
         if language_token is None:
             raise ValueError(f"Whisper does not know the language {language!r}")
-        return [tokenizer.sot, language_token, tokenizer.transcribe, tokenizer.no_timestamps]
+        prompt = [tokenizer.sot, language_token, tokenizer.transcribe]
+        return prompt if timestamps else [*prompt, tokenizer.no_timestamps]
 
-    def transcribe(self, audios: list[np.ndarray], languages: list[str]) -> list[Hypothesis]:
+    def transcribe(
+        self, audios: list[np.ndarray], languages: list[str], *, timestamps: bool = False
+    ) -> list[Hypothesis]:
         from faster_whisper.transcribe import get_suppressed_tokens
 
         suppressed = get_suppressed_tokens(self.tokenizer, [-1])
-        # Similar lengths decode together: fewer padded steps in each batch.
-        order = sorted(range(len(audios)), key=lambda i: len(audios[i]))
+        batches = self._batches(audios)
         hypotheses: dict[int, Hypothesis] = {}
-        for start in range(0, len(order), self.batch_size):
-            batch = order[start : start + self.batch_size]
+        for batch, features in zip(batches, self._prefetched(audios, batches)):
             results = self.model.model.generate(
-                self._encode([audios[i] for i in batch]),
-                [self._prompt(languages[i]) for i in batch],
+                self.model.encode(features),
+                [self._prompt(languages[i], timestamps) for i in batch],
                 beam_size=self.beam_size,
                 max_length=self.model.max_length,
                 suppress_blank=True,
@@ -85,11 +136,27 @@ class FasterWhisperBackend:
                 return_no_speech_prob=True,
             )
             for index, result in zip(batch, results):
-                tokens = [t for t in result.sequences_ids[0] if t < self.tokenizer.eot]
-                length = len(result.sequences_ids[0])
-                hypotheses[index] = Hypothesis(
-                    text=self.tokenizer.decode(tokens).strip(),
-                    avg_logprob=float(result.scores[0] * length / (length + 1)),
-                    no_speech_prob=float(result.no_speech_prob),
-                )
+                duration = len(audios[index]) / self.model.feature_extractor.sampling_rate
+                hypotheses[index] = self._hypothesis(result, timestamps, duration)
         return [hypotheses[i] for i in range(len(audios))]
+
+    def _hypothesis(self, result, timestamps: bool, duration: float) -> Hypothesis:
+        tokenizer = self.tokenizer
+        sequence = [
+            t
+            for t in result.sequences_ids[0]
+            if t < tokenizer.eot or t >= tokenizer.timestamp_begin
+        ]
+        text_tokens = [t for t in sequence if t < tokenizer.eot]
+        length = len(result.sequences_ids[0])
+        phrases = (
+            timed_phrases(sequence, tokenizer.timestamp_begin, tokenizer.decode, duration)
+            if timestamps
+            else ()
+        )
+        return Hypothesis(
+            text=tokenizer.decode(text_tokens).strip(),
+            avg_logprob=float(result.scores[0] * length / (length + 1)),
+            no_speech_prob=float(result.no_speech_prob),
+            segments=phrases,
+        )

@@ -22,9 +22,18 @@ class SegmentConfig:
     merge_gap_s: float = 3.0  # a longer pause always starts a new chunk
 
 
+def regions_within(regions: list[tuple[float, float]], start: float, end: float) -> list[dict]:
+    """The speech regions of a recording that fall inside one chunk, clipped to it."""
+    return [
+        {"start": round(max(a, start), 3), "end": round(min(b, end), 3)}
+        for a, b in regions
+        if a < end and b > start
+    ]
+
+
 class Segment(Stage):
     name = "segment"
-    version = "1"
+    version = "2"
     inputs = ("standardise",)
 
     @cached_property
@@ -49,7 +58,7 @@ class Segment(Stage):
         recordings = recordings.filter(usable)
         audios = [from_flac(b) for b in recordings["audio"].to_pylist()]
         probabilities = self.vad.probabilities(audios) if audios else []
-        take, offsets, durations, speech, ids = [], [], [], [], []
+        take, offsets, durations, speech, spans, ids = [], [], [], [], [], []
         for row, (audio, probs) in enumerate(zip(audios, probabilities)):
             regions = speech_regions(probs, self.config.vad, len(audio))
             chunks = chunk_regions(regions, self.config.max_chunk_s, self.config.merge_gap_s)
@@ -59,6 +68,7 @@ class Segment(Stage):
                 offsets.append(round(start, 3))
                 durations.append(round(end - start, 3))
                 speech.append(round(speech_s, 3))
+                spans.append(regions_within(regions, start, end))
                 ids.append(f"{recording_id}#{index:04d}")
         rows = recordings.take(pa.array(take, pa.int64()))
         columns = {name: rows[name] for name in SEGMENTS.names if name in rows.column_names}
@@ -67,6 +77,7 @@ class Segment(Stage):
             "offset": pa.array(offsets, pa.float64()),
             "duration": pa.array(durations, pa.float64()),
             "speech_duration": pa.array(speech, pa.float64()),
+            "speech_regions": pa.array(spans, SEGMENTS.field("speech_regions").type),
         }
         table = pa.table([columns[n] for n in SEGMENTS.names], schema=SEGMENTS)
         return with_versions(table, self.name, self.version_tag)

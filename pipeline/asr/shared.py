@@ -1,0 +1,42 @@
+"""One loaded ASR model per process, shared by every stage that asks for the same settings.
+
+Pass 1 and pass 2 usually run the same Whisper model; loading it once per worker keeps memory
+flat and saves the load time of every shard after the first.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import threading
+from dataclasses import dataclass
+
+from pipeline.asr import AsrBackend, load_backend
+
+
+@dataclass(frozen=True)
+class AsrModelConfig:
+    backend: str = "faster-whisper"  # or vllm, nemo
+    model: str = "whisper-base"  # the offline copy; or a local path, or a hub id
+    device: str = "cpu"
+    compute_type: str = "int8"
+    cpu_threads: int = 0  # 0: every core
+    batch_size: int = 8
+    beam_size: int = 5
+
+    @property
+    def tag(self) -> str:
+        """What a row's `versions` map records about the model."""
+        return f"{self.backend}:{self.model}"
+
+
+_loaded: dict[AsrModelConfig, AsrBackend] = {}
+_lock = threading.Lock()
+
+
+def loaded_backend(config: AsrModelConfig) -> AsrBackend:
+    """The backend for `config`, loaded on first use and kept for the life of the process."""
+    with _lock:
+        if config not in _loaded:
+            options = dataclasses.asdict(config)
+            _loaded[config] = load_backend(options.pop("backend"), **options)
+        return _loaded[config]

@@ -1,0 +1,127 @@
+"""Pass 1: the language gate, then a timed first transcript of every chunk.
+
+The language of a recording is Whisper's language probabilities averaged over up to
+`lid_windows` chunks spread through it (not only the first). A recording whose language is
+not one its source declares, or is less certain than `min_lang_prob`, fails the gate: its
+chunks are kept as rows with the reason and are not transcribed. The others are decoded
+chunk by chunk with the language forced, with phrase timestamps for pass 2 to cut at.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+
+import numpy as np
+import pyarrow as pa
+
+from manifests.schemas import PASS1, TIMED_TEXT, with_versions
+from pipeline.asr.base import Hypothesis
+from pipeline.asr.shared import AsrModelConfig, loaded_backend
+from pipeline.segment_audio import segment_samples
+from pipeline.stage import ShardContext, Stage
+
+LANG_UNDECLARED = "audio_lang_undeclared"
+LANG_UNCERTAIN = "audio_lang_uncertain"
+
+
+@dataclass(frozen=True)
+class Pass1Config:
+    asr: AsrModelConfig = field(default_factory=AsrModelConfig)
+    lid: AsrModelConfig = field(default_factory=AsrModelConfig)  # a Whisper model
+    lid_windows: int = 3
+    min_lang_prob: float = 0.7
+
+
+def spread(items: list, count: int) -> list:
+    """Up to `count` items evenly spaced from first to last."""
+    if len(items) <= count:
+        return items
+    return [items[round(i)] for i in np.linspace(0, len(items) - 1, count)]
+
+
+def gate_reason(lang: str, prob: float, declared: list[str], min_prob: float) -> str | None:
+    """Why a recording fails the language gate, or None when it passes."""
+    if declared and lang not in declared:
+        return LANG_UNDECLARED
+    if prob < min_prob:
+        return LANG_UNCERTAIN
+    return None
+
+
+def _timed(items, offset: float) -> list[dict]:
+    """Backend times (from the chunk's start) as recording times, in the row layout."""
+    return [
+        {"start": round(offset + t.start, 3), "end": round(offset + t.end, 3), "text": t.text}
+        for t in items
+    ]
+
+
+class Pass1(Stage):
+    name = "pass1"
+    version = "1"
+    inputs = ("segment", "standardise")
+    max_parallel_shards = 1
+
+    @property
+    def version_tag(self) -> str:
+        return f"{self.version}:{self.config.asr.tag}:lid={self.config.lid.tag}"
+
+    def run(self, context: ShardContext) -> pa.Table:
+        segments = context.read("segment")
+        chunks = segment_samples(context, segments)
+        recording_ids = segments["recording_id"].to_pylist()
+        languages = self._recording_languages(recording_ids, chunks)
+        declared = segments["declared_languages"].to_pylist()
+        reasons = [
+            gate_reason(*languages[r], d or [], self.config.min_lang_prob)
+            for r, d in zip(recording_ids, declared)
+        ]
+        passed = [i for i, reason in enumerate(reasons) if reason is None]
+        hypotheses: list[Hypothesis | None] = [None] * len(chunks)
+        if passed:
+            decoded = loaded_backend(self.config.asr).transcribe(
+                [chunks[i] for i in passed],
+                [languages[recording_ids[i]][0] for i in passed],
+                timestamps=True,
+            )
+            for i, hypothesis in zip(passed, decoded):
+                hypotheses[i] = hypothesis
+        offsets = segments["offset"].to_pylist()
+        timed = pa.list_(TIMED_TEXT)
+        added = {
+            "lang": pa.array([languages[r][0] for r in recording_ids], pa.string()),
+            "lang_prob": pa.array([languages[r][1] for r in recording_ids], pa.float32()),
+            "gate_reason": pa.array(reasons, pa.string()),
+            "text": pa.array([h and h.text for h in hypotheses], pa.string()),
+            "avg_logprob": pa.array([h and h.avg_logprob for h in hypotheses], pa.float32()),
+            "no_speech_prob": pa.array([h and h.no_speech_prob for h in hypotheses], pa.float32()),
+            "phrases": pa.array(
+                [_timed(h.segments, o) if h else [] for h, o in zip(hypotheses, offsets)], timed
+            ),
+            "words": pa.array(
+                [_timed(h.words, o) if h else [] for h, o in zip(hypotheses, offsets)], timed
+            ),
+        }
+        table = pa.table([*segments.columns, *added.values()], schema=PASS1)
+        return with_versions(table, self.name, self.version_tag)
+
+    def _recording_languages(
+        self, recording_ids: list[str], chunks: list[np.ndarray]
+    ) -> dict[str, tuple[str, float]]:
+        by_recording: dict[str, list[int]] = defaultdict(list)
+        for index, rid in enumerate(recording_ids):
+            by_recording[rid].append(index)
+        windows = {rid: spread(rows, self.config.lid_windows) for rid, rows in by_recording.items()}
+        flat = [i for rows in windows.values() for i in rows]
+        backend = loaded_backend(self.config.lid)
+        probabilities = iter(backend.language_probabilities([chunks[i] for i in flat]))
+        languages = {}
+        for rid, rows in windows.items():
+            total: dict[str, float] = defaultdict(float)
+            for distribution in (next(probabilities) for _ in rows):
+                for lang, p in distribution.items():
+                    total[lang] += p / len(rows)
+            lang, prob = max(total.items(), key=lambda kv: kv[1])
+            languages[rid] = (lang, prob)
+        return languages
