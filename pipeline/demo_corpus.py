@@ -116,7 +116,15 @@ ITALIAN = (
     "Il gatto dorme sempre sul divano vicino alla finestra.",
 )
 
-_POOLS = {"en": ENGLISH, "it": ITALIAN}
+# Spoken in a source that declares only English and Italian: the language gate must drop it.
+GERMAN = (
+    "Der Zug nach Hamburg fährt heute von Gleis sieben ab.",
+    "Am Wochenende besuchen wir meine Großeltern auf dem Land.",
+    "Kannst du mir bitte das Salz und den Pfeffer geben?",
+    "Im Sommer schwimmen die Kinder jeden Tag im See.",
+)
+
+_POOLS = {"en": ENGLISH, "it": ITALIAN, "de": GERMAN}
 _RECORDINGS_PER_LANGUAGE = 4
 _SPEEDS = (140, 155, 170)
 _EDGE_S = 0.5
@@ -316,6 +324,8 @@ def _plan(scale: int) -> list[_Recording]:
     recordings.append(
         _Recording(OPEN_SOURCE, "truncated.wav", utterances, gaps, 155, keep_fraction=0.4)
     )
+    utterances, gaps = _script(rng, "de", len(GERMAN))
+    recordings.append(_Recording(OPEN_SOURCE, "de-01.wav", utterances, gaps, 150))
     for number in (1, 2):
         utterances, gaps = _script(rng, "en", rng.randint(2, 3))
         recordings.append(
@@ -339,6 +349,18 @@ def _render(
             break
     audio = compose(pieces, list(recording.gaps_s[: len(pieces) - 1]), edge_s=_EDGE_S)
     return audio, " ".join(u.text for u in recording.utterances[: len(pieces)])
+
+
+def melody(rng: random.Random, notes: int = 24, note_s: float = 0.4) -> np.ndarray:
+    """Music-like tones: a random tune of harmonic notes with soft attacks, no speech."""
+    t = np.arange(int(note_s * SAMPLE_RATE)) / SAMPLE_RATE
+    envelope = np.minimum(1.0, t / 0.02) * np.exp(-3.0 * t)
+    pieces = []
+    for _ in range(notes):
+        pitch = 220.0 * 2 ** (rng.choice((0, 2, 4, 5, 7, 9, 11, 12)) / 12)
+        tone = sum(np.sin(2 * np.pi * pitch * k * t) / k for k in (1, 2, 3))
+        pieces.append((0.2 * envelope * tone).astype(np.float32))
+    return compose(pieces, [0.05] * (notes - 1), edge_s=_EDGE_S)
 
 
 def _cut(path: Path, fraction: float) -> None:
@@ -380,6 +402,7 @@ def _populate(root: Path, scale: int) -> None:
 
     open_radio = root / OPEN_SOURCE
     write_audio(open_radio / "silence.wav", compose([np.zeros(10 * SAMPLE_RATE, np.float32)], []))
+    write_audio(open_radio / "tones.wav", melody(random.Random(SEED)))
     (open_radio / "corrupt.mp3").write_bytes(random.Random(SEED).randbytes(4096))
     lines = ["source\tfile\tlang\ttext", *("\t".join(row) for row in rows)]
     (root / REFERENCES_NAME).write_text("\n".join(lines) + "\n", encoding="utf-8")

@@ -1,0 +1,150 @@
+"""The two-pass logic around the model calls: timestamps, the language gate, utterance cuts,
+pass agreement and the filter's drop reasons."""
+
+from __future__ import annotations
+
+from itertools import pairwise
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from manifests.schemas import UTTERANCES
+from pipeline.asr.base import TimedText
+from pipeline.asr.faster_whisper_backend import timed_phrases
+from pipeline.stage import ShardContext
+from pipeline.stages.filter import Filter, FilterConfig
+from pipeline.stages.pass1 import LANG_UNCERTAIN, LANG_UNDECLARED, gate_reason, spread
+from pipeline.stages.pass2 import Pass2, Pass2Config, pass_disagreement
+from pipeline.utterances import UtteranceConfig, cut_utterances
+
+TS = 1000  # a made-up first timestamp token id
+
+
+def decode(tokens: list[int]) -> str:
+    return " ".join(f"w{t}" for t in tokens)
+
+
+def test_whisper_timestamp_tokens_become_phrases():
+    tokens = [TS + 0, 1, 2, TS + 120, TS + 120, 3, TS + 250, TS + 260, 4, 5]
+    phrases = timed_phrases(tokens, TS, decode, duration=7.0)
+    assert phrases == (
+        TimedText(0.0, 2.4, "w1 w2"),
+        TimedText(2.4, 5.0, "w3"),
+        TimedText(5.2, 7.0, "w4 w5"),  # unclosed: ends with the audio
+    )
+
+
+def test_timestamps_without_text_give_no_phrase():
+    assert timed_phrases([TS, TS + 50], TS, decode, duration=1.0) == ()
+
+
+@pytest.mark.parametrize(
+    ("lang", "prob", "declared", "expected"),
+    [
+        ("en", 0.95, ["en", "it"], None),
+        ("de", 0.95, ["en", "it"], LANG_UNDECLARED),
+        ("it", 0.50, ["en", "it"], LANG_UNCERTAIN),
+        ("fr", 0.90, [], None),  # nothing declared: only certainty counts
+    ],
+)
+def test_language_gate(lang, prob, declared, expected):
+    assert gate_reason(lang, prob, declared, min_prob=0.7) == expected
+
+
+def test_language_id_windows_are_spread_through_the_recording():
+    assert spread(list(range(10)), 3) == [0, 4, 9]
+    assert spread([1, 2], 3) == [1, 2]
+
+
+SPEECH = [(0.5, 3.0), (3.8, 6.0), (6.1, 9.0), (10.0, 12.0)]
+
+
+def test_utterances_end_at_sentence_ends_and_cuts_land_in_pauses():
+    phrases = [
+        TimedText(0.4, 3.4, "First sentence."),
+        TimedText(3.4, 9.4, "Second one, with a short breath inside."),
+        TimedText(9.4, 12.0, "Third."),
+    ]
+    cuts = cut_utterances(phrases, SPEECH, duration=12.5, config=UtteranceConfig(pad_s=0.1))
+    assert [u.text for u in cuts] == [p.text for p in phrases]
+    assert cuts[0].end == pytest.approx(3.1)  # in the pause 3.0-3.8, not at Whisper's 3.4
+    assert cuts[1].start == pytest.approx(3.7)
+    assert cuts[1].end == pytest.approx(9.1)  # the 0.1 s breath at 6.0 is not a cut
+    assert cuts[2].start == pytest.approx(9.9)
+    assert cuts[2].end == pytest.approx(12.1)
+
+
+def test_phrases_without_pause_or_full_stop_join_up_to_the_longest_utterance():
+    phrases = [TimedText(i * 4.0, i * 4.0 + 4.0, f"part {i}") for i in range(10)]
+    config = UtteranceConfig(max_s=12.0)
+    cuts = cut_utterances(phrases, [(0.0, 40.0)], duration=40.0, config=config)
+    assert [u.text for u in cuts] == ["part 0 part 1 part 2", "part 3 part 4 part 5",
+                                      "part 6 part 7 part 8", "part 9"]  # fmt: skip
+    assert all(u.end - u.start <= config.max_s for u in cuts)
+    assert all(a.end == b.start for a, b in pairwise(cuts))  # one cut, no overlap
+
+
+def test_speech_that_pass_one_missed_belongs_to_no_utterance():
+    phrases = [TimedText(0.5, 3.0, "Heard."), TimedText(10.0, 12.0, "Heard again.")]
+    cuts = cut_utterances(phrases, SPEECH, duration=12.5, config=UtteranceConfig(pad_s=0.1))
+    assert cuts[0].end < 3.8 and cuts[1].start > 9.0
+
+
+def test_pass_disagreement_is_a_word_error_rate_after_normalisation():
+    assert pass_disagreement("Hello, World!", "hello world") == 0.0
+    assert pass_disagreement("a b c d", "a b x d") == pytest.approx(0.25)
+    assert pass_disagreement("", "") == 0.0
+    assert pass_disagreement("something", "") == 1.0
+    assert pass_disagreement("", "something") == 1.0
+
+
+def test_whisper_backends_refuse_utterances_longer_than_they_can_hear():
+    with pytest.raises(ValueError, match="30 s"):
+        Pass2(Pass2Config(utterances=UtteranceConfig(max_s=40.0)))
+
+
+def _utterance_rows(rows: list[dict]) -> pa.Table:
+    base = {
+        "recording_id": "src/a.wav",
+        "source": "src",
+        "license": "CC0-1.0",
+        "license_text": "CC0",
+        "attribution": "x",
+        "declared_languages": ["en"],
+        "lang": "en",
+        "lang_prob": 0.99,
+        "gate_reason": None,
+        "avg_logprob": -0.2,
+        "no_speech_prob": 0.01,
+        "versions": [("pass2", "1")],
+    }
+    filled = [base | {"segment_id": f"src/a.wav#{i:04d}"} | row for i, row in enumerate(rows)]
+    return pa.Table.from_pylist(filled, schema=UTTERANCES)
+
+
+def test_filter_names_the_first_reason_that_applies(tmp_path):
+    good = "the weather forecast says it will be sunny all weekend"
+    rows = [
+        {"offset": 0.0, "duration": 4.0, "text_pass1": good, "text": good, "pass_wer": 0.0},
+        {"offset": 5.0, "duration": 4.0, "gate_reason": "audio_lang_undeclared",
+         "text_pass1": None, "text": None, "pass_wer": None},
+        {"offset": 9.0, "duration": 0.05, "text_pass1": "ok", "text": "", "pass_wer": 1.0},
+        {"offset": 10.0, "duration": 4.0, "text_pass1": "the weather is bad today again",
+         "text": good, "pass_wer": 0.6},
+        {"offset": 15.0, "duration": 4.0, "text_pass1": "", "text": "", "pass_wer": 0.0},
+    ]  # fmt: skip
+    path = tmp_path / "pass2" / "s1.parquet"
+    path.parent.mkdir()
+    pq.write_table(_utterance_rows(rows), path)
+    context = ShardContext("s1", tmp_path)
+    reasons = Filter(FilterConfig()).run(context)["drop_reason"].to_pylist()
+    assert reasons == [
+        None,
+        "audio_lang_undeclared",
+        "duration_out_of_range",
+        "pass_disagreement",
+        "empty_text",
+    ]
+    lenient = Filter(FilterConfig(max_pass_wer=0.8)).run(context)["drop_reason"].to_pylist()
+    assert lenient[3] is None
