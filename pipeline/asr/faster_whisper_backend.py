@@ -3,6 +3,13 @@
 Pieces of audio from many recordings go through the encoder and decoder together, each with
 its own language token in the prompt, so a batch never waits for one file. While CTranslate2
 decodes one batch (it releases the GIL), a helper thread computes the next batch's features.
+
+Whisper pads every input to 30 s, so a 4 s utterance costs as much encoder time as 30 s of
+speech. Here a batch is padded to its longest audio plus `window_margin_s` (at least 8 s, at
+most 30 s): the encoder's cost follows the audio. With less than ~6 s of padding Whisper
+starts to loop; with 6 s the word error rate on the bench's utterances matched full padding
+(bench/asr_vs_plain.py prints both). A margin of 30 s restores Whisper's own padding.
+Language ID always sees full 30 s windows.
 """
 
 from __future__ import annotations
@@ -15,7 +22,9 @@ import numpy as np
 from pipeline.asr.base import Hypothesis, TimedText
 from pipeline.asr.offline_models import resolve_whisper_model
 
-CHUNK_FRAMES = 3000  # 30 s of 10 ms mel frames: Whisper's fixed input
+FRAMES_PER_S = 100  # 10 ms mel frames
+WINDOW_S = 30.0  # Whisper's input window: audio is padded (or cut) to it
+MIN_WINDOW_S = 8.0
 TIMESTAMP_STEP_S = 0.02  # one timestamp token per 20 ms
 
 
@@ -55,6 +64,7 @@ class FasterWhisperBackend:
         cpu_threads: int = 0,
         batch_size: int = 8,
         beam_size: int = 5,
+        window_margin_s: float = 6.0,
     ):
         import ctranslate2
         from faster_whisper import WhisperModel
@@ -73,25 +83,32 @@ class FasterWhisperBackend:
         )
         self.batch_size = batch_size
         self.beam_size = beam_size
+        self.window_margin_s = window_margin_s
         self._feature_thread = ThreadPoolExecutor(1, thread_name_prefix="whisper-features")
 
-    def _features(self, audios: list[np.ndarray]) -> np.ndarray:
+    def _features(self, audios: list[np.ndarray], window_s: float | None) -> np.ndarray:
+        """Log-mel features of a batch, padded to `window_s`, or fitted to the batch if None."""
         from faster_whisper.audio import pad_or_trim
 
-        return np.stack(
-            [pad_or_trim(self.model.feature_extractor(a), CHUNK_FRAMES) for a in audios]
-        )
+        if window_s is None:
+            longest = max(len(a) for a in audios) / self.model.feature_extractor.sampling_rate
+            window_s = min(WINDOW_S, max(MIN_WINDOW_S, longest + self.window_margin_s))
+        frames = round(window_s * FRAMES_PER_S)
+        return np.stack([pad_or_trim(self.model.feature_extractor(a), frames) for a in audios])
 
-    def _prefetched(self, audios: list[np.ndarray], batches: list[list[int]]) -> Iterator:
+    def _prefetched(
+        self, audios: list[np.ndarray], batches: list[list[int]], window_s: float | None = None
+    ) -> Iterator:
         """Features of each batch, the next one computed while the caller decodes this one."""
         pending = None
         for number, batch in enumerate(batches):
             if pending is None:
-                pending = self._feature_thread.submit(self._features, [audios[i] for i in batch])
+                first = [audios[i] for i in batch]
+                pending = self._feature_thread.submit(self._features, first, window_s)
             features = pending.result()
             if number + 1 < len(batches):
                 upcoming = [audios[i] for i in batches[number + 1]]
-                pending = self._feature_thread.submit(self._features, upcoming)
+                pending = self._feature_thread.submit(self._features, upcoming, window_s)
             yield features
 
     def _batches(self, audios: list[np.ndarray]) -> list[list[int]]:
@@ -102,7 +119,7 @@ class FasterWhisperBackend:
     def language_probabilities(self, windows: list[np.ndarray]) -> list[dict[str, float]]:
         batches = self._batches(windows)
         results: dict[int, dict[str, float]] = {}
-        for batch, features in zip(batches, self._prefetched(windows, batches)):
+        for batch, features in zip(batches, self._prefetched(windows, batches, WINDOW_S)):
             rankings = self.model.model.detect_language(self.model.encode(features))
             for index, ranking in zip(batch, rankings):
                 results[index] = {token[2:-2]: prob for token, prob in ranking}

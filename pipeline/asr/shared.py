@@ -22,6 +22,7 @@ class AsrModelConfig:
     cpu_threads: int = 0  # 0: every core
     batch_size: int = 8
     beam_size: int = 5
+    window_margin_s: float = 6.0  # faster-whisper: padding after the longest audio of a batch
 
     @property
     def tag(self) -> str:
