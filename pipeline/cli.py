@@ -20,6 +20,14 @@ from rich.table import Table
 from pipeline.catalog import CatalogError
 from pipeline.config import ConfigError, load_config
 from pipeline.curate import CurationResult, ThreadExecutor, curate
+from pipeline.evaluation import (
+    OVERALL,
+    EvaluationError,
+    Score,
+    read_pairs,
+    read_workdir_pairs,
+    score,
+)
 from pipeline.runner import ShardOutcome
 from pipeline.sql import ReadOnlyError, run_query
 from pipeline.summary import summarize
@@ -186,6 +194,109 @@ def sql_command(
         for row in rows:
             table.add_row(*("" if v is None else str(v) for v in row.values()))
         Console().print(table)
+
+
+class EvalFormat(str, Enum):
+    table = "table"
+    json = "json"
+
+
+def _percent(rate: float | None) -> str:
+    return "–" if rate is None else f"{100 * rate:.2f}"
+
+
+def print_scores(scores: list[Score], output: EvalFormat) -> None:
+    """The scores on stdout, so that `--format json` can be piped; notes go to stderr."""
+    if output is EvalFormat.json:
+        for s in scores:
+            sys.stdout.write(json.dumps(s.as_dict(), ensure_ascii=False) + "\n")
+        return
+    table = Table("lang", title="error rates")
+    for column in ("utterances", "words", "WER %", "CER %"):
+        table.add_column(column, justify="right")
+    for s in scores:
+        if s.lang == OVERALL:
+            table.add_section()
+        row = (s.lang, str(s.utterances), str(s.words), _percent(s.wer), _percent(s.cer))
+        table.add_row(*(escape(cell) for cell in row), style="bold" if s.lang == OVERALL else None)
+    Console().print(table)
+    skipped = scores[-1].empty_references
+    if skipped:
+        console.print(f"utterances with an empty reference, skipped: {skipped}")
+
+
+@app.command("eval")
+def eval_command(
+    file: Annotated[
+        Path | None,
+        typer.Argument(
+            metavar="FILE",
+            help="TSV, CSV, Parquet or JSON-lines file with `reference`, `hypothesis` and "
+            "`lang` columns.",
+            show_default=False,
+        ),
+    ] = None,
+    references: Annotated[
+        Path | None,
+        typer.Option(
+            "--references",
+            "-r",
+            help="Reference transcripts (`segment_id`, `reference`, optional `lang`) to score "
+            "the transcripts of `--workdir` against.",
+            show_default=False,
+        ),
+    ] = None,
+    workdir: Annotated[
+        Path | None,
+        typer.Option("--workdir", "-w", help="A curated workdir.", show_default=False),
+    ] = None,
+    all_rows: Annotated[
+        bool, typer.Option("--all-rows", help="Score dropped segments too.")
+    ] = False,
+    output: Annotated[EvalFormat, typer.Option("--format", "-f")] = EvalFormat.table,
+) -> None:
+    """Word and character error rates per language, to judge an ASR backend on your data.
+
+    Either score a FILE of reference/hypothesis pairs, or score a curated workdir's
+    transcripts against `--references`, joined on `segment_id` (kept segments only unless
+    `--all-rows`; the language comes from the references where they give it, else from the
+    segment). Both sides are normalised first (lower case, no punctuation, no bracketed
+    asides); rates are corpus-level: all edits over all reference words (characters).
+    Utterances whose reference is empty are skipped and counted.
+
+    `--format json` prints one JSON object per line: each language, then `overall`.
+
+    Examples:
+
+    * `vaglio eval pairs.tsv`
+    * `vaglio eval --references refs.tsv --workdir work --format json`
+    """
+    try:
+        if file is not None and (references is not None or workdir is not None):
+            raise EvaluationError("give either FILE or --references with --workdir, not both")
+        if file is not None:
+            if all_rows:
+                raise EvaluationError("--all-rows applies to --references with --workdir")
+            pairs = read_pairs(file)
+        elif references is not None and workdir is not None:
+            joined = read_workdir_pairs(references, workdir, all_rows)
+            pairs = joined.pairs
+            if joined.unmatched:
+                where = escape(str(workdir))
+                console.print(f"references without a segment in {where}: {joined.unmatched}")
+            if joined.dropped and not all_rows:
+                console.print(
+                    f"references of dropped segments, left out (--all-rows scores them): "
+                    f"{joined.dropped}"
+                )
+        elif references is not None or workdir is not None:
+            raise EvaluationError("--references and --workdir go together")
+        else:
+            raise EvaluationError("give a FILE, or --references with --workdir")
+    except EvaluationError as error:
+        console.print(f"[red]error:[/red] {escape(str(error))}")
+        raise typer.Exit(2) from None
+    print_scores(score(pairs), output)
 
 
 @app.command("demo")
