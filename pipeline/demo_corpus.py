@@ -30,6 +30,7 @@ NC_SOURCE = "nc-lectures"
 CATALOG_NAME = "catalog.yaml"
 REFERENCES_NAME = "references.tsv"
 MARKER_NAME = ".complete"
+CORPUS_VERSION = 2  # bump when the corpus changes, so cached builds are rebuilt
 
 _SOURCES = (
     {
@@ -412,12 +413,16 @@ def _populate(root: Path, scale: int) -> None:
     (root / CATALOG_NAME).write_text(catalog, encoding="utf-8")
 
 
+def _marker_text(scale: int) -> str:
+    return f"scale {scale}, version {CORPUS_VERSION}"
+
+
 def _is_complete(root: Path, scale: int) -> bool:
     marker = root / MARKER_NAME
     return (
         (root / CATALOG_NAME).is_file()
         and marker.is_file()
-        and marker.read_text().strip() == str(scale)
+        and marker.read_text().strip() == _marker_text(scale)
     )
 
 
@@ -452,7 +457,7 @@ def build_demo_corpus(root: Path, *, scale: int = 1) -> Path:
     try:
         staging.chmod(0o755)  # mkdtemp makes it private; the corpus is meant to be read by all
         _populate(staging, scale)
-        (staging / MARKER_NAME).write_text(f"{scale}\n")
+        (staging / MARKER_NAME).write_text(_marker_text(scale) + "\n")
         if not _is_complete(root, scale):  # a concurrent build may have finished first
             _swap_in(staging, root)
     finally:
