@@ -14,6 +14,7 @@ Language ID always sees full 30 s windows.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 
@@ -25,6 +26,7 @@ from pipeline.asr.offline_models import resolve_whisper_model
 FRAMES_PER_S = 100  # 10 ms mel frames
 WINDOW_S = 30.0  # Whisper's input window: audio is padded (or cut) to it
 MIN_WINDOW_S = 8.0
+WINDOW_STEP_S = 2.0  # few distinct input shapes keep CTranslate2's cached buffers few
 TIMESTAMP_STEP_S = 0.02  # one timestamp token per 20 ms
 
 
@@ -92,7 +94,8 @@ class FasterWhisperBackend:
 
         if window_s is None:
             longest = max(len(a) for a in audios) / self.model.feature_extractor.sampling_rate
-            window_s = min(WINDOW_S, max(MIN_WINDOW_S, longest + self.window_margin_s))
+            fitted = math.ceil((longest + self.window_margin_s) / WINDOW_STEP_S) * WINDOW_STEP_S
+            window_s = min(WINDOW_S, max(MIN_WINDOW_S, fitted))
         frames = round(window_s * FRAMES_PER_S)
         return np.stack([pad_or_trim(self.model.feature_extractor(a), frames) for a in audios])
 
