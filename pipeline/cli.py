@@ -17,6 +17,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from pipeline.asr import MissingExtraError
 from pipeline.catalog import CatalogError
 from pipeline.config import ConfigError, load_config
 from pipeline.curate import CurationResult, ThreadExecutor, curate
@@ -30,6 +31,7 @@ from pipeline.evaluation import (
 )
 from pipeline.runner import ShardOutcome
 from pipeline.sql import ReadOnlyError, run_query
+from pipeline.stage import StageConfigError
 from pipeline.summary import summarize
 
 app = typer.Typer(
@@ -102,7 +104,7 @@ def run_curation(
         )
         with Progress(*columns, console=console) as progress:
             result = orchestrate(catalog, workdir, config, RichStageProgress(progress))
-    except (CatalogError, ConfigError) as error:
+    except (CatalogError, ConfigError, StageConfigError, MissingExtraError) as error:
         console.print(f"[red]error:[/red] {escape(str(error))}")
         raise typer.Exit(2) from None
     print_summary(result)

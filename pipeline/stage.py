@@ -15,6 +15,11 @@ from typing import Any, ClassVar
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+
+class StageConfigError(ValueError):
+    """Settings that each look valid but cannot work together in a stage."""
+
+
 PLAN = "plan"
 """The pseudo-stage whose shards list each shard's input files (written by the planner)."""
 

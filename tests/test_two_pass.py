@@ -11,7 +11,7 @@ import pytest
 
 from manifests.schemas import UTTERANCES
 from pipeline.asr.base import TimedText
-from pipeline.asr.faster_whisper_backend import timed_phrases
+from pipeline.asr.whisper_tokens import timed_phrases
 from pipeline.stage import ShardContext
 from pipeline.stages.filter import Filter, FilterConfig
 from pipeline.stages.pass1 import LANG_UNCERTAIN, LANG_UNDECLARED, gate_reason, spread

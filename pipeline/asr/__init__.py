@@ -1,19 +1,49 @@
-"""ASR backends behind one interface, chosen by name in the config."""
+"""ASR backends behind one interface, chosen by name in the config.
+
+Heavy imports happen only when a backend is built; a GPU backend whose extra is missing
+raises `MissingExtraError`, one line naming what to install.
+"""
 
 from __future__ import annotations
 
-from pipeline.asr.base import AsrBackend, Hypothesis
+import importlib.util
 
-BACKENDS = ("faster-whisper",)
+from pipeline.asr.base import AsrBackend, Hypothesis, MissingExtraError, TimedText
+
+BACKENDS = ("faster-whisper", "vllm", "nemo")
+_EXTRAS = {"vllm": ("vllm", "vllm"), "nemo": ("nemo", "nemo_toolkit")}  # -> (module, package)
+
+
+def require_backend(name: str) -> None:
+    """Fail before any work starts when a backend is unknown or its extra is not installed."""
+    if name not in BACKENDS:
+        raise ValueError(f"unknown ASR backend {name!r}; available: {', '.join(BACKENDS)}")
+    if name in _EXTRAS and importlib.util.find_spec(_EXTRAS[name][0]) is None:
+        raise MissingExtraError(name, _EXTRAS[name][1], extra=name)
 
 
 def load_backend(name: str, **options) -> AsrBackend:
-    """Build the backend `name`; heavy imports happen only here, when a backend is chosen."""
+    """Build the backend `name` with the stage's model options."""
+    require_backend(name)
     if name == "faster-whisper":
         from pipeline.asr.faster_whisper_backend import FasterWhisperBackend
 
         return FasterWhisperBackend(**options)
-    raise ValueError(f"unknown ASR backend {name!r}; available: {', '.join(BACKENDS)}")
+    if name == "vllm":
+        from pipeline.asr.vllm_backend import VllmWhisperBackend
+
+        return VllmWhisperBackend(**options)
+    from pipeline.asr.nemo_backend import NemoBackend
+
+    return NemoBackend(**options)
 
 
-__all__ = ["BACKENDS", "AsrBackend", "Hypothesis", "load_backend"]
+__all__ = [
+    "BACKENDS",
+    "AsrBackend",
+    "Hypothesis",
+    "MissingExtraError",
+    "TimedText",
+    "load_backend",
+    "require_backend",
+]

@@ -15,44 +15,19 @@ Language ID always sees full 30 s windows.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-from pipeline.asr.base import Hypothesis, TimedText
+from pipeline.asr.base import Hypothesis
 from pipeline.asr.offline_models import resolve_whisper_model
+from pipeline.asr.whisper_tokens import timed_phrases
 
 FRAMES_PER_S = 100  # 10 ms mel frames
 WINDOW_S = 30.0  # Whisper's input window: audio is padded (or cut) to it
 MIN_WINDOW_S = 8.0
 WINDOW_STEP_S = 2.0  # few distinct input shapes keep CTranslate2's cached buffers few
-TIMESTAMP_STEP_S = 0.02  # one timestamp token per 20 ms
-
-
-def timed_phrases(
-    tokens: list[int], timestamp_begin: int, decode: Callable[[list[int]], str], duration: float
-) -> tuple[TimedText, ...]:
-    """Whisper's `<|t0|> text <|t1|>` pairs as phrases; an unclosed last one ends at `duration`.
-
-    Tokens below `timestamp_begin` are text (special tokens are already removed).
-    """
-    phrases: list[TimedText] = []
-    opened: float | None = None
-    text: list[int] = []
-    for token in tokens:
-        if token < timestamp_begin:
-            text.append(token)
-            continue
-        time = (token - timestamp_begin) * TIMESTAMP_STEP_S
-        if opened is not None and text:
-            phrases.append(TimedText(opened, time, decode(text).strip()))
-            text, opened = [], None
-        else:
-            opened = time
-    if text:
-        phrases.append(TimedText(opened or 0.0, max(duration, opened or 0.0), decode(text).strip()))
-    return tuple(p for p in phrases if p.text)
 
 
 class FasterWhisperBackend:

@@ -16,6 +16,7 @@ import numpy as np
 import pyarrow as pa
 
 from manifests.schemas import PASS1, TIMED_TEXT, with_versions
+from pipeline.asr import require_backend
 from pipeline.asr.base import Hypothesis
 from pipeline.asr.shared import AsrModelConfig, loaded_backend
 from pipeline.segment_audio import segment_samples
@@ -62,6 +63,11 @@ class Pass1(Stage):
     version = "1"
     inputs = ("segment", "standardise")
     max_parallel_shards = 1
+
+    def __init__(self, config: Pass1Config):
+        super().__init__(config)
+        require_backend(config.asr.backend)
+        require_backend(config.lid.backend)
 
     @property
     def version_tag(self) -> str:

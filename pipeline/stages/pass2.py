@@ -16,10 +16,11 @@ import jiwer
 import pyarrow as pa
 
 from manifests.schemas import UTTERANCES, with_versions
+from pipeline.asr import require_backend
 from pipeline.asr.base import TimedText
 from pipeline.asr.shared import AsrModelConfig, loaded_backend
 from pipeline.segment_audio import segment_samples
-from pipeline.stage import ShardContext, Stage
+from pipeline.stage import ShardContext, Stage, StageConfigError
 from pipeline.text_normalise import normalise_text
 from pipeline.utterances import UtteranceConfig, cut_utterances
 
@@ -81,9 +82,10 @@ class Pass2(Stage):
 
     def __init__(self, config: Pass2Config):
         super().__init__(config)
+        require_backend(config.asr.backend)
         whisper = config.asr.backend in ("faster-whisper", "vllm")
         if whisper and config.utterances.max_s > WHISPER_WINDOW_S:
-            raise ValueError(
+            raise StageConfigError(
                 f"pass2.utterances.max_s is {config.utterances.max_s} s, but Whisper "
                 f"({config.asr.backend}) hears at most {WHISPER_WINDOW_S:.0f} s at once"
             )
