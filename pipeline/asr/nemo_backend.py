@@ -33,7 +33,8 @@ def hypothesis_from_nemo(output: object) -> Hypothesis:
         return Hypothesis(text=output.strip())
     stamps = getattr(output, "timestamp", None) or {}
     score = getattr(output, "score", None)
-    length = len(getattr(output, "y_sequence", ()) or ()) or None
+    sequence = getattr(output, "y_sequence", None)  # a tensor of token ids, or absent
+    length = len(sequence) if sequence is not None else 0
     return Hypothesis(
         text=str(output.text).strip(),
         avg_logprob=float(score) / length if score is not None and length else None,
