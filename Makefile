@@ -3,6 +3,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.vaglio-installed
+NEMO_STAMP := $(VENV)/.vaglio-nemo-installed
 DEMO_WORKDIR ?= demo-workdir
 SYSTEM_PACKAGES := espeak-ng ffmpeg
 
@@ -27,10 +28,15 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install -q -e '.[dev]'
 	touch $(STAMP)
 
+# The tests also run the NeMo backend on a tiny real model (~2 min, ~2 GB); the demo does not.
+$(NEMO_STAMP): $(STAMP)
+	$(BIN)/pip install -q -e '.[dev,nemo]'
+	touch $(NEMO_STAMP)
+
 demo: setup
 	$(BIN)/vaglio demo --workdir $(DEMO_WORKDIR)
 
-test: setup lint
+test: setup $(NEMO_STAMP) lint
 	$(BIN)/python -m pytest -q
 
 lint: setup
