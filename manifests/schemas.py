@@ -120,6 +120,25 @@ FILTERED = pa.schema(
 MANIFEST = pa.schema([*FILTERED, pa.field("shard", pa.string())])
 """Every segment, kept and dropped, without audio; `shard` names the dataset file of a kept one."""
 
+SOURCES = pa.schema(
+    [
+        pa.field("source", pa.string(), nullable=False),
+        pa.field("kind", pa.string()),
+        pa.field("license_text", pa.string()),
+        pa.field("spdx_id", pa.string()),  # null when the licence is not recognised
+        pa.field("allowed", pa.bool_(), nullable=False),
+        pa.field("reason", pa.string()),
+        pa.field("obligations", pa.list_(pa.string())),
+        pa.field("language", pa.string()),
+        pa.field("languages", pa.list_(pa.string())),  # all that the source declares
+        pa.field("hours", pa.float64()),
+        pa.field("files", pa.int64()),  # audio files measured; null for metadata sources
+        pa.field("unreadable_files", pa.int64()),
+        pa.field("labelled", pa.bool_()),
+    ]
+)
+"""The survey: one row per source and language, with the licence verdict and hours."""
+
 DATASET_AUDIO = pa.struct([pa.field("bytes", pa.binary()), pa.field("path", pa.string())])
 """The Hugging Face `Audio` feature's storage layout."""
 

@@ -12,9 +12,11 @@ from pathlib import Path
 import duckdb
 import pyarrow as pa
 
-from manifests.schemas import MANIFEST, RECORDINGS
+from manifests.schemas import MANIFEST, RECORDINGS, SOURCES
 
 SHARD_LIST = "shards.json"
+SURVEY_DIR = "survey"
+SOURCES_TABLE = "sources.parquet"
 
 SEGMENT_COLUMNS = (
     "segment_id",
@@ -57,7 +59,8 @@ def _source_sql(
 
 
 def connect(workdir: Path) -> duckdb.DuckDBPyConnection:
-    """An in-memory DuckDB with the views `recordings`, `segments` and `segments_all`."""
+    """An in-memory DuckDB with the views `recordings`, `segments`, `segments_all` and
+    `sources` (the latest `vaglio survey`)."""
     workdir = Path(workdir)
     con = duckdb.connect(":memory:")
     recordings = _source_sql(con, "recordings", _files(workdir, "standardise"), RECORDINGS)
@@ -76,4 +79,7 @@ def connect(workdir: Path) -> duckdb.DuckDBPyConnection:
     con.execute(f"CREATE VIEW segments_all AS SELECT * FROM {manifest}")
     columns = ", ".join(f'"{c}"' for c in SEGMENT_COLUMNS)
     con.execute(f"CREATE VIEW segments AS SELECT {columns} FROM segments_all")
+    survey = workdir / SURVEY_DIR / SOURCES_TABLE
+    sources = _source_sql(con, "sources", [str(survey)] if survey.exists() else [], SOURCES)
+    con.execute(f"CREATE VIEW sources AS SELECT * FROM {sources}")
     return con

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import yaml
 
-SOURCE_KINDS = ("local",)
+SOURCE_KINDS = ("local", "metadata")
+MULTIPLE_LANGUAGES = "mul"  # ISO 639-2: hours given for several languages together
 AUDIO_EXTENSIONS = (".wav", ".flac", ".mp3", ".ogg", ".opus", ".m4a", ".aac", ".webm")
 _NAME = re.compile(r"^[a-z0-9][a-z0-9-]*$")
 _LANG = re.compile(r"^[a-z]{2,3}$")
@@ -24,13 +25,17 @@ class Source:
 
     name: str
     kind: str
-    path: Path
+    path: Path | None  # None for `metadata` sources: nothing downloaded yet
     license: str
     attribution: str
     languages: tuple[str, ...]
+    hours: tuple[tuple[str, float], ...] = ()  # `metadata`: (language or "mul", hours)
+    labelled: bool | None = None  # whether transcripts come with the audio
 
     def audio_files(self) -> list[Path]:
         """Audio files under the source folder, sorted so shards are stable across runs."""
+        if self.path is None:
+            return []
         return sorted(
             p for p in self.path.rglob("*") if p.is_file() and p.suffix.lower() in AUDIO_EXTENSIONS
         )
@@ -55,25 +60,56 @@ def _parse_source(entry: object, where: str, base: Path) -> Source:
     kind = _field(entry, "kind", where)
     if kind not in SOURCE_KINDS:
         raise CatalogError(f"{where}.kind: unknown kind {kind!r}; known: {', '.join(SOURCE_KINDS)}")
-    path = Path(_field(entry, "path", where)).expanduser()
-    path = path if path.is_absolute() else (base / path)
-    if not path.is_dir():
-        raise CatalogError(f"{where}.path: {path} is not a directory")
     languages = _field(entry, "languages", where, list)
     for lang in languages:
         if not isinstance(lang, str) or not _LANG.match(lang):
             raise CatalogError(f"{where}.languages: {lang!r} is not an ISO 639 code like 'en'")
-    unknown = set(entry) - {"name", "kind", "path", "license", "attribution", "languages"}
+    unknown = set(entry) - _FIELDS[kind]
     if unknown:
         raise CatalogError(f"{where}: unknown field(s) {', '.join(sorted(unknown))}")
+    labelled = entry.get("labelled")
+    if labelled is not None and not isinstance(labelled, bool):
+        raise CatalogError(f"{where}.labelled: expected true or false, got {labelled!r}")
     return Source(
         name=name,
         kind=kind,
-        path=path.resolve(),
+        path=None if kind == "metadata" else _directory(entry, where, base),
         license=_field(entry, "license", where),
         attribution=_field(entry, "attribution", where),
         languages=tuple(languages),
+        hours=_hours(entry, where, languages) if kind == "metadata" else (),
+        labelled=labelled,
     )
+
+
+_COMMON = {"name", "kind", "license", "attribution", "languages", "labelled"}
+_FIELDS = {"local": _COMMON | {"path"}, "metadata": _COMMON | {"hours"}}
+
+
+def _directory(entry: dict, where: str, base: Path) -> Path:
+    path = Path(_field(entry, "path", where)).expanduser()
+    path = path if path.is_absolute() else (base / path)
+    if not path.is_dir():
+        raise CatalogError(f"{where}.path: {path} is not a directory")
+    return path.resolve()
+
+
+def _hours(entry: dict, where: str, languages: list[str]) -> tuple[tuple[str, float], ...]:
+    """`hours: 360` (all declared languages together) or `hours: {en: 300, it: 60}`."""
+    value = entry.get("hours")
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        value = {languages[0] if len(languages) == 1 else MULTIPLE_LANGUAGES: value}
+    if not isinstance(value, dict) or not value:
+        raise CatalogError(
+            f"{where}.hours: a metadata source needs its hours, as a number or as "
+            f"{{language: hours}}; got {value!r}"
+        )
+    for lang, hours in value.items():
+        if lang != MULTIPLE_LANGUAGES and lang not in languages:
+            raise CatalogError(f"{where}.hours: {lang!r} is not one of the declared languages")
+        if not isinstance(hours, (int, float)) or isinstance(hours, bool) or hours < 0:
+            raise CatalogError(f"{where}.hours.{lang}: expected a non-negative number")
+    return tuple((lang, float(hours)) for lang, hours in value.items())
 
 
 def load_catalog(path: Path) -> list[Source]:

@@ -18,7 +18,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from pipeline.asr import MissingExtraError
-from pipeline.catalog import CatalogError
+from pipeline.catalog import CatalogError, load_catalog
 from pipeline.config import ConfigError, load_config
 from pipeline.curate import CurationResult, ThreadExecutor, curate
 from pipeline.evaluation import (
@@ -33,6 +33,7 @@ from pipeline.runner import ShardOutcome
 from pipeline.sql import ReadOnlyError, run_query
 from pipeline.stage import StageConfigError
 from pipeline.summary import summarize
+from pipeline.survey import compliant_hours, survey_sources, write_survey
 
 app = typer.Typer(
     help="vaglio: curate openly licensed speech corpora into clean, traceable training data.",
@@ -162,6 +163,43 @@ def curate_command(
     run_curation(catalog, workdir, config, engine)
 
 
+@app.command("survey")
+def survey_command(
+    catalog: Annotated[Path, typer.Argument(help="Catalog YAML listing the sources.")],
+    workdir: Workdir,
+) -> None:
+    """Survey a catalog: licence verdicts and hours per language, without decoding audio.
+
+    Local sources are measured from file headers; `metadata` sources give their hours in
+    the catalog. Writes `survey/sources.parquet` (the SQL view `sources`), `survey/report.md`
+    and `survey/hours_by_language.png` under the workdir.
+    """
+    try:
+        table = survey_sources(load_catalog(catalog))
+    except CatalogError as error:
+        console.print(f"[red]error:[/red] {escape(str(error))}")
+        raise typer.Exit(2) from None
+    folder = write_survey(table, workdir)
+    view = Table("source", "licence", "verdict", "language", "hours", "labelled")
+    for row in table.to_pylist():
+        verdict = (
+            "[green]allowed[/green]"
+            if row["allowed"]
+            else f"[red]refused[/red]: {escape(row['reason'])}"
+        )
+        labelled = "" if row["labelled"] is None else ("yes" if row["labelled"] else "no")
+        view.add_row(row["source"], row["spdx_id"] or escape(row["license_text"]), verdict,
+                     row["language"], f"{row['hours']:.2f}", labelled)  # fmt: skip
+    console.print(view)
+    totals = compliant_hours(table)
+    console.print(
+        "compliant hours: "
+        + ", ".join(f"{lang} {hours:.2f}" for lang, hours in totals.items())
+        + f" (total {sum(totals.values()):.2f})"
+    )
+    console.print(f"report, chart and table: {folder}/")
+
+
 @app.command("sql")
 def sql_command(
     query: Annotated[str, typer.Argument(help="One SELECT over the workdir's views.")],
@@ -172,8 +210,8 @@ def sql_command(
 
     Views: `recordings` (one row per file, with quarantine_reason and duplicate_of),
     `segments` (segment_id, source, recording_id, offset, duration, lang, lang_prob, text,
-    license, attribution, drop_reason, shard) and `segments_all` (every column).
-    Statements that write are refused.
+    license, attribution, drop_reason, shard, text_pass1, pass_wer), `segments_all` (every
+    column) and `sources` (the latest `vaglio survey`). Statements that write are refused.
     """
     try:
         result = run_query(workdir, query)

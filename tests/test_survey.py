@@ -1,0 +1,110 @@
+"""`vaglio survey`: licence verdicts and hours per language, from headers and metadata."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from pipeline.catalog import CatalogError, load_catalog
+from pipeline.cli import app
+from pipeline.sql import run_query
+from pipeline.survey import compliant_hours, survey_sources, write_survey
+
+MOSEL = Path(__file__).resolve().parents[2] / "shared" / "data" / "mosel_sources.tsv"
+
+
+def write_catalog(tmp_path: Path, sources: list[dict]) -> Path:
+    path = tmp_path / "catalog.yaml"
+    path.write_text(yaml.safe_dump({"sources": sources}))
+    return path
+
+
+def metadata(name: str, license: str, hours, languages: list[str], **extra) -> dict:
+    return {"name": name, "kind": "metadata", "license": license, "attribution": name,
+            "languages": languages, "hours": hours, **extra}  # fmt: skip
+
+
+def test_metadata_sources_give_hours_per_language_or_together(tmp_path):
+    catalog = write_catalog(
+        tmp_path,
+        [
+            metadata("libri", "CC BY 4.0", 360, ["en"], labelled=True),
+            metadata("split", "CC0 1.0", {"en": 10, "it": 5.5}, ["en", "it"]),
+            metadata("multi", "CC 0", 100, ["de", "fr"], labelled=False),
+            metadata("closed", "CC BY-NC-SA 4.0", 50, ["en"]),
+        ],
+    )
+    table = survey_sources(load_catalog(catalog))
+    rows = {(r["source"], r["language"]): r for r in table.to_pylist()}
+    assert rows[("libri", "en")]["hours"] == 360 and rows[("libri", "en")]["labelled"] is True
+    assert rows[("split", "it")]["hours"] == 5.5
+    assert rows[("multi", "mul")]["languages"] == ["de", "fr"]  # not split by guesswork
+    closed = rows[("closed", "en")]
+    assert not closed["allowed"] and "non-commercial" in closed["reason"]
+    assert compliant_hours(table) == {"en": 370.0, "mul": 100.0, "it": 5.5}
+
+
+@pytest.mark.parametrize(
+    ("hours", "message"),
+    [(None, "needs its hours"), ({"es": 3}, "not one of the declared"), ({"en": -1}, "non-neg")],
+)
+def test_malformed_metadata_hours_name_the_field(tmp_path, hours, message):
+    entry = metadata("bad", "CC0 1.0", hours, ["en"])
+    with pytest.raises(CatalogError, match=message) as error:
+        load_catalog(write_catalog(tmp_path, [entry]))
+    assert "bad" in str(error.value) and "hours" in str(error.value)
+
+
+def test_local_sources_are_measured_from_headers(demo_catalog, tmp_path):
+    table = survey_sources(load_catalog(demo_catalog))
+    (radio,) = [r for r in table.to_pylist() if r["source"] == "open-radio"]
+    assert radio["language"] == "mul" and radio["allowed"]
+    assert radio["unreadable_files"] == 1  # corrupt.mp3
+    assert 5 / 60 < radio["hours"] < 10 / 60  # the demo is a few minutes long
+    folder = write_survey(table, tmp_path / "work")
+    assert (folder / "hours_by_language.png").read_bytes()[:4] == b"\x89PNG"
+    assert "| open-radio | CC BY 4.0 | CC-BY-4.0 | yes |" in (folder / "report.md").read_text()
+    rows = run_query(tmp_path / "work", "SELECT source, allowed FROM sources ORDER BY source")
+    assert rows.to_pylist() == [
+        {"source": "nc-lectures", "allowed": False},
+        {"source": "open-radio", "allowed": True},
+    ]
+
+
+def test_a_metadata_catalog_of_mosel_sources_surveys_cleanly(tmp_path):
+    """Every MOSEL source is open; its audio hours (without MOSEL's own pseudo-label
+    release, which labels audio already counted) come to about 950 k hours."""
+    with MOSEL.open() as f:
+        rows = list(csv.DictReader(f, delimiter="\t"))
+    sources = [
+        metadata(
+            f"source-{i:02d}",
+            row["license"],
+            float(row["hours"]),
+            [lang.strip() for lang in row["languages"].split(",")],
+            labelled=row["labelled"] == "yes",
+        )
+        for i, row in enumerate(rows)
+        if not row["source"].startswith("MOSEL")
+    ]
+    table = survey_sources(load_catalog(write_catalog(tmp_path, sources)))
+    assert all(table["allowed"].to_pylist())
+    total = sum(compliant_hours(table).values())
+    assert total == pytest.approx(sum(float(r["hours"]) for r in rows[:-1]))
+    assert 940_000 < total < 960_000
+
+
+def test_survey_command_prints_verdicts_and_totals(tmp_path):
+    catalog = write_catalog(
+        tmp_path,
+        [metadata("libri", "CC BY 4.0", 360, ["en"]), metadata("nd", "CC BY-ND 4.0", 9, ["it"])],
+    )
+    result = CliRunner().invoke(app, ["survey", str(catalog), "--workdir", str(tmp_path / "w")])
+    assert result.exit_code == 0, result.output
+    assert "allowed" in result.output and "refused" in result.output
+    assert "compliant hours: en 360.00" in result.output
+    assert (tmp_path / "w" / "survey" / "report.md").exists()
