@@ -17,7 +17,8 @@ from pipeline.asr.nemo_backend import hypothesis_from_nemo
 from pipeline.asr.vllm_backend import language_distribution
 
 VOCABULARY = {"<|endoftext|>": 50, "<|startoftranscript|>": 51, "<|en|>": 52, "<|it|>": 53,
-              "<|transcribe|>": 54, "<|notimestamps|>": 55, "<|0.00|>": 100}  # fmt: skip
+              "<|transcribe|>": 54, "<|notimestamps|>": 55}  # fmt: skip
+TS = 56  # <|0.00|>: Whisper's timestamp tokens follow <|notimestamps|>, 20 ms apart
 WORDS = {1: "hello", 2: "world", 3: "again"}
 
 
@@ -30,7 +31,8 @@ class FakeTokenizer:
 
 
 class FakeLLM:
-    """Answers every request with canned token ids and records what it was asked."""
+    """Answers every request with canned token ids and records what it was asked. Like vLLM
+    V1, it reports a cumulative log-probability only when log-probabilities are asked for."""
 
     def __init__(self, **options):
         self.options, self.requests = options, []
@@ -46,8 +48,9 @@ class FakeLLM:
                     7: SimpleNamespace(logprob=-0.05)}  # fmt: skip
             answer = SimpleNamespace(token_ids=[52], cumulative_logprob=-0.1, logprobs=[step])
         else:
-            ids = [100, 1, 2, 100 + 75, 100 + 80, 3, 100 + 150, 50]
-            answer = SimpleNamespace(token_ids=ids, cumulative_logprob=-1.6, logprobs=None)
+            ids = [TS, 1, 2, TS + 75, TS + 80, 3, TS + 150, 50]
+            cumulative = None if params.logprobs is None else -1.6
+            answer = SimpleNamespace(token_ids=ids, cumulative_logprob=cumulative, logprobs=None)
         return [SimpleNamespace(outputs=[answer]) for _ in requests]
 
 
@@ -70,8 +73,23 @@ def test_vllm_forces_the_language_and_parses_timestamps(fake_vllm):
     assert hypothesis.text == "hello world again"
     assert hypothesis.segments == (TimedText(0.0, 1.5, "hello world"), TimedText(1.6, 3.0, "again"))
     assert hypothesis.avg_logprob == pytest.approx(-0.2)
-    backend.transcribe([audio], ["en"])
-    assert backend.llm.requests[-1]["decoder_prompt"].endswith("<|notimestamps|>")
+
+
+def test_vllm_without_timestamps_gives_text_and_score_but_no_segments(fake_vllm):
+    backend = load_backend("vllm", model="openai/whisper-large-v3")
+    (hypothesis,) = backend.transcribe([np.zeros(16_000 * 4, np.float32)], ["en"])
+    (request,) = backend.llm.requests
+    assert request["decoder_prompt"] == "<|startoftranscript|><|en|><|transcribe|><|notimestamps|>"
+    assert hypothesis.text == "hello world again"
+    assert hypothesis.segments == ()
+    assert hypothesis.avg_logprob == pytest.approx(-0.2)
+
+
+def test_vllm_refuses_a_language_whisper_does_not_know(fake_vllm):
+    backend = load_backend("vllm", model="openai/whisper-large-v3")
+    with pytest.raises(ValueError, match="xx"):
+        backend.transcribe([np.zeros(16_000, np.float32)] * 2, ["en", "xx"])
+    assert backend.llm.requests == []  # nothing was decoded
 
 
 def test_vllm_language_id_is_a_distribution_over_language_tokens(fake_vllm):
@@ -116,24 +134,63 @@ class FakeNemoModel:
     def __init__(self):
         self.calls = []
 
-    def transcribe(self, audio, batch_size, timestamps, verbose, **options):
+    def transcribe(self, audio, batch_size, return_hypotheses, timestamps, verbose, **options):
         self.calls.append(options)
         lang = options.get("source_lang", "?")
         return [SimpleNamespace(text=f"{lang}:{len(a)}", timestamp=None) for a in audio]
+
+
+class FakeCanary(FakeNemoModel):
+    tokenizer = SimpleNamespace(
+        special_tokens={"<|en|>": 4, "<|it|>": 5, "<|pnc|>": 6}, langs=["spl_tokens", "en", "it"]
+    )
 
 
 def test_nemo_multitask_models_are_asked_per_language(monkeypatch):
     from pipeline.asr.nemo_backend import NemoBackend
 
     backend = NemoBackend.__new__(NemoBackend)
-    backend.model, backend.multitask, backend.batch_size = FakeNemoModel(), True, 8
+    backend.model, backend.multitask, backend.batch_size = FakeCanary(), True, 8
+    backend.model_id = "nvidia/canary-1b-flash"
     audios = [np.zeros(n, np.float32) for n in (10, 20, 30)]
     texts = [h.text for h in backend.transcribe(audios, ["en", "it", "en"])]
     assert texts == ["en:10", "it:20", "en:30"]  # back in input order
     assert {c["source_lang"] for c in backend.model.calls} == {"en", "it"}
+    # transcription, not translation: same source and target, task asr
     assert all(c["source_lang"] == c["target_lang"] for c in backend.model.calls)
+    assert all(c["task"] == "asr" for c in backend.model.calls)
     with pytest.raises(NotImplementedError):
         backend.language_probabilities(audios)
+
+
+def test_nemo_canary_refuses_a_language_it_has_no_token_for():
+    from pipeline.asr.nemo_backend import NemoBackend
+
+    backend = NemoBackend.__new__(NemoBackend)
+    backend.model, backend.multitask, backend.batch_size = FakeCanary(), True, 8
+    backend.model_id = "nvidia/canary-1b-flash"
+    with pytest.raises(ValueError, match=r"cannot transcribe \['pl'\]; it knows \['en', 'it'\]"):
+        backend.transcribe([np.zeros(10, np.float32)] * 2, ["en", "pl"])
+    assert backend.model.calls == []  # refused before decoding anything
+
+
+def test_nemo_single_language_models_get_no_language_prompt():
+    from pipeline.asr.nemo_backend import NemoBackend
+
+    backend = NemoBackend.__new__(NemoBackend)
+    backend.model, backend.multitask, backend.batch_size = FakeNemoModel(), False, 8
+    texts = [h.text for h in backend.transcribe([np.zeros(5, np.float32)] * 2, ["en", "it"])]
+    assert texts == ["?:5", "?:5"]
+    assert backend.model.calls == [{}]  # one call, no source/target language
+
+
+def test_nemo_spans_with_unknown_times_are_dropped():
+    output = SimpleNamespace(
+        text="a b",
+        timestamp={"word": [{"word": "a", "start": -1, "end": -1},
+                            {"word": "b", "start": 0.5, "end": 0.9}]},
+    )  # fmt: skip
+    assert hypothesis_from_nemo(output).words == (TimedText(0.5, 0.9, "b"),)
 
 
 @pytest.mark.parametrize(("backend", "module", "extra"), [("vllm", "vllm", "vllm"),
@@ -145,6 +202,18 @@ def test_a_missing_extra_is_one_line_naming_it(monkeypatch, backend, module, ext
         load_backend(backend, model="some/model")
     message = str(error.value)
     assert "\n" not in message and f"vaglio[{extra}]" in message
+
+
+def test_building_a_backend_without_its_extra_names_the_extra(monkeypatch):
+    from pipeline.asr.nemo_backend import NemoBackend
+    from pipeline.asr.vllm_backend import VllmWhisperBackend
+
+    monkeypatch.setitem(sys.modules, "vllm", None)
+    monkeypatch.setitem(sys.modules, "nemo.collections.asr.models", None)
+    with pytest.raises(MissingExtraError, match=r"vaglio\[vllm\]"):
+        VllmWhisperBackend("openai/whisper-large-v3")
+    with pytest.raises(MissingExtraError, match=r"vaglio\[nemo\]"):
+        NemoBackend("nvidia/parakeet-ctc-0.6b")
 
 
 def test_unknown_backend_lists_the_known_ones():
@@ -204,3 +273,6 @@ def test_nemo_backend_runs_a_real_tiny_conformer_ctc(tmp_path):
     assert len(hypotheses) == 3
     assert all(set(h.text) <= set(labels) for h in hypotheses)
     assert all(h.avg_logprob is not None and h.avg_logprob < 0 for h in hypotheses)
+    assert all(0 <= w.start <= w.end <= 3.0 for h in hypotheses for w in h.words)
+    plain = backend.transcribe(audios[:1], ["en"])
+    assert plain[0].avg_logprob is not None and plain[0].words == ()

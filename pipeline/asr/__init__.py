@@ -23,7 +23,14 @@ def require_backend(name: str) -> None:
 
 
 def load_backend(name: str, **options) -> AsrBackend:
-    """Build the backend `name` with the stage's model options."""
+    """Build the backend `name` with the stage's model options.
+
+    Every backend takes the same options (model, device, compute_type, cpu_threads,
+    batch_size, beam_size, window_margin_s), so one per-stage config serves all three; each
+    ignores what it cannot use: vllm ignores device, compute_type, cpu_threads, beam_size
+    and window_margin_s (greedy decoding, batch_size caps concurrent sequences); nemo ignores
+    compute_type, cpu_threads, beam_size and window_margin_s (the model's own decoding).
+    """
     require_backend(name)
     if name == "faster-whisper":
         from pipeline.asr.faster_whisper_backend import FasterWhisperBackend

@@ -1,11 +1,13 @@
 """NeMo ASR models (Parakeet, Canary) through `nemo_toolkit`, on a GPU or the CPU.
 
 NeMo batches internally; audio goes in as numpy arrays, so nothing is written to disk.
-Canary (a multitask model) is told the source and target language, the same one, so it
-transcribes rather than translates; utterances are grouped by language for that. Parakeet
-models are single-language: they transcribe whatever language is asked, so the stage's
-language gate (a Whisper model) must keep other languages away from them. NeMo models do
-not identify languages here; pass 1's `lid` model does that.
+Canary (a multitask model) is told the source and target language, the same one, and the
+task `asr`, so it transcribes rather than translates; utterances are grouped by language for
+that (NeMo 2.x/3.x `EncDecMultiTaskModel.transcribe(audio, ..., **prompt)` with the legacy
+Canary slots source_lang/target_lang/task/pnc; slots a prompt format lacks are ignored).
+Parakeet models (CTC, RNNT, TDT) take no language: the one asked for is ignored, so the
+stage's language gate (a Whisper model) must keep other languages away from them. NeMo
+models do not identify languages here; pass 1's `lid` model does that.
 """
 
 from __future__ import annotations
@@ -19,16 +21,19 @@ from pipeline.asr.base import Hypothesis, MissingExtraError, TimedText
 
 
 def _timed(entries: list[dict], key: str) -> tuple[TimedText, ...]:
+    """Entries with a known time span; NeMo marks an unknown one with a start of -1."""
     return tuple(
         TimedText(float(e["start"]), float(e["end"]), str(e[key]).strip())
         for e in entries
-        if "start" in e and "end" in e
+        if e.get("start") is not None and e.get("end") is not None and float(e["start"]) >= 0
     )
 
 
 def hypothesis_from_nemo(output: object) -> Hypothesis:
-    """NeMo's transcription output (a string, or a hypothesis with `text` and a `timestamp`
-    dict of 'segment' and 'word' entries in seconds) as our `Hypothesis`."""
+    """NeMo's transcription output (a string, or a hypothesis with `text`, `score`,
+    `y_sequence` and a `timestamp` dict of 'segment' and 'word' entries in seconds) as our
+    `Hypothesis`. `avg_logprob` is the score over the length of `y_sequence`: per token for
+    RNNT/TDT and Canary, per frame for CTC, so compare it within one model only."""
     if isinstance(output, str):
         return Hypothesis(text=output.strip())
     stamps = getattr(output, "timestamp", None) or {}
@@ -66,23 +71,41 @@ class NemoBackend:
     def language_probabilities(self, windows: list[np.ndarray]) -> list[dict[str, float]]:
         raise NotImplementedError("NeMo ASR models do not identify languages; use a Whisper lid")
 
+    def _check_languages(self, languages: set[str]) -> None:
+        """Refuse, before any decoding, a language Canary has no prompt token for (NeMo would
+        fail deep inside with a bare KeyError)."""
+        special = getattr(self.model.tokenizer, "special_tokens", None)
+        if not isinstance(special, dict):
+            return
+        unknown = sorted(lang for lang in languages if f"<|{lang}|>" not in special)
+        if unknown:
+            known = [lang for lang in getattr(self.model.tokenizer, "langs", []) if "_" not in lang]
+            raise ValueError(f"{self.model_id} cannot transcribe {unknown}; it knows {known}")
+
     def transcribe(
         self, audios: list[np.ndarray], languages: list[str], *, timestamps: bool = False
     ) -> list[Hypothesis]:
         groups: dict[str, list[int]] = defaultdict(list)
         for index, lang in enumerate(languages):
             groups[lang if self.multitask else ""].append(index)
+        if self.multitask:
+            self._check_languages(set(groups))
         hypotheses: dict[int, Hypothesis] = {}
         for lang, indices in groups.items():
-            options = {"source_lang": lang, "target_lang": lang, "pnc": "yes"} if lang else {}
+            prompt = (
+                {"source_lang": lang, "target_lang": lang, "task": "asr", "pnc": "yes"}
+                if lang
+                else {}
+            )
             outputs = self.model.transcribe(
                 audio=[audios[i] for i in indices],
                 batch_size=self.batch_size,
+                return_hypotheses=True,  # scores too, not only text
                 timestamps=timestamps,
                 verbose=False,
-                **options,
+                **prompt,
             )
-            if isinstance(outputs, tuple):  # RNNT models: (best, all) hypotheses
+            if isinstance(outputs, tuple):  # older RNNT models: (best, all) hypotheses
                 outputs = outputs[0]
             for index, output in zip(indices, outputs):
                 hypotheses[index] = hypothesis_from_nemo(output)

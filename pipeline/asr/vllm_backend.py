@@ -6,9 +6,17 @@ as the encoder's multi-modal input and a decoder prompt that forces the language
 
 Language ID asks for one decoding step after `<|startoftranscript|>` and reads the
 log-probabilities of the language tokens, renormalised over the languages returned (as
-Whisper itself does, softmax over language tokens only). The engine must be allowed that
-many log-probabilities (`max_logprobs`). Written against vLLM 0.9-0.20's documented Whisper
-example (explicit encoder/decoder prompts); run for real only where a GPU is lent.
+Whisper itself does, softmax over language tokens only). vLLM V1 reports log-probabilities
+of the raw logits by default (`logprobs_mode="raw_logprobs"`), i.e. before `allowed_token_ids`
+masks them, so the top entries may include a few non-language tokens: more are asked for
+than there are languages, and non-language ones are dropped.
+
+vLLM V1 fills `cumulative_logprob` only when `logprobs` is requested, so transcription asks
+for `logprobs=0` (the chosen token's only) to get an average log-probability.
+
+Written against vLLM 0.9-0.20's documented Whisper example (explicit encoder/decoder prompts,
+docs.vllm.ai examples/offline_inference/encoder_decoder_multimodal) and V1's LogprobsProcessor;
+run for real only where a GPU is lent.
 """
 
 from __future__ import annotations
@@ -21,7 +29,8 @@ from pipeline.asr.base import Hypothesis, MissingExtraError
 from pipeline.asr.whisper_tokens import LANGUAGE_TOKEN, decoder_prompt, timed_phrases
 
 SAMPLE_RATE = 16_000
-MAX_TOKENS = 440  # Whisper's decoder holds 448 positions, the prompt included
+MAX_TOKENS = 440  # Whisper's decoder holds 448 positions, the (4-token) prompt included
+MAX_LOGPROBS = 128  # Whisper knows at most 100 languages; room for non-language tokens
 
 
 def language_distribution(
@@ -38,16 +47,20 @@ def language_distribution(
 
 
 class VllmWhisperBackend:
-    """Options the stage passes and vLLM does not use (device: vLLM picks its platform;
-    compute_type, cpu_threads, window_margin_s) are accepted and ignored; so is `beam_size`:
-    decoding is greedy, as in vLLM's own Whisper serving."""
+    """Whisper on vLLM. `batch_size` caps the sequences decoded at once (`max_num_seqs`): set
+    it far higher than for faster-whisper (e.g. 64-256). Options the stage passes and vLLM does
+    not use are accepted and ignored: `device` (vLLM picks its platform), `compute_type`,
+    `cpu_threads`, `window_margin_s`, and `beam_size` (decoding is greedy, as in vLLM's own
+    Whisper serving)."""
 
     name = "vllm"
 
     def __init__(
         self,
         model: str,
+        device: str = "cuda",
         batch_size: int = 64,
+        beam_size: int = 1,
         gpu_memory_utilization: float = 0.8,
         **_unused: object,
     ):
@@ -61,7 +74,7 @@ class VllmWhisperBackend:
             max_model_len=448,
             max_num_seqs=batch_size,
             limit_mm_per_prompt={"audio": 1},
-            max_logprobs=120,
+            max_logprobs=MAX_LOGPROBS,
             gpu_memory_utilization=gpu_memory_utilization,
         )
         self.tokenizer = self.llm.get_tokenizer()
@@ -72,7 +85,9 @@ class VllmWhisperBackend:
             if (match := LANGUAGE_TOKEN.match(tok))
         }
         self.end_of_text = vocabulary["<|endoftext|>"]
-        self.timestamp_begin = vocabulary["<|0.00|>"]
+        # Whisper's convention: `<|0.00|>` follows `<|notimestamps|>`, whether or not the
+        # tokenizer lists the timestamp tokens by name.
+        self.timestamp_begin = vocabulary["<|notimestamps|>"] + 1
 
     @staticmethod
     def _request(audio: np.ndarray, decoder: str) -> dict:
@@ -87,7 +102,7 @@ class VllmWhisperBackend:
         params = SamplingParams(
             temperature=0.0,
             max_tokens=1,
-            logprobs=len(self.languages),
+            logprobs=MAX_LOGPROBS,
             allowed_token_ids=list(self.languages),
         )
         requests = [self._request(w, "<|startoftranscript|>") for w in windows]
@@ -104,23 +119,38 @@ class VllmWhisperBackend:
     ) -> list[Hypothesis]:
         from vllm import SamplingParams
 
+        unknown = sorted(set(languages) - set(self.languages.values()))
+        if unknown:  # an unknown `<|xx|>` would be tokenised as text and decode garbage
+            raise ValueError(f"Whisper ({self.model_id}) does not know the languages {unknown}")
         params = SamplingParams(
-            temperature=0.0, max_tokens=MAX_TOKENS, skip_special_tokens=not timestamps
+            temperature=0.0,
+            max_tokens=MAX_TOKENS,
+            logprobs=0,  # only so that vLLM V1 fills cumulative_logprob
+            skip_special_tokens=not timestamps,
         )
         requests = [
             self._request(a, decoder_prompt(lang, timestamps)) for a, lang in zip(audios, languages)
         ]
         outputs = self.llm.generate(requests, params, use_tqdm=False)
         return [
-            self._hypothesis(list(o.outputs[0].token_ids), o.outputs[0].cumulative_logprob, a)
+            self._hypothesis(o.outputs[0].token_ids, o.outputs[0].cumulative_logprob, a, timestamps)
             for o, a in zip(outputs, audios)
         ]
 
-    def _hypothesis(self, tokens: list[int], cumulative: float | None, audio) -> Hypothesis:
+    def _hypothesis(
+        self, tokens: list[int], cumulative: float | None, audio: np.ndarray, timestamps: bool
+    ) -> Hypothesis:
+        """Text without special tokens; with `timestamps`, phrases between timestamp tokens."""
+        tokens = list(tokens)
         kept = [t for t in tokens if t < self.end_of_text or t >= self.timestamp_begin]
         duration = len(audio) / SAMPLE_RATE
+        phrases = (
+            timed_phrases(kept, self.timestamp_begin, self.tokenizer.decode, duration)
+            if timestamps
+            else ()
+        )
         return Hypothesis(
             text=self.tokenizer.decode([t for t in kept if t < self.end_of_text]).strip(),
             avg_logprob=None if cumulative is None else cumulative / max(1, len(tokens)),
-            segments=timed_phrases(kept, self.timestamp_begin, self.tokenizer.decode, duration),
+            segments=phrases,
         )
