@@ -115,7 +115,9 @@ def run_curation(
 def print_summary(result: CurationResult) -> None:
     for plan in result.plans:
         verdict = plan.verdict
-        if verdict.allowed:
+        if verdict.allowed and plan.source.kind == "metadata":
+            console.print(f"· {plan.source.name}: metadata only (no audio), see `vaglio survey`")
+        elif verdict.allowed:
             console.print(
                 f"[green]✓[/green] {plan.source.name}: {verdict.spdx_id}, "
                 f"{plan.n_files} files in {len(plan.shard_ids)} shards"
