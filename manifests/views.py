@@ -59,8 +59,9 @@ def _source_sql(
 
 
 def connect(workdir: Path) -> duckdb.DuckDBPyConnection:
-    """An in-memory DuckDB with the views `recordings`, `segments`, `segments_all` and
-    `sources` (the latest `vaglio survey`)."""
+    """An in-memory DuckDB with the views `recordings`, `segments`, `segments_all`, `drops`
+    (segments and hours per drop reason and language) and `sources` (the latest `vaglio
+    survey`)."""
     workdir = Path(workdir)
     con = duckdb.connect(":memory:")
     recordings = _source_sql(con, "recordings", _files(workdir, "standardise"), RECORDINGS)
@@ -79,6 +80,11 @@ def connect(workdir: Path) -> duckdb.DuckDBPyConnection:
     con.execute(f"CREATE VIEW segments_all AS SELECT * FROM {manifest}")
     columns = ", ".join(f'"{c}"' for c in SEGMENT_COLUMNS)
     con.execute(f"CREATE VIEW segments AS SELECT {columns} FROM segments_all")
+    con.execute(
+        "CREATE VIEW drops AS SELECT drop_reason, lang, count(*) AS segments, "
+        "sum(duration) / 3600 AS hours FROM segments WHERE drop_reason IS NOT NULL "
+        "GROUP BY drop_reason, lang ORDER BY segments DESC, drop_reason, lang"
+    )
     survey = workdir / SURVEY_DIR / SOURCES_TABLE
     sources = _source_sql(con, "sources", [str(survey)] if survey.exists() else [], SOURCES)
     con.execute(f"CREATE VIEW sources AS SELECT * FROM {sources}")

@@ -6,6 +6,8 @@ import csv
 import json
 import os
 import sys
+from collections import Counter
+from dataclasses import asdict
 from enum import Enum
 from importlib.metadata import entry_points
 from pathlib import Path
@@ -32,6 +34,7 @@ from pipeline.evaluation import (
 from pipeline.runner import ShardOutcome
 from pipeline.sql import ReadOnlyError, run_query
 from pipeline.stage import StageConfigError
+from pipeline.stages.filter import TextRowError, judge, read_text_rows
 from pipeline.summary import summarize
 from pipeline.survey import compliant_hours, survey_sources, write_survey
 
@@ -213,7 +216,8 @@ def sql_command(
     Views: `recordings` (one row per file, with quarantine_reason and duplicate_of),
     `segments` (segment_id, source, recording_id, offset, duration, lang, lang_prob, text,
     license, attribution, drop_reason, shard, text_pass1, pass_wer), `segments_all` (every
-    column) and `sources` (the latest `vaglio survey`). Statements that write are refused.
+    column), `drops` (segments and hours per drop_reason and lang) and `sources` (the latest
+    `vaglio survey`). Statements that write are refused.
     """
     try:
         result = run_query(workdir, query)
@@ -339,6 +343,68 @@ def eval_command(
         console.print(f"[red]error:[/red] {escape(str(error))}")
         raise typer.Exit(2) from None
     print_scores(score(pairs), output)
+
+
+@app.command("filter-text")
+def filter_text_command(
+    file: Annotated[
+        Path | None,
+        typer.Argument(
+            metavar="FILE",
+            help="Rows `duration<TAB>text` (seconds, transcript); `-` or none reads stdin.",
+            show_default=False,
+        ),
+    ] = None,
+    lang: Annotated[
+        str, typer.Option("--lang", "-l", help="Language of the audio, e.g. `it`.")
+    ] = ...,
+    config: Annotated[
+        Path | None,
+        typer.Option("--config", "-c", help="Pipeline YAML; its `filter:` section applies."),
+    ] = None,
+    output: Annotated[EvalFormat, typer.Option("--format", "-f")] = EvalFormat.table,
+) -> None:
+    """Run the hallucination filter on transcripts without audio, to tune its thresholds.
+
+    Prints every row with its `drop_reason` (empty when kept) and counts per reason on
+    stderr. Applies every rule of the curate `filter` stage except the pass-1/pass-2
+    disagreement, which needs two ASR passes. A malformed row (no tab, a duration that is not
+    a number of seconds) stops the run with its line number and exit code 2; blank lines and
+    a `duration<TAB>text` header are skipped. `--format json` prints JSON lines with `line`,
+    `duration`, `text`, `drop_reason` (null when kept), `text_lang` and `text_lang_prob`.
+
+    Example:
+
+    * `printf '2.0\\tThanks for watching!\\n3.5\\tWe met at the station.\\n' | vaglio
+      filter-text --lang en`
+    """
+    try:
+        settings = load_config(config).filter
+        if file is None or str(file) == "-":
+            rows = read_text_rows(sys.stdin)
+        else:
+            with file.open(encoding="utf-8") as lines:
+                rows = read_text_rows(lines)
+    except (ConfigError, StageConfigError, TextRowError, OSError) as error:
+        console.print(f"[red]error:[/red] {escape(str(error))}")
+        raise typer.Exit(2) from None
+    verdicts = [judge(row.text, row.duration, lang, settings) for row in rows]
+    if output is EvalFormat.json:
+        for row, verdict in zip(rows, verdicts):
+            record = {"line": row.line, "duration": row.duration, "text": row.text}
+            sys.stdout.write(json.dumps(record | asdict(verdict), ensure_ascii=False) + "\n")
+    else:
+        table = Table("line", "duration", "drop_reason", "text")
+        for row, verdict in zip(rows, verdicts):
+            table.add_row(
+                str(row.line), f"{row.duration:g}", verdict.drop_reason or "", escape(row.text)
+            )
+        Console().print(table)
+    counts = Counter(v.drop_reason for v in verdicts if v.drop_reason)
+    console.print(
+        f"kept {len(rows) - sum(counts.values())} of {len(rows)}"
+        + "".join(f", {reason} {n}" for reason, n in counts.most_common())
+    )
 
 
 @app.command("demo")

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from manifests.views import connect
+from pipeline.stages.filter import DROP_REASONS
 
 
 @dataclass(frozen=True)
@@ -18,7 +19,7 @@ class RunSummary:
     segments: int
     segments_kept: int
     hours_kept: float
-    dropped: dict[str, tuple[int, float]]  # drop reason -> (segments, hours)
+    dropped: dict[str, tuple[int, float]]  # every drop reason -> (segments, hours), 0 too
 
 
 def summarize(workdir: Path) -> RunSummary:
@@ -42,13 +43,14 @@ def summarize(workdir: Path) -> RunSummary:
             "SELECT count(*), count(*) FILTER (drop_reason IS NULL), "
             "coalesce(sum(duration) FILTER (drop_reason IS NULL), 0) / 3600 FROM segments"
         ).fetchone()
-        dropped = {
+        found = {
             reason: (count, hours)
             for reason, count, hours in con.execute(
-                "SELECT drop_reason, count(*), sum(duration) / 3600 FROM segments "
-                "WHERE drop_reason IS NOT NULL GROUP BY drop_reason ORDER BY count(*) DESC"
+                "SELECT drop_reason, sum(segments), sum(hours) FROM drops GROUP BY drop_reason"
             ).fetchall()
         }
+    # Every rule in the order it is checked, so a rule that dropped nothing shows as 0.
+    dropped = {reason: found.pop(reason, (0, 0.0)) for reason in DROP_REASONS} | found
     return RunSummary(
         recordings,
         hours_in,

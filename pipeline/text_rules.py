@@ -1,96 +1,220 @@
-"""Hallucination rules on a transcript and its duration: each returns a drop reason or None.
+"""Hallucination rules on a transcript, its duration and its audio language.
 
-Whisper's typical failures are loops ("the the the …"), invented long tokens, text far too
-dense for the audio it came from, and text in another language than the audio. The rules
-run in order; the first that fires names the row's `drop_reason`.
+Whisper's typical failures are loops ("the the the …"), invented long tokens, stock phrases
+learnt from subtitles ("Thanks for watching!", "Sottotitoli creati dalla comunità
+Amara.org"), text far too dense or too sparse for the audio it came from, and text in another
+language than the audio. Each rule has its own drop reason; the first that fires is recorded.
+Thresholds default to Granary's (arXiv 2505.13404, steps 17–20) where it gives them.
 """
 
 from __future__ import annotations
 
 import re
+import unicodedata
 from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
 
-_WORD = re.compile(r"\w+(?:['’]\w+)*")
+from pipeline.stage import StageConfigError
+
+EMPTY_TEXT = "empty_text"
+KNOWN_PHRASE = "known_hallucination"
+REPEATED_WORDS = "repeated_words"
+REPEATED_NGRAMS = "repeated_ngrams"
+LONG_WORD = "long_word"
+CHARS_PER_SECOND_HIGH = "chars_per_second_high"
+WORDS_PER_SECOND_HIGH = "words_per_second_high"
+CHARS_PER_SECOND_LOW = "chars_per_second_low"
+LANG_MISMATCH = "lang_mismatch"
+
+REASONS = (
+    EMPTY_TEXT,
+    KNOWN_PHRASE,
+    REPEATED_WORDS,
+    REPEATED_NGRAMS,
+    LONG_WORD,
+    CHARS_PER_SECOND_HIGH,
+    WORDS_PER_SECOND_HIGH,
+    CHARS_PER_SECOND_LOW,
+    LANG_MISMATCH,
+)
+"""The text rules' drop reasons, in the order they are checked."""
+
+PHRASES_DIR = Path(__file__).parent / "data" / "hallucinations"
+ALWAYS_CHECKED = ("en",)
+"""Whisper's stock English phrases turn up whatever the audio language."""
+
+_ASIDE = re.compile(r"\[[^\]]*\]|\([^)]*\)|<[^>]*>|\*[^*]*\*")
+_WORD = re.compile(r"\w+(?:'\w+)*")
+_LANG_CODE = re.compile(r"[a-z]{2,3}")
 
 
 @dataclass(frozen=True)
 class HallucinationConfig:
     max_unique_word_share: float = 0.4  # drop when unique/total words is at or below this...
     min_words_for_share: int = 8  # ...for texts of at least this many words
-    max_loop_repeats: int = 3  # drop when a phrase of 2-6 words repeats back to back this often
+    max_loop_repeats: int = 3  # drop when a phrase of 2+ words repeats back to back this often
+    max_word_repeats: int = 4  # ...or one word does ("no, no, no" is speech)
     max_word_chars: int = 25
     max_word_ratio: float = 3.0  # longest word vs the next longest...
-    min_chars_for_ratio: int = 15  # ...when the longest has at least this many characters
+    min_chars_for_ratio: int = 20  # ...from this length: "Oh, congratulations!" is speech
+    compound_languages: str = "da de et fi hu is nb nl no sv"  # write compounds as one word
+    compound_max_word_chars: int = 40  # their long-word limit; the ratio test is skipped
+    phrases_dir: str | None = None  # <lang>.txt files of phrases added to the shipped lists
     max_chars_per_second: float = 25.0
     max_words_per_second: float = 6.0
+    min_chars_per_second: float = 0.5  # "Thank you" for 20 s of speech is not a transcript
     min_words_for_lang: int = 3  # text LID on shorter texts is noise
-    min_lang_prob: float = 0.9  # a mismatch counts only when langid is this sure
+    min_lang_prob: float = 0.9  # a mismatch counts only when text LID is this sure
+
+    def __post_init__(self) -> None:
+        if self.phrases_dir is not None and not Path(self.phrases_dir).is_dir():
+            raise StageConfigError(f"rules.phrases_dir: {self.phrases_dir} is not a folder")
 
 
 def words(text: str) -> list[str]:
-    return _WORD.findall(text.lower())
+    """Lower-case words, without punctuation and bracketed asides ("[Music]", "(laughs)").
 
-
-def _longest_loop(tokens: list[str], max_n: int = 6) -> int:
-    """Most back-to-back repetitions of any 2..max_n word phrase ("a b a b a b" -> 3).
-
-    Natural speech repeats phrases across a 30 s chunk ("one of the"), but a decoder loop
-    repeats them back to back.
+    Apostrophes stay inside words ("c'est", "don't"), so French and Italian elisions count as
+    one word in the word rate.
     """
+    text = unicodedata.normalize("NFKC", text).replace("’", "'").casefold()
+    return _WORD.findall(_ASIDE.sub(" ", text))
+
+
+def _phrase_key(tokens: list[str]) -> tuple[str, ...]:
+    """Words with every number as "0", so "Untertitel im Auftrag des ZDF, 2017" covers all years."""
+    return tuple("0" if token.isdigit() else token for token in tokens)
+
+
+@cache
+def known_phrases(lang: str, phrases_dir: str | None = None) -> frozenset[tuple[str, ...]]:
+    """The phrases Whisper is known to invent in `lang` (and English), as word tuples.
+
+    Lists are `<lang>.txt` files, one phrase a line, `#` starting a comment line.
+    """
+    phrases = set()
+    for code in dict.fromkeys((lang, *ALWAYS_CHECKED)):
+        if not _LANG_CODE.fullmatch(code):
+            continue
+        for folder in (PHRASES_DIR, *([Path(phrases_dir)] if phrases_dir else [])):
+            path = folder / f"{code}.txt"
+            lines = path.read_text(encoding="utf-8").splitlines() if path.is_file() else []
+            phrases.update(
+                _phrase_key(words(line)) for line in lines if not line.lstrip().startswith("#")
+            )
+    phrases.discard(())
+    return frozenset(phrases)
+
+
+def known_phrase(tokens: list[str], lang: str, config: HallucinationConfig) -> str | None:
+    """The text is a listed phrase, or several back to back ("Thank you. Thank you.").
+
+    A listed phrase inside a longer sentence is speech, not a hallucination.
+    """
+    phrases = known_phrases(lang, config.phrases_dir)
+    if not phrases:
+        return None
+    key = _phrase_key(tokens)
+    longest = max(map(len, phrases))
+    covered = [True] + [False] * len(key)  # covered[i]: key[:i] is a sequence of phrases
+    for end in range(1, len(key) + 1):
+        covered[end] = any(
+            covered[start] and key[start:end] in phrases
+            for start in range(max(0, end - longest), end)
+        )
+    return KNOWN_PHRASE if covered[-1] else None
+
+
+def _longest_run(tokens: list[str], n: int) -> int:
+    """Most back-to-back repetitions of any `n`-word phrase ("a b a b a b", n=2 -> 3)."""
     best = 1
-    for n in range(2, max_n + 1):
-        for start in range(len(tokens) - 2 * n + 1):
-            count = 1
-            while tokens[start + count * n : start + (count + 1) * n] == tokens[start : start + n]:
-                count += 1
-            best = max(best, count)
+    for start in range(len(tokens) - 2 * n + 1):
+        count = 1
+        while tokens[start + count * n : start + (count + 1) * n] == tokens[start : start + n]:
+            count += 1
+        best = max(best, count)
     return best
 
 
 def repeated_ngrams(tokens: list[str], config: HallucinationConfig) -> str | None:
+    """Few distinct words, or a phrase looping back to back.
+
+    Natural speech repeats phrases across an utterance ("one of the … one of the"), but a
+    decoder loop repeats them back to back.
+    """
     if len(tokens) >= config.min_words_for_share:
         share = len(set(tokens)) / len(tokens)
         if share <= config.max_unique_word_share:
-            return "repeated_words"
-    if _longest_loop(tokens) >= config.max_loop_repeats:
-        return "repeated_ngrams"
+            return REPEATED_WORDS
+    if _longest_run(tokens, 1) >= config.max_word_repeats:
+        return REPEATED_NGRAMS
+    longest_phrase = len(tokens) // config.max_loop_repeats  # whole sentences loop too
+    if any(
+        _longest_run(tokens, n) >= config.max_loop_repeats for n in range(2, longest_phrase + 1)
+    ):
+        return REPEATED_NGRAMS
     return None
 
 
-def long_word(tokens: list[str], config: HallucinationConfig) -> str | None:
-    lengths = sorted((len(t) for t in tokens), reverse=True)
-    if not lengths:
-        return None
+def long_word(tokens: list[str], lang: str, config: HallucinationConfig) -> str | None:
+    """A word too long to be one, or far longer than every other word of the text.
+
+    German, Dutch, Finnish… write compounds as one word ("Datenschutzgrundverordnung"), so
+    there only `compound_max_word_chars` counts.
+    """
+    lengths = sorted(map(len, tokens), reverse=True)
+    if lang in config.compound_languages.split():
+        return LONG_WORD if lengths[0] >= config.compound_max_word_chars else None
     if lengths[0] >= config.max_word_chars:
-        return "long_word"
+        return LONG_WORD
     if (
         len(lengths) > 1
         and lengths[0] >= config.min_chars_for_ratio
         and lengths[0] >= config.max_word_ratio * lengths[1]
     ):
-        return "long_word"
+        return LONG_WORD
     return None
 
 
-def impossible_rate(
-    text: str, tokens: list[str], duration: float, config: HallucinationConfig
+def impossible_rate(tokens: list[str], duration: float, config: HallucinationConfig) -> str | None:
+    """More characters or words than anyone can say in `duration`, or far too few.
+
+    Characters are letters and digits of words, so punctuation and spaces do not count.
+    """
+    chars = sum(map(len, tokens))
+    if chars > config.max_chars_per_second * duration:
+        return CHARS_PER_SECOND_HIGH
+    if len(tokens) > config.max_words_per_second * duration:
+        return WORDS_PER_SECOND_HIGH
+    if chars < config.min_chars_per_second * duration:
+        return CHARS_PER_SECOND_LOW
+    return None
+
+
+def hallucination_reason(
+    text: str, duration: float, lang: str, config: HallucinationConfig
 ) -> str | None:
-    if duration <= 0:
-        return "chars_per_second"
-    if len(text.replace(" ", "")) / duration > config.max_chars_per_second:
-        return "chars_per_second"
-    if len(tokens) / duration > config.max_words_per_second:
-        return "words_per_second"
-    return None
-
-
-def hallucination_reason(text: str, duration: float, config: HallucinationConfig) -> str | None:
-    """The first hallucination rule that `text` breaks, or None when it passes them all."""
+    """The first rule that `text` breaks, or None; text language ID is `lang_mismatch`'s."""
     tokens = words(text)
     if not tokens:
-        return "empty_text"
+        return EMPTY_TEXT
     return (
-        repeated_ngrams(tokens, config)
-        or long_word(tokens, config)
-        or impossible_rate(text, tokens, duration, config)
+        known_phrase(tokens, lang, config)
+        or repeated_ngrams(tokens, config)
+        or long_word(tokens, lang, config)
+        or impossible_rate(tokens, duration, config)
     )
+
+
+def lang_mismatch(
+    tokens: list[str], lang: str, text_lang: str, text_prob: float, config: HallucinationConfig
+) -> str | None:
+    """Text language ID is sure the text is not in the audio's language."""
+    if (
+        len(tokens) >= config.min_words_for_lang
+        and text_lang != lang
+        and text_prob >= config.min_lang_prob
+    ):
+        return LANG_MISMATCH
+    return None

@@ -1,72 +1,122 @@
 """Mark rows that should not be trained on with a `drop_reason`; never delete a row.
 
 Reasons, in the order they are checked (the first that fires is recorded): the recording
-failed the language gate; the utterance is too short or too long; a hallucination rule;
-the text's language differs from the audio's; the two ASR passes disagree.
+failed the language gate (pass 1); the utterance is too short or too long; a hallucination
+rule (`pipeline.text_rules`); the text's language differs from the audio's; the two ASR
+passes disagree. `vaglio filter-text` runs the same rules, bar the two that need audio.
 """
 
 from __future__ import annotations
 
+import math
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 import pyarrow as pa
 
 from manifests.schemas import FILTERED, with_versions
 from pipeline.stage import ShardContext, Stage
-from pipeline.text_rules import HallucinationConfig, hallucination_reason, words
-from pipeline.textlid import identify_language
+from pipeline.stages.pass1 import LANG_UNCERTAIN, LANG_UNDECLARED
+from pipeline.text_rules import (
+    REASONS,
+    HallucinationConfig,
+    hallucination_reason,
+    lang_mismatch,
+    words,
+)
+from pipeline.textlid import TextLidConfig, identify_language
 
 DURATION = "duration_out_of_range"
-LANG_MISMATCH = "lang_mismatch"
 PASS_DISAGREEMENT = "pass_disagreement"
+
+DROP_REASONS = (LANG_UNDECLARED, LANG_UNCERTAIN, DURATION, *REASONS, PASS_DISAGREEMENT)
+"""Every reason a segment can be dropped for, in the order they are checked."""
 
 
 @dataclass(frozen=True)
 class FilterConfig:
     rules: HallucinationConfig = field(default_factory=HallucinationConfig)
+    text_lid: TextLidConfig = field(default_factory=TextLidConfig)
     min_duration_s: float = 0.1
     max_duration_s: float = 40.0
     max_pass_wer: float = 0.5  # drop when pass 1 and pass 2 differ in more than this share
 
 
+@dataclass(frozen=True)
+class Verdict:
+    drop_reason: str | None
+    text_lang: str | None = None  # None when there are no words to identify
+    text_lang_prob: float | None = None
+
+
+def judge(
+    text: str, duration: float, lang: str, config: FilterConfig, pass_wer: float | None = None
+) -> Verdict:
+    """Every rule after the language gate; without `pass_wer` (one pass) that rule is skipped."""
+    tokens = words(text)
+    text_lang, text_prob = identify_language(text, config.text_lid) if tokens else (None, None)
+    if not config.min_duration_s <= duration <= config.max_duration_s:
+        reason = DURATION
+    else:
+        reason = hallucination_reason(text, duration, lang, config.rules) or lang_mismatch(
+            tokens, lang, text_lang, text_prob, config.rules
+        )
+    if not reason and pass_wer is not None and pass_wer > config.max_pass_wer:
+        reason = PASS_DISAGREEMENT
+    return Verdict(reason, text_lang, text_prob)
+
+
 class Filter(Stage):
     name = "filter"
-    version = "2"
+    version = "3"
     inputs = ("pass2",)
 
     def run(self, context: ShardContext) -> pa.Table:
         table = context.read("pass2")
         columns = ("text", "duration", "lang", "gate_reason", "pass_wer")
-        text_langs, text_probs, reasons = [], [], []
-        for text, duration, lang, gate, pass_wer in zip(*(table[c].to_pylist() for c in columns)):
-            heard = bool(text and text.strip())
-            text_lang, text_prob = identify_language(text) if heard else (None, None)
-            reasons.append(
-                gate or self._reason(text or "", duration, lang, text_lang, text_prob, pass_wer)
+        verdicts = [
+            Verdict(gate) if gate else judge(text or "", duration, lang, self.config, pass_wer)
+            for text, duration, lang, gate, pass_wer in zip(
+                *(table[c].to_pylist() for c in columns)
             )
-            text_langs.append(text_lang)
-            text_probs.append(text_prob)
+        ]
         added = [
-            pa.array(text_langs, pa.string()),
-            pa.array(text_probs, pa.float32()),
-            pa.array(reasons, pa.string()),
+            pa.array([v.text_lang for v in verdicts], pa.string()),
+            pa.array([v.text_lang_prob for v in verdicts], pa.float32()),
+            pa.array([v.drop_reason for v in verdicts], pa.string()),
         ]
         filtered = pa.table([*table.columns, *added], schema=FILTERED)
         return with_versions(filtered, self.name, self.version_tag)
 
-    def _reason(self, text, duration, lang, text_lang, text_prob, pass_wer) -> str | None:
-        config, rules = self.config, self.config.rules
-        if not config.min_duration_s <= duration <= config.max_duration_s:
-            return DURATION
-        reason = hallucination_reason(text, duration, rules)
-        if reason:
-            return reason
-        if (
-            len(words(text)) >= rules.min_words_for_lang
-            and text_lang != lang
-            and text_prob >= rules.min_lang_prob
-        ):
-            return LANG_MISMATCH
-        if pass_wer is not None and pass_wer > config.max_pass_wer:
-            return PASS_DISAGREEMENT
-        return None
+
+class TextRowError(ValueError):
+    """A `duration<TAB>text` row that cannot be read."""
+
+
+@dataclass(frozen=True)
+class TextRow:
+    line: int
+    duration: float
+    text: str
+
+
+def read_text_rows(lines: Iterable[str]) -> list[TextRow]:
+    """Rows of `duration<TAB>text` (seconds, transcript); a `duration<TAB>text` header and
+    blank lines are skipped. A malformed row raises, naming its line: a guessed duration
+    would make every rate rule meaningless."""
+    rows = []
+    for number, line in enumerate(lines, start=1):
+        line = line.rstrip("\r\n")
+        if not line.strip() or (number == 1 and line.strip().lower() == "duration\ttext"):
+            continue
+        duration, tab, text = line.partition("\t")
+        if not tab:
+            raise TextRowError(f"line {number}: expected duration<TAB>text, found no tab")
+        try:
+            seconds = float(duration)
+        except ValueError:
+            seconds = math.nan
+        if not math.isfinite(seconds) or seconds < 0:
+            raise TextRowError(f"line {number}: duration {duration!r} is not a number of seconds")
+        rows.append(TextRow(number, seconds, text))
+    return rows

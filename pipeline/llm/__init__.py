@@ -1,0 +1,51 @@
+"""LLM backends behind one interface, chosen by name in the config, and the conversations
+that punctuation restoration and translation send them.
+
+Heavy imports happen only when a backend is built; `vllm` without its extra raises
+`MissingExtraError`, one line naming what to install.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+
+from pipeline.llm.base import (
+    BACKENDS,
+    Conversation,
+    LlmBackend,
+    LlmConfig,
+    LlmRequestError,
+    Message,
+    MissingExtraError,
+)
+
+
+def require_backend(config: LlmConfig) -> None:
+    """Fail before any work starts when the backend's extra is not installed."""
+    if config.backend == "vllm" and importlib.util.find_spec("vllm") is None:
+        raise MissingExtraError("the 'vllm' LLM backend", "vllm", extra="vllm")
+
+
+def load_backend(config: LlmConfig) -> LlmBackend:
+    """The backend `config` names, loaded (vllm) or connected (openai)."""
+    require_backend(config)
+    if config.backend == "vllm":
+        from pipeline.llm.vllm_backend import VllmChatBackend
+
+        return VllmChatBackend(config)
+    from pipeline.llm.openai_backend import OpenAiBackend
+
+    return OpenAiBackend(config)
+
+
+__all__ = [
+    "BACKENDS",
+    "Conversation",
+    "LlmBackend",
+    "LlmConfig",
+    "LlmRequestError",
+    "Message",
+    "MissingExtraError",
+    "load_backend",
+    "require_backend",
+]

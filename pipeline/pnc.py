@@ -1,0 +1,141 @@
+"""Punctuation and capitalisation (PnC) restored by an LLM, with a guard that keeps the words.
+
+An LLM asked to punctuate sometimes also "fixes" a word, drops a repetition, adds a closing
+"Thank you.", or answers in English. A transcript is what was said, so the answer is accepted
+only when its words are the input's words: after normalising both (lower case, punctuation
+removed) the answer must have the same number of words and a character error rate (CER)
+against the input of at most `max_cer`. Otherwise the row keeps its input and a reason.
+
+Why the same word count *and* a CER: the CER alone scales with length, so a 600-character
+utterance could gain "Thank you." (9 characters, 1.5 %) under any useful threshold; an equal
+word count refuses every added or removed word, whatever the length. Why `max_cer` = 0.02:
+with the count fixed, what remains is edits inside words; 2 % lets a model restore an accent
+or an apostrophe ("perche" -> "perché") in an utterance of 50 characters or more, and refuses
+a replaced word ("market" -> "supermarket", "went" -> "want" in a short sentence). Granary's
+reference filter (NeMo SDP, QwenGenerationFiltering) allows 10 % CER, which accepts a changed
+word in most sentences; its upper-case guard (more than 60 % capitals) is kept here.
+"""
+
+from __future__ import annotations
+
+import unicodedata
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import jiwer
+
+from pipeline.llm import LlmBackend
+from pipeline.llm.answers import clean_answer
+from pipeline.llm.conversations import pnc_conversation, pnc_languages
+from pipeline.text_normalise import normalise_text
+from pipeline.textlid import identify_language
+
+# Why a row kept its input. Skipped: the LLM was not asked. Rejected: it answered, badly.
+SKIPPED = ("pnc_already_punctuated", "pnc_no_words", "pnc_no_prompt")
+REJECTED = (
+    "pnc_empty",
+    "pnc_added_words",
+    "pnc_removed_words",
+    "pnc_changed_words",
+    "pnc_other_language",
+    "pnc_upper_case",
+)
+# Marks that only a punctuated text has (apostrophes and hyphens occur inside words).
+_MARKS = set(".,;:?!…¿¡。、，？！؟،؛")
+
+
+@dataclass(frozen=True)
+class PncConfig:
+    max_cer: float = 0.02  # between normalised input and answer, word count equal (see above)
+    max_upper_share: float = 0.6  # of the answer's cased letters; Granary's reference value
+    force: bool = False  # also re-punctuate text that came punctuated from its source
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.max_cer < 1:
+            raise ValueError(f"pnc.max_cer: expected a share in [0, 1), got {self.max_cer!r}")
+        if not 0 < self.max_upper_share <= 1:
+            raise ValueError(
+                f"pnc.max_upper_share: expected a share in (0, 1], got {self.max_upper_share!r}"
+            )
+
+
+@dataclass(frozen=True)
+class PncResult:
+    text: str  # what the row keeps: the answer when accepted, else the input unchanged
+    reason: str | None = None  # None when the answer was accepted; else one of SKIPPED, REJECTED
+    cer: float | None = None  # normalised input vs answer, where one was compared
+
+    @property
+    def rejected(self) -> bool:
+        """The LLM answered and the answer was refused: worth a flag and a count."""
+        return self.reason in REJECTED
+
+
+def _upper_share(text: str) -> float:
+    cased = [c for c in text if c.isupper() or c.islower()]
+    return sum(c.isupper() for c in cased) / len(cased) if cased else 0.0
+
+
+def is_punctuated(text: str) -> bool:
+    """Whether `text` already has punctuation and capitals (from the source, or an ASR model
+    that writes them), so that PnC would only risk changing it. Scripts without case need
+    only the punctuation."""
+    has_marks = any(c in _MARKS for c in unicodedata.normalize("NFKC", text))
+    has_case = any(c.isupper() or c.islower() for c in text)
+    return has_marks and (not has_case or any(c.isupper() for c in text))
+
+
+def check_pnc(
+    original: str, answer: str, language: str, config: PncConfig = PncConfig()
+) -> PncResult:
+    """The LLM's `answer` for the transcript `original` (in `language`), accepted or refused."""
+    reference = normalise_text(original)
+    if not reference:
+        return PncResult(original, "pnc_no_words")
+    cleaned = clean_answer(answer)
+    hypothesis = normalise_text(cleaned)
+    if not hypothesis:
+        return PncResult(original, "pnc_empty")
+    if hypothesis == reference:
+        cer = 0.0
+    else:
+        cer = float(jiwer.cer(reference, hypothesis))
+        extra_words = len(hypothesis.split()) - len(reference.split())
+        if extra_words or cer > config.max_cer:
+            if identify_language(cleaned)[0] != language:
+                reason = "pnc_other_language"
+            elif extra_words:
+                reason = "pnc_added_words" if extra_words > 0 else "pnc_removed_words"
+            else:
+                reason = "pnc_changed_words"
+            return PncResult(original, reason, cer)
+    if _upper_share(cleaned) > max(config.max_upper_share, _upper_share(original)):
+        return PncResult(original, "pnc_upper_case", cer)
+    return PncResult(cleaned, None, cer)
+
+
+def restore_punctuation(
+    texts: Sequence[str],
+    languages: Sequence[str],
+    backend: LlmBackend,
+    config: PncConfig = PncConfig(),
+) -> list[PncResult]:
+    """PnC for a batch of transcripts (one language per row), in one call to the backend.
+    Rows that need no LLM (already punctuated, no words, no prompt for their language) are
+    not sent."""
+    with_prompt = set(pnc_languages())
+    results: list[PncResult | None] = [None] * len(texts)
+    asked = []
+    for i, (text, language) in enumerate(zip(texts, languages, strict=True)):
+        if not normalise_text(text):
+            results[i] = PncResult(text, "pnc_no_words")
+        elif language not in with_prompt:
+            results[i] = PncResult(text, "pnc_no_prompt")
+        elif is_punctuated(text) and not config.force:
+            results[i] = PncResult(text, "pnc_already_punctuated")
+        else:
+            asked.append(i)
+    answers = backend.complete([pnc_conversation(texts[i], languages[i]) for i in asked])
+    for i, answer in zip(asked, answers, strict=True):
+        results[i] = check_pnc(texts[i], answer, languages[i], config)
+    return results  # type: ignore[return-value]  # every slot is filled above
