@@ -124,18 +124,18 @@ def restore_punctuation(
     Rows that need no LLM (already punctuated, no words, no prompt for their language) are
     not sent."""
     with_prompt = set(pnc_languages())
-    results: list[PncResult | None] = [None] * len(texts)
-    asked = []
+    skipped: dict[int, PncResult] = {}
     for i, (text, language) in enumerate(zip(texts, languages, strict=True)):
         if not normalise_text(text):
-            results[i] = PncResult(text, "pnc_no_words")
+            skipped[i] = PncResult(text, "pnc_no_words")
         elif language not in with_prompt:
-            results[i] = PncResult(text, "pnc_no_prompt")
+            skipped[i] = PncResult(text, "pnc_no_prompt")
         elif is_punctuated(text) and not config.force:
-            results[i] = PncResult(text, "pnc_already_punctuated")
-        else:
-            asked.append(i)
+            skipped[i] = PncResult(text, "pnc_already_punctuated")
+    asked = [i for i in range(len(texts)) if i not in skipped]
     answers = backend.complete([pnc_conversation(texts[i], languages[i]) for i in asked])
-    for i, answer in zip(asked, answers, strict=True):
-        results[i] = check_pnc(texts[i], answer, languages[i], config)
-    return results  # type: ignore[return-value]  # every slot is filled above
+    checked = {
+        i: check_pnc(texts[i], answer, languages[i], config)
+        for i, answer in zip(asked, answers, strict=True)
+    }
+    return [skipped[i] if i in skipped else checked[i] for i in range(len(texts))]

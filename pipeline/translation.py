@@ -3,15 +3,16 @@
 A translation is stored per target language, either as text or as the reason it was refused
 (never both): the source or the translation has one word or none; their word counts differ by
 a factor of 4 or more; fewer than 80 % of either side's letters belong to its language's
-alphabet (`pipeline/data/alphabets.yaml`); langid does not recognise either side as its
-language; or, where a quality-estimation (QE) model is configured, it scores the pair below
-`min_qe_score`. A source that fails its own guards is not sent to the LLM at all.
+alphabet (`pipeline/data/alphabets.yaml`); text LID (langid, or fastText where `text_lid`
+names a model) does not recognise either side as its language; or, where a quality-estimation
+(QE) model is configured, it scores the pair below `min_qe_score`. A source that fails its own
+guards is not sent to the LLM at all.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cache
 from importlib import resources
 from pathlib import Path
@@ -24,7 +25,7 @@ from pipeline.llm.answers import clean_answer
 from pipeline.llm.base import MissingExtraError
 from pipeline.llm.conversations import UnknownLanguageError, language_name, translation_conversation
 from pipeline.text_normalise import normalise_text
-from pipeline.textlid import identify_language
+from pipeline.textlid import TextLidConfig, identify_language
 
 REASONS = (
     "translation_source_too_short",
@@ -44,7 +45,8 @@ class TranslationConfig:
     min_words: int = 2  # "more than one word" on both sides
     max_word_ratio: float = 4.0  # refused at this ratio of word counts (longer / shorter) or above
     min_purity: float = 0.8  # share of a side's letters in its language's alphabet
-    check_language: bool = True  # langid must recognise each side as its language
+    check_language: bool = True  # text LID must recognise each side as its language
+    text_lid: TextLidConfig = field(default_factory=TextLidConfig)  # langid, or fastText by path
     qe_model: str | None = None  # a COMET QE checkpoint (e.g. Unbabel/wmt22-cometkiwi-da)
     min_qe_score: float = 0.7  # CometKiwi's scale (about 0-1); tune on the corpus at hand
     qe_batch_size: int = 32
@@ -126,7 +128,7 @@ def _side_reason(text: str, language: str, config: TranslationConfig, side: str)
         return prefix + "too_short"
     if charset_purity(text, language) < config.min_purity:
         return prefix + "impure"
-    if config.check_language and identify_language(text)[0] != language:
+    if config.check_language and identify_language(text, config.text_lid)[0] != language:
         return prefix + ("language" if side else "wrong_language")
     return None
 
