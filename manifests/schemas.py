@@ -23,11 +23,18 @@ SOURCE_FILES = pa.schema(
     [
         pa.field("recording_id", pa.string(), nullable=False),
         *PROVENANCE_FIELDS,
-        pa.field("path", pa.string(), nullable=False),
+        pa.field("path", pa.string()),  # the audio file; null when the source holds bytes
+        pa.field("audio_in", pa.binary()),  # encoded audio held inside a dataset (hf)
+        pa.field("offset", pa.float64()),  # a window of the file, when the source cuts one
+        pa.field("declared_duration", pa.float64()),  # the window's length, or the file's
         pa.field("declared_languages", pa.list_(pa.string())),
+        pa.field("text_source", pa.string()),  # the source's own transcript, if any
+        pa.field("quarantine_reason", pa.string()),
     ]
 )
-"""One row per audio file that a source lists: the input of `standardise`."""
+"""One row per recording that a source lists: the input of `standardise`. A row the source
+lists but that cannot be used (a path outside the source folder, a refused per-file licence)
+arrives already quarantined."""
 
 RECORDINGS = pa.schema(
     [
@@ -37,7 +44,6 @@ RECORDINGS = pa.schema(
         pa.field("duration", pa.float64()),
         pa.field("sha256", pa.string()),
         pa.field("audio", pa.binary()),  # FLAC, 16 kHz mono; null when quarantined
-        pa.field("quarantine_reason", pa.string()),
         pa.field("versions", VERSIONS),
     ]
 )
@@ -135,9 +141,10 @@ SOURCES = pa.schema(
         pa.field("files", pa.int64()),  # audio files measured; null for metadata sources
         pa.field("unreadable_files", pa.int64()),
         pa.field("labelled", pa.bool_()),
+        pa.field("error", pa.string()),  # the source could not be read; no hours counted
     ]
 )
-"""The survey: one row per source and language, with the licence verdict and hours."""
+"""The survey: one row per source, licence and language, with the verdict and hours."""
 
 DATASET_AUDIO = pa.struct([pa.field("bytes", pa.binary()), pa.field("path", pa.string())])
 """The Hugging Face `Audio` feature's storage layout."""

@@ -73,7 +73,7 @@ def connect(workdir: Path) -> duckdb.DuckDBPyConnection:
         " USING (recording_id)"
     )
     con.execute(
-        f"CREATE VIEW recordings AS SELECT r.* EXCLUDE (audio), d.duplicate_of "
+        f"CREATE VIEW recordings AS SELECT r.* EXCLUDE (audio, audio_in), d.duplicate_of "
         f"FROM {recordings} r {duplicate_join}"
     )
     manifest = _source_sql(con, "segments", _files(workdir, "shard"), MANIFEST)

@@ -1,18 +1,24 @@
-"""The source catalog: a YAML list of speech sources, validated with errors that name the field."""
+"""The source catalog: a YAML list of speech sources, validated with errors that name the field.
+
+Each `kind` is read by its own reader (`pipeline/sources/`); the catalog only checks that an
+entry carries the fields its kind needs, with the right types, and resolves paths against
+the catalog's folder.
+"""
 
 from __future__ import annotations
 
+import fnmatch
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import yaml
 
-SOURCE_KINDS = ("local", "metadata")
-MULTIPLE_LANGUAGES = "mul"  # ISO 639-2: hours given for several languages together
-AUDIO_EXTENSIONS = (".wav", ".flac", ".mp3", ".ogg", ".opus", ".m4a", ".aac", ".webm")
+from pipeline.languages import MULTIPLE_LANGUAGES, is_language_code
+
+SOURCE_KINDS = ("local", "nemo", "lhotse", "commonvoice", "hf", "metadata")
 _NAME = re.compile(r"^[a-z0-9][a-z0-9-]*$")
-_LANG = re.compile(r"^[a-z]{2,3}$")
 
 
 class CatalogError(ValueError):
@@ -25,20 +31,46 @@ class Source:
 
     name: str
     kind: str
-    path: Path | None  # None for `metadata` sources: nothing downloaded yet
-    license: str
+    path: Path | None  # a folder or a manifest file, by kind; None for `metadata` and hub datasets
+    license: str  # the statement for every file, unless `license_by_path` or the file says else
     attribution: str
     languages: tuple[str, ...]
     hours: tuple[tuple[str, float], ...] = ()  # `metadata`: (language or "mul", hours)
     labelled: bool | None = None  # whether transcripts come with the audio
+    license_by_path: tuple[tuple[str, str], ...] = ()  # (glob over file keys, statement)
+    options: dict[str, Any] = field(default_factory=dict)  # kind-specific fields, validated
 
-    def audio_files(self) -> list[Path]:
-        """Audio files under the source folder, sorted so shards are stable across runs."""
-        if self.path is None:
-            return []
-        return sorted(
-            p for p in self.path.rglob("*") if p.is_file() and p.suffix.lower() in AUDIO_EXTENSIONS
-        )
+    def license_for(self, key: str, stated: str | None = None) -> str:
+        """The licence statement of one file: its own, else the first matching glob, else the
+        source's. A source with several licences (per split or per file) is judged per file."""
+        if stated:
+            return stated
+        for pattern, text in self.license_by_path:
+            if fnmatch.fnmatchcase(key, pattern):
+                return text
+        return self.license
+
+
+# Fields each kind accepts beyond the common ones, with the type each must have.
+# "dir"/"file" are paths that must exist; "path" may be either.
+_COMMON = {"name", "kind", "license", "attribution", "languages", "labelled"}
+_KIND_FIELDS: dict[str, dict[str, Any]] = {
+    "local": {"path": "dir"},
+    "nemo": {"path": "file", "root": "dir"},
+    "lhotse": {"path": "file", "supervisions": "file", "root": "dir"},
+    "commonvoice": {"path": "dir", "splits": list},
+    "hf": {
+        "path": "path",
+        "dataset": str,
+        "config": str,
+        "split": str,
+        "audio_column": str,
+        "text_column": str,
+        "language_column": str,
+    },
+    "metadata": {"hours": object},
+}
+_REQUIRED_PATH = {"local", "nemo", "lhotse", "commonvoice"}
 
 
 def _field(entry: dict, key: str, where: str, kind: type = str):
@@ -60,41 +92,81 @@ def _parse_source(entry: object, where: str, base: Path) -> Source:
     kind = _field(entry, "kind", where)
     if kind not in SOURCE_KINDS:
         raise CatalogError(f"{where}.kind: unknown kind {kind!r}; known: {', '.join(SOURCE_KINDS)}")
-    languages = _field(entry, "languages", where, list)
-    for lang in languages:
-        if not isinstance(lang, str) or not _LANG.match(lang):
-            raise CatalogError(f"{where}.languages: {lang!r} is not an ISO 639 code like 'en'")
-    unknown = set(entry) - _FIELDS[kind]
+    unknown = set(entry) - _COMMON - set(_KIND_FIELDS[kind])
     if unknown:
-        raise CatalogError(f"{where}: unknown field(s) {', '.join(sorted(unknown))}")
+        listed = ", ".join(sorted(unknown))
+        raise CatalogError(f"{where}: unknown field(s) {listed} for kind {kind}")
+    languages = _languages(_field(entry, "languages", where, list), where)
     labelled = entry.get("labelled")
     if labelled is not None and not isinstance(labelled, bool):
         raise CatalogError(f"{where}.labelled: expected true or false, got {labelled!r}")
+    options = _options(entry, kind, where, base)
+    license_text, license_by_path = _license(entry, kind, where)
     return Source(
         name=name,
         kind=kind,
-        path=None if kind == "metadata" else _directory(entry, where, base),
-        license=_field(entry, "license", where),
+        path=options.pop("path", None),
+        license=license_text,
         attribution=_field(entry, "attribution", where),
-        languages=tuple(languages),
+        languages=languages,
         hours=_hours(entry, where, languages) if kind == "metadata" else (),
         labelled=labelled,
+        license_by_path=license_by_path,
+        options=options,
     )
 
 
-_COMMON = {"name", "kind", "license", "attribution", "languages", "labelled"}
-_FIELDS = {"local": _COMMON | {"path"}, "metadata": _COMMON | {"hours"}}
+def _languages(values: list, where: str) -> tuple[str, ...]:
+    for lang in values:
+        if not isinstance(lang, str) or not is_language_code(lang):
+            raise CatalogError(
+                f"{where}.languages: {lang!r} is not an ISO 639 code (like 'en' or 'fra')"
+            )
+    return tuple(values)
 
 
-def _directory(entry: dict, where: str, base: Path) -> Path:
-    path = Path(_field(entry, "path", where)).expanduser()
+def _license(entry: dict, kind: str, where: str) -> tuple[str, tuple[tuple[str, str], ...]]:
+    """`license: CC BY 4.0`, or `license: {"train/*": CC BY 4.0, "*": CC BY-NC 4.0}` for
+    sources whose files differ; an `hf` dataset may leave it to its dataset card."""
+    value = entry.get("license")
+    if value in (None, "") and kind == "hf":
+        return "", ()
+    if isinstance(value, dict) and value:
+        if not all(isinstance(k, str) and isinstance(v, str) and v for k, v in value.items()):
+            raise CatalogError(f"{where}.license: expected {{glob: licence statement}} strings")
+        return "", tuple(value.items())
+    return _field(entry, "license", where), ()
+
+
+def _options(entry: dict, kind: str, where: str, base: Path) -> dict[str, Any]:
+    options: dict[str, Any] = {}
+    for key, expected in _KIND_FIELDS[kind].items():
+        if key == "hours" or entry.get(key) in (None, ""):
+            continue
+        if expected in ("dir", "file", "path"):
+            options[key] = _existing_path(entry, key, expected, where, base)
+        else:
+            options[key] = _field(entry, key, where, expected)
+    if kind in _REQUIRED_PATH and "path" not in options:
+        _field(entry, "path", where)
+    if kind == "hf" and ("path" in options) == ("dataset" in options):
+        raise CatalogError(f"{where}: an hf source needs exactly one of 'path' or 'dataset'")
+    if not all(isinstance(s, str) for s in options.get("splits", [])):
+        raise CatalogError(f"{where}.splits: expected a list of split names like [train, dev]")
+    return options
+
+
+def _existing_path(entry: dict, key: str, expected: str, where: str, base: Path) -> Path:
+    path = Path(_field(entry, key, where)).expanduser()
     path = path if path.is_absolute() else (base / path)
-    if not path.is_dir():
-        raise CatalogError(f"{where}.path: {path} is not a directory")
+    exists = {"dir": path.is_dir, "file": path.is_file, "path": path.exists}[expected]()
+    if not exists:
+        what = {"dir": "a directory", "file": "a file", "path": "a file or directory"}[expected]
+        raise CatalogError(f"{where}.{key}: {path} is not {what}")
     return path.resolve()
 
 
-def _hours(entry: dict, where: str, languages: list[str]) -> tuple[tuple[str, float], ...]:
+def _hours(entry: dict, where: str, languages: tuple[str, ...]) -> tuple[tuple[str, float], ...]:
     """`hours: 360` (all declared languages together) or `hours: {en: 300, it: 60}`."""
     value = entry.get("hours")
     if isinstance(value, (int, float)) and not isinstance(value, bool):

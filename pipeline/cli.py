@@ -14,11 +14,13 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+import yaml
 from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from licenses import PolicyError, judge_license
 from pipeline.asr import MissingExtraError
 from pipeline.catalog import CatalogError, load_catalog
 from pipeline.config import ConfigError, load_config
@@ -31,6 +33,8 @@ from pipeline.evaluation import (
     read_workdir_pairs,
     score,
 )
+from pipeline.mosel import mosel_catalog
+from pipeline.plan import SourcePlan
 from pipeline.runner import ShardOutcome
 from pipeline.sql import ReadOnlyError, run_query
 from pipeline.stage import StageConfigError
@@ -55,6 +59,10 @@ class Engine(str, Enum):
 
 Workdir = Annotated[
     Path, typer.Option("--workdir", "-w", help="Folder for every output of the run.")
+]
+PolicyOption = Annotated[
+    Path | None,
+    typer.Option("--policy", help="Licence policy YAML replacing licenses/policy.yaml."),
 ]
 EngineOption = Annotated[Engine, typer.Option(help="Run as a Prefect flow, or on plain threads.")]
 
@@ -115,21 +123,35 @@ def run_curation(
     return result
 
 
+def print_plan(plan: SourcePlan) -> None:
+    """One line per source: what is processed, what is refused and why."""
+    name = plan.source.name
+    if plan.error:
+        console.print(f"[red]✗[/red] {name}: cannot be read: {escape(plan.error)}")
+        return
+    for text, verdict in plan.verdicts.items():
+        if not verdict.allowed:
+            files = plan.files_by_licence[text]
+            which = f"{files} files under licence" if files else "licence"
+            console.print(
+                f"[red]✗[/red] {name}: refused {which} {escape(repr(text))}: "
+                f"{escape(verdict.reason)}"
+            )
+    if plan.source.kind == "metadata":
+        if any(v.allowed for v in plan.verdicts.values()):
+            console.print(f"· {name}: metadata only (no audio), see `vaglio survey`")
+    elif plan.planned_files:
+        licences = ", ".join(sorted({str(v.spdx_id) for v in plan.verdicts.values() if v.allowed}))
+        quarantined = f", {plan.quarantined} quarantined" if plan.quarantined else ""
+        console.print(
+            f"[green]✓[/green] {name}: {licences}, {plan.planned_files} files in "
+            f"{len(plan.shard_ids)} shards{quarantined}"
+        )
+
+
 def print_summary(result: CurationResult) -> None:
     for plan in result.plans:
-        verdict = plan.verdict
-        if verdict.allowed and plan.source.kind == "metadata":
-            console.print(f"· {plan.source.name}: metadata only (no audio), see `vaglio survey`")
-        elif verdict.allowed:
-            console.print(
-                f"[green]✓[/green] {plan.source.name}: {verdict.spdx_id}, "
-                f"{plan.n_files} files in {len(plan.shard_ids)} shards"
-            )
-        else:
-            console.print(
-                f"[red]✗[/red] {plan.source.name}: refused, licence "
-                f"{escape(repr(verdict.text))}: {escape(verdict.reason)}"
-            )
+        print_plan(plan)
     summary = summarize(result.workdir)
     ran = sum(not o.skipped for o in result.outcomes)
     console.print(
@@ -172,29 +194,36 @@ def curate_command(
 def survey_command(
     catalog: Annotated[Path, typer.Argument(help="Catalog YAML listing the sources.")],
     workdir: Workdir,
+    policy: PolicyOption = None,
 ) -> None:
     """Survey a catalog: licence verdicts and hours per language, without decoding audio.
 
-    Local sources are measured from file headers; `metadata` sources give their hours in
-    the catalog. Writes `survey/sources.parquet` (the SQL view `sources`), `survey/report.md`
-    and `survey/hours_by_language.png` under the workdir.
+    Every licence a source states (per source, split or file) is judged on its own. Durations
+    come from manifests where they are given, else from file headers; `metadata` sources
+    give their hours in the catalog. Writes `survey/sources.parquet` (the SQL view
+    `sources`), `survey/report.md` and `survey/hours_by_language.png` under the workdir.
     """
     try:
-        table = survey_sources(load_catalog(catalog))
+        table = survey_sources(load_catalog(catalog), policy)
     except CatalogError as error:
         console.print(f"[red]error:[/red] {escape(str(error))}")
         raise typer.Exit(2) from None
     folder = write_survey(table, workdir)
     view = Table("source", "licence", "verdict", "language", "hours", "labelled")
     for row in table.to_pylist():
-        verdict = (
-            "[green]allowed[/green]"
-            if row["allowed"]
-            else f"[red]refused[/red]: {escape(row['reason'])}"
-        )
+        if row["error"]:
+            verdict = f"[red]cannot be read[/red]: {escape(row['error'])}"
+        elif row["allowed"]:
+            verdict = "[green]allowed[/green]"
+        else:
+            verdict = f"[red]refused[/red]: {escape(row['reason'])}"
+        unreadable = row["unreadable_files"]
+        if unreadable:
+            verdict += f" ({unreadable} of {row['files']} files unreadable)"
         labelled = "" if row["labelled"] is None else ("yes" if row["labelled"] else "no")
+        hours = "" if row["hours"] is None else f"{row['hours']:.2f}"
         view.add_row(row["source"], row["spdx_id"] or escape(row["license_text"]), verdict,
-                     row["language"], f"{row['hours']:.2f}", labelled)  # fmt: skip
+                     row["language"] or "", hours, labelled)  # fmt: skip
     console.print(view)
     totals = compliant_hours(table)
     console.print(
@@ -203,6 +232,30 @@ def survey_command(
         + f" (total {sum(totals.values()):.2f})"
     )
     console.print(f"report, chart and table: {folder}/")
+
+
+@app.command("mosel-catalog")
+def mosel_catalog_command(
+    tsv: Annotated[Path, typer.Argument(help="MOSEL's source list (TSV), as published.")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="Catalog YAML to write.")],
+) -> None:
+    """Write a metadata-only catalog of MOSEL's sources, ready for `vaglio survey`.
+
+    Each row becomes a `kind: metadata` source with its licence, hours, languages and
+    whether it is transcribed. Known typos in the published list are corrected and
+    reported; MOSEL's own pseudo-label release is left out (it labels audio already listed).
+
+    Example: `vaglio mosel-catalog shared/data/mosel_sources.tsv -o mosel.yaml`
+    """
+    try:
+        built = mosel_catalog(tsv)
+    except (CatalogError, OSError) as error:
+        console.print(f"[red]error:[/red] {escape(str(error))}")
+        raise typer.Exit(2) from None
+    for note in built.notes:
+        console.print(f"note: {escape(note)}")
+    output.write_text(yaml.safe_dump({"sources": built.sources}, sort_keys=False))
+    console.print(f"{len(built.sources)} sources written to {output}")
 
 
 @app.command("sql")
@@ -434,6 +487,81 @@ def demo_command(
         f'WHERE drop_reason IS NULL GROUP BY lang" --workdir {workdir}',
         soft_wrap=True,
     )
+
+
+@app.command("license")
+def license_command(
+    statements: Annotated[
+        list[str],
+        typer.Argument(
+            metavar="TEXT...",
+            help="Licence statements as sources write them; `-` reads one per line from stdin.",
+            show_default=False,
+        ),
+    ],
+    policy: Annotated[
+        Path | None,
+        typer.Option(
+            "--policy",
+            help="Your licence policy YAML instead of vaglio's `licenses/policy.yaml`.",
+            show_default=False,
+        ),
+    ] = None,
+    output: Annotated[OutputFormat, typer.Option("--format", "-f")] = OutputFormat.table,
+) -> None:
+    """Normalise licence statements to SPDX ids and judge them against the licence policy.
+
+    For each statement: the SPDX id (`unknown` if not recognised), allowed or refused, the
+    reason, and the obligations (attribution, share-alike…) that travel with the data.
+    "A or B" lets you pick the open alternative; licences that apply together ("A and B",
+    one per split) must all be allowed; a name without the version that decides ("CC BY")
+    is unknown. Exit code 0 when all are allowed, 1 when any is refused, 2 when the policy
+    file cannot be used.
+
+    A policy file has `rules:`, each with `match` (a glob over SPDX ids), `allowed`,
+    `reason` and `obligations`; the first match wins. Start it with `extends: default` to
+    fall back to vaglio's rules for everything yours do not match.
+
+    Examples:
+
+    * `vaglio license "CC BY-NC 4.0"`
+    * `vaglio license "CC0" "cc-by-sa-4.0" "Apache License, Version 2.0" --format json`
+    * `cut -f2 sources.tsv | vaglio license -`
+    * `vaglio license "CC BY-NC 4.0" --policy internal-project.yaml`
+    """
+    texts = [
+        line.strip()
+        for statement in statements
+        for line in (sys.stdin if statement == "-" else [statement])
+        if line.strip() or statement != "-"  # blank lines of stdin are no statements
+    ]
+    try:
+        if not texts:
+            raise PolicyError("no licence statements given (stdin was empty)")
+        verdicts = [judge_license(text, policy) for text in texts]
+    except PolicyError as error:
+        console.print(f"[red]error:[/red] {escape(str(error))}")
+        raise typer.Exit(2) from None
+    rows = [
+        {"text": v.text, "spdx_id": v.spdx_id, "expression": v.expression,
+         "allowed": v.allowed, "reason": v.reason, "obligations": list(v.obligations)}
+        for v in verdicts
+    ]  # fmt: skip
+    if output is OutputFormat.json:
+        json.dump(rows, sys.stdout, ensure_ascii=False, indent=1)
+        sys.stdout.write("\n")
+    elif output is OutputFormat.csv:
+        writer = csv.DictWriter(sys.stdout, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows([{**r, "obligations": " ".join(r["obligations"])} for r in rows])
+    else:
+        table = Table("licence", "SPDX id", "verdict", "reason", "obligations")
+        for v in verdicts:
+            verdict = "[green]allowed[/green]" if v.allowed else "[red]refused[/red]"
+            table.add_row(escape(v.text), v.spdx_id or "unknown", verdict, escape(v.reason),
+                          ", ".join(v.obligations))  # fmt: skip
+        Console().print(table)
+    raise typer.Exit(0 if all(v.allowed for v in verdicts) else 1)
 
 
 if __name__ == "__main__":

@@ -35,6 +35,7 @@ class ConfigError(ValueError):
 @dataclass(frozen=True)
 class CurateConfig:
     files_per_shard: int = 4
+    license_policy: str | None = None  # a policy YAML that replaces licenses/policy.yaml
     workers: int = 2  # shards of CPU stages processed at once
     standardise: StandardiseConfig = field(default_factory=StandardiseConfig)
     segment: SegmentConfig = field(default_factory=SegmentConfig)

@@ -85,7 +85,8 @@ def curate(
     """Run every stage over every shard of every allowed source; completed shards are skipped."""
     workdir = Path(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
-    plans = plan_sources(load_catalog(catalog), workdir, config.files_per_shard)
+    policy = Path(config.license_policy) if config.license_policy else None
+    plans = plan_sources(load_catalog(catalog), workdir, config.files_per_shard, policy)
     shard_ids = [s for plan in plans for s in plan.shard_ids]
     atomic_write_text(json.dumps(shard_ids), workdir / SHARD_LIST)
     runner = StageRunner(workdir)

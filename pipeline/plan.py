@@ -1,15 +1,21 @@
-"""Turn a catalog into work: judge each source's licence, list its files, cut them into shards.
+"""Turn a catalog into work: read each source, judge every file's licence, cut shards.
 
-Refused sources are reported with the reason and nothing of them is processed. A shard's
-fingerprint covers its file list with sizes and modification times, so a changed or added file
-re-runs only the shards it lands in.
+Files under a refused licence are counted and reported, and nothing of them is processed.
+Files the source lists but that cannot be used (a path outside the source folder, a broken
+manifest line) become quarantined rows with the reason. A source that cannot be read at all
+is reported and the run goes on with the others. A shard's fingerprint covers its rows and
+the sizes and modification times of its files, so a changed or added file re-runs only the
+shards it lands in.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+from collections import Counter
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from itertools import islice
 from pathlib import Path
 
 import pyarrow as pa
@@ -18,57 +24,112 @@ from licenses import LicenseVerdict, judge_license
 from manifests.schemas import SOURCE_FILES
 from pipeline.catalog import Source
 from pipeline.runner import read_fingerprint, write_shard
+from pipeline.sources import SourceItem, SourceReadError, read_source
 from pipeline.stage import PLAN
 
 
 @dataclass(frozen=True)
 class SourcePlan:
+    """What the run will do with one source, and why."""
+
     source: Source
-    verdict: LicenseVerdict
-    shard_ids: tuple[str, ...]
-    n_files: int
+    verdicts: dict[str, LicenseVerdict]  # licence statement -> verdict, for every one stated
+    files_by_licence: Counter  # licence statement -> how many files state it
+    shard_ids: tuple[str, ...] = ()
+    quarantined: int = 0  # files listed but unusable, kept as rows with the reason
+    error: str | None = None  # the source could not be read at all
+
+    @property
+    def planned_files(self) -> int:
+        """Files the run processes: those under an allowed licence."""
+        return sum(n for text, n in self.files_by_licence.items() if self.verdicts[text].allowed)
+
+    @property
+    def refused_files(self) -> int:
+        return sum(self.files_by_licence.values()) - self.planned_files
 
 
-def _shard_table(source: Source, spdx_id: str, files: list[Path]) -> pa.Table:
-    relative = [f.relative_to(source.path).as_posix() for f in files]
-    n = len(files)
-    return pa.table(
-        {
-            "recording_id": [f"{source.name}/{r}" for r in relative],
-            "source": [source.name] * n,
-            "license": [spdx_id] * n,
-            "license_text": [source.license] * n,
-            "attribution": [source.attribution] * n,
-            "path": [str(f) for f in files],
-            "declared_languages": [list(source.languages)] * n,
-        },
-        schema=SOURCE_FILES,
-    )
+class _Licences:
+    """Judge each distinct licence statement once, and count the files that state it."""
+
+    def __init__(self, policy: Path | None):
+        self.policy = policy
+        self.verdicts: dict[str, LicenseVerdict] = {}
+        self.counts: Counter = Counter()
+
+    def judge(self, text: str) -> LicenseVerdict:
+        if text not in self.verdicts:
+            args = (text,) if self.policy is None else (text, self.policy)
+            self.verdicts[text] = judge_license(*args)
+        self.counts[text] += 1
+        return self.verdicts[text]
 
 
-def _content_fingerprint(table: pa.Table, files: list[Path]) -> str:
-    stats = [(str(f), f.stat().st_size, f.stat().st_mtime_ns) for f in files]
-    blob = json.dumps([table.to_pydict(), stats], sort_keys=True, default=str).encode()
-    return hashlib.sha256(blob).hexdigest()
+def _row(source: Source, item: SourceItem, text: str, verdict: LicenseVerdict) -> dict:
+    return {
+        "recording_id": f"{source.name}/{item.key}",
+        "source": source.name,
+        "license": verdict.spdx_id or "unknown",
+        "license_text": text,
+        "attribution": source.attribution,
+        "path": None if item.path is None else str(item.path),
+        "audio_in": item.audio,
+        "offset": item.offset,
+        "declared_duration": item.duration,
+        "declared_languages": [item.language] if item.language else list(source.languages),
+        "text_source": item.text,
+        "quarantine_reason": item.problem,
+    }
 
 
-def plan_sources(sources: list[Source], workdir: Path, files_per_shard: int) -> list[SourcePlan]:
-    """Write `<workdir>/plan/<shard>.parquet` for every allowed source; return what was planned."""
-    plans = []
-    for source in sources:
-        verdict = judge_license(source.license)
-        if not verdict.allowed:
-            plans.append(SourcePlan(source, verdict, (), 0))
-            continue
-        files = source.audio_files()
-        shard_ids = []
-        for index, start in enumerate(range(0, len(files), files_per_shard)):
+def _fingerprint(rows: list[dict]) -> str:
+    digest = hashlib.sha256()
+    for row in rows:
+        audio = row["audio_in"]
+        described = row | {"audio_in": hashlib.sha256(audio).hexdigest() if audio else None}
+        path = Path(row["path"]) if row["path"] else None
+        if path is not None and path.is_file():
+            described["file"] = (path.stat().st_size, path.stat().st_mtime_ns)
+        digest.update(json.dumps(described, sort_keys=True).encode())
+    return digest.hexdigest()
+
+
+def _chunks(items: Iterable[dict], size: int) -> Iterator[list[dict]]:
+    iterator = iter(items)
+    while chunk := list(islice(iterator, size)):
+        yield chunk
+
+
+def _plan_one(source: Source, workdir: Path, files_per_shard: int, policy: Path | None):
+    licences = _Licences(policy)
+    if source.kind == "metadata":
+        licences.judge(source.license)
+        return SourcePlan(source, licences.verdicts, Counter())
+
+    def allowed_rows() -> Iterator[dict]:
+        for item in read_source(source):
+            text = source.license_for(item.key, item.license)
+            verdict = licences.judge(text)
+            if verdict.allowed:
+                yield _row(source, item, text, verdict)
+
+    shard_ids, quarantined = [], 0
+    try:
+        for index, rows in enumerate(_chunks(allowed_rows(), files_per_shard)):
             shard_id = f"{source.name}-{index:05d}"
-            chunk = files[start : start + files_per_shard]
-            table = _shard_table(source, verdict.spdx_id, chunk)
-            fingerprint = _content_fingerprint(table, chunk)
+            fingerprint = _fingerprint(rows)
             if read_fingerprint(workdir, PLAN, shard_id) != fingerprint:
+                table = pa.Table.from_pylist(rows, schema=SOURCE_FILES)
                 write_shard(workdir, PLAN, shard_id, table, fingerprint)
             shard_ids.append(shard_id)
-        plans.append(SourcePlan(source, verdict, tuple(shard_ids), len(files)))
-    return plans
+            quarantined += sum(r["quarantine_reason"] is not None for r in rows)
+    except SourceReadError as error:
+        return SourcePlan(source, licences.verdicts, licences.counts, error=str(error))
+    return SourcePlan(source, licences.verdicts, licences.counts, tuple(shard_ids), quarantined)
+
+
+def plan_sources(
+    sources: list[Source], workdir: Path, files_per_shard: int, policy: Path | None = None
+) -> list[SourcePlan]:
+    """Write `<workdir>/plan/<shard>.parquet` for the allowed files of every source."""
+    return [_plan_one(source, workdir, files_per_shard, policy) for source in sources]

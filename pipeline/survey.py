@@ -1,13 +1,15 @@
-"""The source survey: each source's licence verdict and hours per language, without decoding.
+"""The source survey: each source's licence verdicts and hours per language, without decoding.
 
-Local sources are measured from file headers (libsndfile, else the container's declared
-duration through PyAV), so a survey of many hours takes seconds; `metadata` sources give
-their hours in the catalog. One row per source and language; hours that a source gives for
-several languages together are reported under `mul` rather than split by guesswork.
+Durations come from the source's manifest where it states them, else from file headers
+(libsndfile, else the container's declared duration through PyAV), so a survey of many
+hours takes seconds; `metadata` sources give their hours in the catalog. One row per
+source, licence and language; hours that a source gives for several languages together are
+reported under `mul` rather than split by guesswork.
 """
 
 from __future__ import annotations
 
+import io
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,81 +17,152 @@ from pathlib import Path
 import pyarrow as pa
 import soundfile
 
-from licenses.policy import DEFAULT_POLICY, judge_license
+from licenses.policy import DEFAULT_POLICY, LicenseVerdict, judge_license
 from manifests.schemas import SOURCES
 from manifests.views import SOURCES_TABLE, SURVEY_DIR
-from pipeline.catalog import MULTIPLE_LANGUAGES, Source
+from pipeline.catalog import Source
+from pipeline.languages import MULTIPLE_LANGUAGES
 from pipeline.runner import atomic_write_table, atomic_write_text
+from pipeline.sources import SourceItem, SourceReadError, read_source
 
 _LIBSNDFILE = (".wav", ".flac", ".ogg")  # headers libsndfile reads; the rest go to PyAV
 
 
-def header_seconds(path: Path) -> float | None:
-    """Duration from the file's header, or None when no header can be read."""
-    if path.suffix.lower() in _LIBSNDFILE:
+def header_seconds(audio: Path | bytes) -> float | None:
+    """Duration from a file's (or encoded bytes') header, or None when none can be read."""
+    held = isinstance(audio, bytes)
+    if held or audio.suffix.lower() in _LIBSNDFILE:
         try:
-            return float(soundfile.info(str(path)).duration)
+            return float(soundfile.info(io.BytesIO(audio) if held else str(audio)).duration)
         except (RuntimeError, soundfile.LibsndfileError):
-            return None
+            if not held:  # bytes carry no suffix: try FFmpeg's demuxers too
+                return None
     import av
 
     try:
-        with av.open(str(path)) as container:
+        with av.open(io.BytesIO(audio) if held else str(audio)) as container:
             return container.duration / av.time_base if container.duration else None
     except (av.error.FFmpegError, OSError):
         return None
 
 
-@dataclass(frozen=True)
-class _Measured:
-    hours: tuple[tuple[str, float], ...]
-    files: int | None
-    unreadable: int | None
+@dataclass
+class _Tally:
+    """What the survey counts for one (licence statement, language) of a source."""
+
+    seconds: float = 0.0
+    files: int = 0
+    unreadable: int = 0
 
 
-def _measure(source: Source) -> _Measured:
+def _item_seconds(item: SourceItem) -> float | None:
+    if item.problem:
+        return None
+    if item.duration is not None:
+        return item.duration
+    return header_seconds(item.audio if item.audio else item.path)
+
+
+def _tallies(source: Source) -> dict[tuple[str, str], _Tally]:
+    """Hours per (licence statement, language), from the catalog or from every file."""
     if source.kind == "metadata":
-        return _Measured(source.hours, None, None)
-    seconds = [header_seconds(p) for p in source.audio_files()]
-    total = sum(s for s in seconds if s is not None) / 3600
-    lang = source.languages[0] if len(source.languages) == 1 else MULTIPLE_LANGUAGES
-    return _Measured(((lang, total),), len(seconds), sum(s is None for s in seconds))
+        return {(source.license, lang): _Tally(hours * 3600) for lang, hours in source.hours}
+    default = source.languages[0] if len(source.languages) == 1 else MULTIPLE_LANGUAGES
+    tallies: dict[tuple[str, str], _Tally] = defaultdict(_Tally)
+    for item in read_source(source):
+        tally = tallies[(source.license_for(item.key, item.license), item.language or default)]
+        seconds = _item_seconds(item)
+        tally.files += 1
+        tally.unreadable += seconds is None
+        tally.seconds += seconds or 0.0
+    return tallies
+
+
+def _verdict_fields(text: str, verdict: LicenseVerdict) -> dict:
+    return {
+        "license_text": text,
+        "spdx_id": verdict.spdx_id,
+        "allowed": verdict.allowed,
+        "reason": verdict.reason,
+        "obligations": list(verdict.obligations),
+    }
 
 
 def survey_sources(sources: list[Source], policy: Path | None = None) -> pa.Table:
-    """One row per source and language, with the licence verdict and the hours."""
+    """One row per source, licence and language, with the verdict and the hours; a source
+    that cannot be read is one row with its error, and the survey goes on."""
     rows = []
     for source in sources:
-        verdict = judge_license(source.license, policy or DEFAULT_POLICY)
-        measured = _measure(source)
-        for lang, hours in measured.hours:
+        common = {
+            "source": source.name,
+            "kind": source.kind,
+            "languages": list(source.languages),
+            "labelled": source.labelled,
+        }
+        try:
+            tallies = _tallies(source)
+        except SourceReadError as error:
+            verdict = judge_license(source.license, policy or DEFAULT_POLICY)
+            rows.append(common | _verdict_fields(source.license, verdict) | {"error": str(error)})
+            continue
+        measured = source.kind != "metadata"
+        for (text, lang), tally in tallies.items():
             rows.append(
-                {
-                    "source": source.name,
-                    "kind": source.kind,
-                    "license_text": source.license,
-                    "spdx_id": verdict.spdx_id,
-                    "allowed": verdict.allowed,
-                    "reason": verdict.reason,
-                    "obligations": list(verdict.obligations),
+                common
+                | _verdict_fields(text, judge_license(text, policy or DEFAULT_POLICY))
+                | {
                     "language": lang,
-                    "languages": list(source.languages),
-                    "hours": hours,
-                    "files": measured.files,
-                    "unreadable_files": measured.unreadable,
-                    "labelled": source.labelled,
+                    "hours": tally.seconds / 3600,
+                    "files": tally.files if measured else None,
+                    "unreadable_files": tally.unreadable if measured else None,
                 }
             )
     return pa.Table.from_pylist(rows, schema=SOURCES)
 
 
+def _compliant(table: pa.Table) -> list[dict]:
+    return [r for r in table.to_pylist() if r["allowed"] and not r["error"]]
+
+
 def compliant_hours(table: pa.Table) -> dict[str, float]:
-    """Hours of allowed sources per language, largest first."""
+    """Hours of allowed sources per language (`mul` for shared ones), largest first."""
     totals: dict[str, float] = defaultdict(float)
-    for row in table.to_pylist():
-        if row["allowed"]:
-            totals[row["language"]] += row["hours"]
+    for row in _compliant(table):
+        totals[row["language"]] += row["hours"]
     return dict(sorted(totals.items(), key=lambda kv: -kv[1]))
+
+
+def compliant_totals(table: pa.Table) -> dict[str, float]:
+    """Hours of allowed sources, transcribed or not (`unknown` when the catalog is silent)."""
+    totals = {"labelled": 0.0, "unlabelled": 0.0, "unknown": 0.0}
+    for row in _compliant(table):
+        kind = {True: "labelled", False: "unlabelled", None: "unknown"}[row["labelled"]]
+        totals[kind] += row["hours"]
+    return totals
+
+
+def language_coverage(table: pa.Table) -> dict[str, tuple[float, float, int]]:
+    """Per declared language: (hours known to be in it, hours of multilingual sources that
+    include it, number of sources). Shared hours are shown, never divided by guesswork."""
+    own: dict[str, float] = defaultdict(float)
+    shared: dict[str, float] = defaultdict(float)
+    sources: dict[str, set[str]] = defaultdict(set)
+    for row in _compliant(table):
+        if row["language"] == MULTIPLE_LANGUAGES:
+            for lang in row["languages"]:
+                shared[lang] += row["hours"]
+                sources[lang].add(row["source"])
+        else:
+            own[row["language"]] += row["hours"]
+            sources[row["language"]].add(row["source"])
+    return {
+        lang: (own[lang], shared[lang], len(sources[lang]))
+        for lang in sorted(sources, key=lambda lang: -(own[lang] + shared[lang]))
+    }
+
+
+def _cell(value: object) -> str:
+    return "—" if value in (None, "", []) else str(value).replace("|", "\\|")
 
 
 def markdown_report(table: pa.Table) -> str:
@@ -97,18 +170,33 @@ def markdown_report(table: pa.Table) -> str:
         "# Source survey",
         "",
         "| source | licence | SPDX | allowed | reason | obligations | language | hours "
-        "| labelled |",
-        "| --- | --- | --- | --- | --- | --- | --- | ---: | --- |",
+        "| labelled | unreadable files | error |",
+        "| --- | --- | --- | --- | --- | --- | --- | ---: | --- | ---: | --- |",
     ]
     for r in table.to_pylist():
-        lines.append(
-            f"| {r['source']} | {r['license_text']} | {r['spdx_id'] or '—'} | "
-            f"{'yes' if r['allowed'] else 'no'} | {r['reason']} | "
-            f"{', '.join(r['obligations']) or '—'} | {r['language']} | {r['hours']:.1f} | "
-            f"{'—' if r['labelled'] is None else ('yes' if r['labelled'] else 'no')} |"
-        )
-    lines += ["", "## Compliant hours per language", "", "| language | hours |", "| --- | ---: |"]
-    lines += [f"| {lang} | {hours:.1f} |" for lang, hours in compliant_hours(table).items()]
+        hours = None if r["hours"] is None else f"{r['hours']:.1f}"
+        labelled = None if r["labelled"] is None else ("yes" if r["labelled"] else "no")
+        cells = [r["source"], r["license_text"], r["spdx_id"], "yes" if r["allowed"] else "no",
+                 r["reason"], ", ".join(r["obligations"]), r["language"], hours, labelled,
+                 r["unreadable_files"], r["error"]]  # fmt: skip
+        lines.append("| " + " | ".join(_cell(c) for c in cells) + " |")
+    totals = compliant_totals(table)
+    lines += ["", "## Compliant hours", "", "| transcribed | hours |", "| --- | ---: |"]
+    lines += [f"| {kind} | {hours:.1f} |" for kind, hours in totals.items() if hours]
+    lines += [f"| **total** | **{sum(totals.values()):.1f}** |", ""]
+    lines += [
+        "## Compliant hours per language",
+        "",
+        "Hours of multilingual sources are not divided among their languages: each language",
+        "shows the hours known to be in it and the hours of the shared sources that include it.",
+        "",
+        "| language | hours in this language | hours shared with others | sources |",
+        "| --- | ---: | ---: | ---: |",
+    ]
+    lines += [
+        f"| {lang} | {own:.1f} | {shared:.1f} | {n} |"
+        for lang, (own, shared, n) in language_coverage(table).items()
+    ]
     return "\n".join(lines) + "\n"
 
 
@@ -120,9 +208,8 @@ def hours_chart(table: pa.Table, path: Path) -> None:
     import matplotlib.pyplot as plt
 
     by_licence: dict[str, dict[str, float]] = defaultdict(lambda: defaultdict(float))
-    for row in table.to_pylist():
-        if row["allowed"]:
-            by_licence[row["spdx_id"]][row["language"]] += row["hours"]
+    for row in _compliant(table):
+        by_licence[row["spdx_id"]][row["language"]] += row["hours"]
     languages = list(compliant_hours(table))
     figure, axes = plt.subplots(figsize=(max(6.0, 0.5 * len(languages) + 2), 4))
     bottom = [0.0] * len(languages)

@@ -22,7 +22,9 @@ def sql(workdir, query):
 
 def test_refused_source_is_reported_and_never_processed(curated):
     workdir, result = curated
-    refused = {p.source.name: p.verdict for p in result.plans if not p.verdict.allowed}
+    refused = {
+        p.source.name: v for p in result.plans for v in p.verdicts.values() if not v.allowed
+    }
     assert set(refused) == {"nc-lectures"}
     assert "non-commercial" in refused["nc-lectures"].reason
     assert sql(workdir, "SELECT * FROM recordings WHERE source = 'nc-lectures'") == []

@@ -1,4 +1,8 @@
-"""Decode every file of a shard to 16 kHz mono, checksum it, and quarantine what is unusable."""
+"""Decode every recording of a shard to 16 kHz mono, checksum it, quarantine what is unusable.
+
+Rows that arrive quarantined (the source listed them, but they cannot be used) pass through
+with their reason. The encoded input a dataset held (`audio_in`) is not kept once decoded.
+"""
 
 from __future__ import annotations
 
@@ -20,29 +24,41 @@ class StandardiseConfig:
 
 class Standardise(Stage):
     name = "standardise"
-    version = "1"
+    version = "2"
     inputs = (PLAN,)
 
     def run(self, context: ShardContext) -> pa.Table:
         files = context.read(PLAN)
-        added = pa.Table.from_pylist(
-            [self._standardise_one(path) for path in files.column("path").to_pylist()],
-            schema=_ADDED,
+        rows = files.drop_columns(["audio_in"]).to_pylist()
+        results = [
+            self._standardise_one(row, data)
+            for row, data in zip(rows, files.column("audio_in").to_pylist())
+        ]
+        reasons = [row["quarantine_reason"] or reason for row, (_, reason) in zip(rows, results)]
+        added = pa.Table.from_pylist([measured for measured, _ in results], schema=_ADDED)
+        kept = files.drop_columns(["audio_in", "quarantine_reason"])
+        table = kept.append_column("audio_in", pa.nulls(len(rows), pa.binary())).append_column(
+            "quarantine_reason", pa.array(reasons, pa.string())
         )
-        table = pa.Table.from_arrays([*files.columns, *added.columns], schema=RECORDINGS)
+        columns = [*table.select(SOURCE_FILES.names).columns, *added.columns]
+        table = pa.Table.from_arrays(columns, schema=RECORDINGS)
         return with_versions(table, self.name, self.version_tag)
 
-    def _standardise_one(self, path: str) -> dict:
+    def _standardise_one(self, row: dict, data: bytes | None) -> tuple[dict, str | None]:
+        """(what decoding measured, the quarantine reason or None)."""
+        if row["quarantine_reason"]:
+            return {}, None
+        window = row["declared_duration"] if row["offset"] is not None else None
         try:
-            decoded = decode_file(path)
+            decoded = decode_file(data or row["path"], row["offset"], window)
         except AudioError as error:
-            return {"quarantine_reason": str(error)}
-        row = {
+            return {}, str(error)
+        measured = {
             "sample_rate_in": decoded.sample_rate_in,
             "channels_in": decoded.channels_in,
             "duration": decoded.duration,
             "sha256": decoded.sha256(),
         }
         if decoded.duration < self.config.min_duration_s:
-            return row | {"quarantine_reason": f"empty: {decoded.duration:.3f} s of audio"}
-        return row | {"audio": to_flac(decoded.samples)}
+            return measured, f"empty: {decoded.duration:.3f} s of audio"
+        return measured | {"audio": to_flac(decoded.samples)}, None

@@ -1,0 +1,56 @@
+"""`kind: nemo` — a NeMo JSONL manifest: `audio_filepath`, `duration`, `text`, optional
+`offset` and `lang` (and, where files differ, `license`).
+
+A row with an `offset` is a window of its file; rows without one are whole files. Relative
+paths resolve against the manifest's folder (or the catalog's `root`), and must stay in it.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+
+from pipeline.catalog import Source
+from pipeline.languages import language_code
+from pipeline.sources.base import SourceItem, resolve_inside, seconds
+
+
+def read_nemo(source: Source) -> Iterator[SourceItem]:
+    root = source.options.get("root", source.path.parent)
+    with source.path.open(encoding="utf-8") as manifest:
+        for number, line in enumerate(manifest, 1):
+            if line.strip():
+                yield _item(line, number, root)
+
+
+def _item(line: str, number: int, root) -> SourceItem:
+    where = f"line-{number}"
+    try:
+        row = json.loads(line)
+    except json.JSONDecodeError as error:
+        problem = f"bad manifest row: line {number} is not JSON ({error.msg})"
+        return SourceItem(where, problem=problem)
+    if not isinstance(row, dict) or not isinstance(row.get("audio_filepath"), str):
+        return SourceItem(where, problem=f"bad manifest row: line {number} has no audio_filepath")
+    path, problem = resolve_inside(root, row["audio_filepath"])
+    offset, bad_offset = seconds(row.get("offset"), "offset")
+    duration, bad_duration = seconds(row.get("duration"), "duration")
+    key = row["audio_filepath"]
+    if offset is not None:  # several windows of one file need keys of their own
+        key = f"{key}@{offset:.3f}" + ("" if duration is None else f"+{duration:.3f}")
+    lang = row.get("lang")
+    language = language_code(lang) if isinstance(lang, str) else None
+    bad_lang = None
+    if lang is not None and language is None:
+        bad_lang = f"bad manifest row: unknown language {lang!r}"
+    text = row.get("text")
+    return SourceItem(
+        key=key,
+        path=path,
+        offset=offset,
+        duration=duration,
+        language=language,
+        text=text if isinstance(text, str) else None,
+        license=row.get("license") if isinstance(row.get("license"), str) else None,
+        problem=problem or bad_offset or bad_duration or bad_lang,
+    )
