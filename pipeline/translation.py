@@ -161,15 +161,19 @@ class QualityEstimator(Protocol):
 
 
 class CometQualityEstimator:
-    """COMET's QE models (CometKiwi). `model` is a checkpoint file (`.ckpt`) or a hub id,
-    which COMET fetches once into its cache; some (CometKiwi) are gated on the hub."""
+    """COMET's QE models (CometKiwi). `model` is a checkpoint file (`.ckpt`), a clone of the
+    model's hub repository, or a hub id that COMET fetches once into its cache (CometKiwi is
+    gated on the hub: accept its licence there first)."""
 
     def __init__(self, model: str, batch_size: int = 32, gpus: int = 0):
         try:
             import comet
         except ImportError:
             raise MissingExtraError("quality estimation", "unbabel-comet", extra="qe") from None
-        path = model if Path(model).is_file() else comet.download_model(model)
+        local = Path(model)
+        if local.is_dir():
+            local = local / "checkpoints" / "model.ckpt"
+        path = str(local) if local.is_file() else comet.download_model(model)
         self.model = comet.load_from_checkpoint(path)
         self.batch_size, self.gpus = batch_size, gpus
 

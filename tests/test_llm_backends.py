@@ -150,8 +150,8 @@ def test_vllm_renders_each_conversation_with_the_chat_template_in_one_call(monke
         def __init__(self, **options):
             calls.append(("init", options))
 
-        def chat(self, conversations, params, use_tqdm):
-            calls.append(("chat", conversations, params))
+        def chat(self, conversations, sampling_params, use_tqdm):
+            calls.append(("chat", conversations, sampling_params))
             texts = [f"answer {c[-1]['content']}" for c in conversations]
             return [types.SimpleNamespace(outputs=[types.SimpleNamespace(text=t)]) for t in texts]
 

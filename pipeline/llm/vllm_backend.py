@@ -35,5 +35,5 @@ class VllmChatBackend:
             return []
         if not self.config.system_role:
             conversations = [without_system_role(c) for c in conversations]
-        outputs = self.llm.chat(list(conversations), self.params, use_tqdm=False)
+        outputs = self.llm.chat(list(conversations), sampling_params=self.params, use_tqdm=False)
         return [o.outputs[0].text for o in outputs]
