@@ -1,5 +1,21 @@
 """Licence policy: normalise what a source says about its licence, then judge it."""
 
-from licenses.policy import LicenseVerdict, judge_license, normalize_license
+from licenses.normalize import read_license
+from licenses.policy import (
+    DEFAULT_POLICY,
+    LicenseVerdict,
+    PolicyError,
+    judge_license,
+    load_policy,
+    normalize_license,
+)
 
-__all__ = ["LicenseVerdict", "judge_license", "normalize_license"]
+__all__ = [
+    "DEFAULT_POLICY",
+    "LicenseVerdict",
+    "PolicyError",
+    "judge_license",
+    "load_policy",
+    "normalize_license",
+    "read_license",
+]

@@ -1,116 +1,192 @@
-"""Normalise free-text licence statements to SPDX ids and judge them against a policy file.
+"""Judge licence statements against a policy file: is the data open enough to train on?
 
-Normalisation is deliberately conservative: a string that does not clearly name a known
-licence is reported as unknown (and refused), never guessed.
+The policy is data (policy.yaml, or a user's file with the same shape); this module reads
+it strictly, so that a typo in a user's policy is an error rather than a silent refusal (or,
+worse, a silent acceptance), and applies it to what normalize.py reads from a statement.
 """
 
 from __future__ import annotations
 
 import fnmatch
-import re
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
 
 import yaml
 
+from licenses.normalize import Reading, normalize_license, read_license
+
 DEFAULT_POLICY = Path(__file__).with_name("policy.yaml")
 
-_CC_CLAUSES = {"by": "BY", "sa": "SA", "nc": "NC", "nd": "ND"}
-_CC_WORDS = {
-    "attribution": "by",
-    "sharealike": "sa",
-    "noncommercial": "nc",
-    "noderivatives": "nd",
-    "noderivs": "nd",
+# The obligations a rule may list, in the order verdicts report them.
+OBLIGATIONS = {
+    "attribution": "credit the creators as the licence asks",
+    "licence-notice": "keep the licence text, or a link to it, with every copy",
+    "state-changes": "say that the material was changed (cut, filtered, transcribed)",
+    "share-alike": "share adaptations under the same or a compatible licence",
+    "share-source": "offer the preferred form for modification with every copy",
+    "non-commercial": "no commercial use",
+    "no-derivatives": "no adaptations",
+    "research-only": "research use only",
 }
-_FIXED = {
-    "cc0": "CC0-1.0",
-    "cczero": "CC0-1.0",
-    "publicdomain": "LicenseRef-PublicDomain",
-    "publicdomainmark": "LicenseRef-PublicDomain",
-    "pdm": "LicenseRef-PublicDomain",
-    "pd": "LicenseRef-PublicDomain",
-    "pddl": "PDDL-1.0",
-    "odcby": "ODC-By-1.0",
-    "odbl": "ODbL-1.0",
-    "apache": "Apache-2.0",
-    "mit": "MIT",
-    "researchonly": "LicenseRef-ResearchOnly",
-    "forresearchonly": "LicenseRef-ResearchOnly",
-    "proprietary": "LicenseRef-Proprietary",
-}
+_RULE_KEYS = ("match", "allowed", "reason", "obligations")
+_POLICY_KEYS = ("rules", "extends")
+
+__all__ = [
+    "DEFAULT_POLICY",
+    "OBLIGATIONS",
+    "LicenseVerdict",
+    "PolicyError",
+    "Rule",
+    "judge_license",
+    "load_policy",
+    "normalize_license",
+]
+
+
+class PolicyError(ValueError):
+    """A policy file that cannot be used; the message names the file and the rule."""
+
+
+@dataclass(frozen=True)
+class Rule:
+    """One policy entry: SPDX ids matching `match` are allowed or refused, for `reason`."""
+
+    match: str
+    allowed: bool
+    reason: str
+    obligations: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
 class LicenseVerdict:
-    """What vaglio concluded about one licence statement."""
+    """What vaglio concluded about one licence statement.
+
+    `spdx_id` is the licence the data is used under: for "A OR B" the alternative picked,
+    otherwise the whole expression; None when the statement is not understood.
+    `expression` is everything the statement names, as an SPDX licence expression.
+    """
 
     text: str
     spdx_id: str | None
     allowed: bool
     reason: str
     obligations: tuple[str, ...] = field(default_factory=tuple)
+    expression: str | None = None
 
 
-def _creative_commons(words: list[str]) -> str | None:
-    """`["cc", "by", "sa", "4.0"]` -> `CC-BY-SA-4.0`; None unless a version is stated."""
-    clauses = [_CC_CLAUSES[w] for w in words if w in _CC_CLAUSES]
-    versions = [w for w in words if re.fullmatch(r"\d\.\d", w)]
-    if "BY" not in clauses or len(versions) != 1:
-        return None
-    ordered = [c for c in ("BY", "NC", "ND", "SA") if c in clauses]
-    return "CC-" + "-".join(ordered) + "-" + versions[0]
-
-
-def normalize_license(text: str) -> str | None:
-    """Return the SPDX id (or `LicenseRef-…`) that `text` names, or None if unknown."""
-    lowered = text.strip().lower()
-    deed = re.search(r"creativecommons\.org/(licenses|publicdomain)/([a-z-]+)/(\d\.\d)", lowered)
-    if deed:
-        kind, clauses, version = deed.groups()
-        if kind == "publicdomain":
-            return "CC0-1.0" if clauses == "zero" else "LicenseRef-PublicDomain"
-        return _creative_commons(["cc", *clauses.split("-"), version])
-    lowered = re.sub(r"\bcreative\s*commons\b", "cc", lowered)
-    lowered = re.sub(r"\bcc[\s-]*(0|zero)\b", "cc0", lowered)
-    lowered = re.sub(
-        r"\b(licen[cs]e|international|universal|unported|generic|version|v)\b", " ", lowered
-    )
-    words = re.findall(r"\d\.\d|[a-z0-9]+", lowered.replace("-", " ").replace("_", " "))
-    words = [_CC_WORDS.get(w, w) for w in words]
-    words = [f"{w}.0" if re.fullmatch(r"\d", w) else w for w in words]
-    joined = "".join(w for w in words if not re.fullmatch(r"\d\.\d", w))
-    if joined in _FIXED:
-        return _FIXED[joined]
-    if words[:1] == ["cc"] or words[:1] == ["by"]:
-        return _creative_commons(words)
-    if joined == "apache" and "2.0" in words:
-        return "Apache-2.0"
-    return None
+def _rule(path: Path, index: int, entry: object) -> Rule:
+    where = f"{path}: rule {index}"
+    if not isinstance(entry, dict):
+        raise PolicyError(f"{where}: expected a mapping with {', '.join(_RULE_KEYS)}")
+    match = entry.get("match")
+    if isinstance(match, str):
+        where += f" (match {match!r})"
+    unknown = sorted(str(k) for k in entry if k not in _RULE_KEYS)
+    if unknown:
+        raise PolicyError(f"{where}: unknown key {', '.join(unknown)}; a rule has "
+                          f"{', '.join(_RULE_KEYS)}")  # fmt: skip
+    if not isinstance(match, str) or not match.strip():
+        raise PolicyError(f'{where}: `match` must be a glob over SPDX ids, e.g. "CC-BY-*"')
+    allowed = entry.get("allowed")
+    if "allowed" not in entry:
+        raise PolicyError(f"{where}: missing `allowed: true` or `allowed: false`")
+    if not isinstance(allowed, bool):
+        raise PolicyError(f"{where}: `allowed` must be true or false, not {allowed!r}")
+    reason = entry.get("reason", f"{'allowed' if allowed else 'refused'} by {path.name}")
+    if not isinstance(reason, str):
+        raise PolicyError(f"{where}: `reason` must be text")
+    obligations = entry.get("obligations") or []
+    if not isinstance(obligations, list) or not all(isinstance(o, str) for o in obligations):
+        raise PolicyError(f"{where}: `obligations` must be a list, e.g. [attribution]")
+    strange = [o for o in obligations if o not in OBLIGATIONS]
+    if strange:
+        raise PolicyError(f"{where}: unknown obligation {', '.join(strange)}; known: "
+                          f"{', '.join(OBLIGATIONS)}")  # fmt: skip
+    return Rule(match.strip(), allowed, reason, tuple(obligations))
 
 
 @cache
-def _load_rules(policy_path: Path) -> list[dict]:
-    data = yaml.safe_load(policy_path.read_text())
-    rules = data.get("rules") if isinstance(data, dict) else None
-    if not isinstance(rules, list) or not all(isinstance(r, dict) and "match" in r for r in rules):
-        raise ValueError(f"{policy_path}: expected a `rules:` list of entries with `match:`")
-    return rules
+def _read_policy(path: Path, _mtime_ns: int) -> tuple[Rule, ...]:
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (yaml.YAMLError, UnicodeDecodeError) as error:
+        raise PolicyError(f"{path}: not a YAML file: {error}") from None
+    if not isinstance(data, dict) or "rules" not in data:
+        raise PolicyError(f"{path}: expected a mapping with a `rules:` list")
+    unknown = sorted(str(k) for k in data if k not in _POLICY_KEYS)
+    if unknown:
+        raise PolicyError(f"{path}: unknown key {', '.join(unknown)}; a policy has "
+                          f"`rules:` and optionally `extends: default`")  # fmt: skip
+    if data.get("extends", "default") != "default":
+        raise PolicyError(f"{path}: `extends` can only be `default` (vaglio's policy)")
+    if not isinstance(data["rules"], list):
+        raise PolicyError(f"{path}: `rules:` must be a list of rules")
+    rules = tuple(_rule(path, i, entry) for i, entry in enumerate(data["rules"], start=1))
+    return rules + (load_policy(DEFAULT_POLICY) if "extends" in data else ())
 
 
-def judge_license(text: str, policy_path: Path = DEFAULT_POLICY) -> LicenseVerdict:
-    """Normalise `text` and apply the first matching policy rule; unknown means refused."""
-    spdx_id = normalize_license(text)
-    if spdx_id is None:
-        return LicenseVerdict(text, None, False, f"unknown licence {text!r}: not recognised")
-    for rule in _load_rules(Path(policy_path)):
-        if fnmatch.fnmatchcase(spdx_id, rule["match"]):
-            return LicenseVerdict(
-                text,
-                spdx_id,
-                bool(rule.get("allowed", False)),
-                str(rule.get("reason", "")),
-                tuple(rule.get("obligations") or ()),
-            )
-    return LicenseVerdict(text, spdx_id, False, f"{spdx_id} is not in the licence policy")
+def load_policy(path: Path | str = DEFAULT_POLICY) -> tuple[Rule, ...]:
+    """The rules of a policy file, checked; rules are numbered from 1 in errors."""
+    path = Path(path)
+    try:
+        mtime_ns = path.stat().st_mtime_ns
+    except OSError as error:
+        raise PolicyError(f"{path}: policy file cannot be read: {error.strerror}") from None
+    if not path.is_file():
+        raise PolicyError(f"{path}: policy file is not a file")
+    return _read_policy(path.resolve(), mtime_ns)
+
+
+def _judge_id(spdx_id: str, rules: tuple[Rule, ...]) -> Rule:
+    for rule in rules:
+        if fnmatch.fnmatchcase(spdx_id.lower(), rule.match.lower()):
+            return rule
+    return Rule(spdx_id, False, f"{spdx_id} is not in the licence policy")
+
+
+def _unknown(text: str, reading: Reading) -> str:
+    if reading.unresolved:
+        return f"unknown licence {text!r}: {'; '.join(reading.unresolved)}"
+    if not text.strip():
+        return "no licence stated: without one, all rights are reserved"
+    return (
+        f"unknown licence {text!r}: not a licence vaglio recognises; state an SPDX id "
+        "(e.g. CC-BY-4.0) or the URL of the licence deed"
+    )
+
+
+def judge_license(text: str, policy_path: Path | str | None = DEFAULT_POLICY) -> LicenseVerdict:
+    """Read `text`, judge every licence it names by the first matching rule, and combine.
+
+    "A OR B" (the user may pick) is allowed when some alternative is, under the one with
+    the fewest obligations; licences that apply together are allowed only if all are, with
+    all their obligations. Unknown or ambiguous statements are refused.
+    """
+    rules = load_policy(policy_path or DEFAULT_POLICY)
+    reading = read_license(text)
+    expression = reading.expression
+    judged = [(spdx_id, _judge_id(spdx_id, rules)) for spdx_id in reading.ids]
+    if not judged or (reading.unresolved and all(r.allowed for _, r in judged)):
+        return LicenseVerdict(text, None, False, _unknown(text, reading), (), expression)
+    if len(judged) == 1 and not reading.unresolved:
+        ((spdx_id, rule),) = judged
+        return LicenseVerdict(text, spdx_id, rule.allowed, rule.reason, rule.obligations,
+                              expression)  # fmt: skip
+    parts = "; ".join(f"{spdx_id}: {rule.reason}" for spdx_id, rule in judged)
+    if reading.operator == "OR":
+        allowed = [(i, r) for i, r in judged if r.allowed]
+        if not allowed:
+            return LicenseVerdict(text, expression, False, f"no alternative allowed: {parts}",
+                                  (), expression)  # fmt: skip
+        spdx_id, rule = min(allowed, key=lambda pair: len(pair[1].obligations))
+        reason = f"{rule.reason} ({spdx_id}, picked from the alternatives {expression})"
+        return LicenseVerdict(text, spdx_id, True, reason, rule.obligations, expression)
+    refused = [f"{i}: {r.reason}" for i, r in judged if not r.allowed]
+    if refused:
+        problems = "; ".join(refused + [f"unknown: {note}" for note in reading.unresolved])
+        reason = f"{problems} (the statement's licences apply together, each must be allowed)"
+        return LicenseVerdict(text, expression, False, reason, (), expression)
+    obligations = tuple(o for o in OBLIGATIONS if any(o in r.obligations for _, r in judged))
+    reason = f"every licence that applies together is allowed: {parts}"
+    return LicenseVerdict(text, expression, True, reason, obligations, expression)

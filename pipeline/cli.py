@@ -494,7 +494,7 @@ def license_command(
     statements: Annotated[
         list[str],
         typer.Argument(
-            metavar="TEXT...",
+            metavar="TEXT",
             help="Licence statements as sources write them; `-` reads one per line from stdin.",
             show_default=False,
         ),
@@ -507,7 +507,9 @@ def license_command(
             show_default=False,
         ),
     ] = None,
-    output: Annotated[OutputFormat, typer.Option("--format", "-f")] = OutputFormat.table,
+    output: Annotated[
+        OutputFormat, typer.Option("--format", "-f", help="table, csv or json, on stdout.")
+    ] = OutputFormat.table,
 ) -> None:
     """Normalise licence statements to SPDX ids and judge them against the licence policy.
 

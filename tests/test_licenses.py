@@ -43,5 +43,5 @@ def test_non_open_or_unknown_licences_are_refused_with_a_reason(text):
 
 
 def test_obligations_travel_with_the_verdict():
-    assert judge_license("CC BY-SA 4.0").obligations == ("attribution", "share-alike")
+    assert {"attribution", "share-alike"} <= set(judge_license("CC BY-SA 4.0").obligations)
     assert judge_license("CC0").obligations == ()
