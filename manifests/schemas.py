@@ -17,6 +17,7 @@ PROVENANCE_FIELDS = [
     pa.field("license", pa.string(), nullable=False),  # SPDX id or LicenseRef-…
     pa.field("license_text", pa.string()),  # as the source states it
     pa.field("attribution", pa.string()),
+    pa.field("obligations", pa.list_(pa.string())),  # what the licence asks of users
 ]
 
 SOURCE_FILES = pa.schema(

@@ -29,6 +29,7 @@ SEGMENT_COLUMNS = (
     "text",
     "license",
     "attribution",
+    "obligations",
     "drop_reason",
     "shard",
     "text_pass1",

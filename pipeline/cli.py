@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
 import os
 import sys
@@ -30,6 +31,7 @@ from pipeline.evaluation import (
     EvaluationError,
     Score,
     read_pairs,
+    read_source_pairs,
     read_workdir_pairs,
     score,
 )
@@ -62,7 +64,11 @@ Workdir = Annotated[
 ]
 PolicyOption = Annotated[
     Path | None,
-    typer.Option("--policy", help="Licence policy YAML replacing licenses/policy.yaml."),
+    typer.Option(
+        "--policy",
+        help="Your licence policy YAML instead of vaglio's `licenses/policy.yaml`.",
+        show_default=False,
+    ),
 ]
 EngineOption = Annotated[Engine, typer.Option(help="Run as a Prefect flow, or on plain threads.")]
 
@@ -101,11 +107,17 @@ def _orchestrator(engine: Engine):
 
 
 def run_curation(
-    catalog: Path, workdir: Path, config_path: Path | None, engine: Engine
+    catalog: Path,
+    workdir: Path,
+    config_path: Path | None,
+    engine: Engine,
+    policy: Path | None = None,
 ) -> CurationResult:
     """Load config, run the stages with progress bars, print the summary."""
     try:
         config = load_config(config_path)
+        if policy is not None:
+            config = dataclasses.replace(config, license_policy=str(policy))
         orchestrate = _orchestrator(engine)
         columns = (
             TextColumn("{task.description:>12}"),
@@ -116,7 +128,7 @@ def run_curation(
         )
         with Progress(*columns, console=console) as progress:
             result = orchestrate(catalog, workdir, config, RichStageProgress(progress))
-    except (CatalogError, ConfigError, StageConfigError, MissingExtraError) as error:
+    except (CatalogError, ConfigError, StageConfigError, MissingExtraError, PolicyError) as error:
         console.print(f"[red]error:[/red] {escape(str(error))}")
         raise typer.Exit(2) from None
     print_summary(result)
@@ -178,6 +190,7 @@ def curate_command(
     workdir: Workdir,
     config: Annotated[Path | None, typer.Option("--config", "-c", help="Pipeline YAML.")] = None,
     engine: EngineOption = Engine.prefect,
+    policy: PolicyOption = None,
 ) -> None:
     """Curate every source of a catalog whose licence is open.
 
@@ -187,7 +200,7 @@ def curate_command(
     Refused sources are listed with the reason. Re-running on the same workdir skips
     completed shards; a changed config re-runs only the stages it affects.
     """
-    run_curation(catalog, workdir, config, engine)
+    run_curation(catalog, workdir, config, engine, policy)
 
 
 @app.command("survey")
@@ -205,7 +218,7 @@ def survey_command(
     """
     try:
         table = survey_sources(load_catalog(catalog), policy)
-    except CatalogError as error:
+    except (CatalogError, PolicyError) as error:
         console.print(f"[red]error:[/red] {escape(str(error))}")
         raise typer.Exit(2) from None
     folder = write_survey(table, workdir)
@@ -352,6 +365,14 @@ def eval_command(
     all_rows: Annotated[
         bool, typer.Option("--all-rows", help="Score dropped segments too.")
     ] = False,
+    against_source: Annotated[
+        bool,
+        typer.Option(
+            "--against-source",
+            help="Score the workdir's pseudo-labels against the transcripts its sources came "
+            "with (`text_source`).",
+        ),
+    ] = False,
     output: Annotated[EvalFormat, typer.Option("--format", "-f")] = EvalFormat.table,
 ) -> None:
     """Word and character error rates per language, to judge an ASR backend on your data.
@@ -369,8 +390,14 @@ def eval_command(
 
     * `vaglio eval pairs.tsv`
     * `vaglio eval --references refs.tsv --workdir work --format json`
+    * `vaglio eval --against-source --workdir work` (sources that bring transcripts)
     """
     try:
+        if against_source:
+            if workdir is None or file is not None or references is not None:
+                raise EvaluationError("--against-source takes --workdir alone")
+            print_scores(score(read_source_pairs(workdir)), output)
+            return
         if file is not None and (references is not None or workdir is not None):
             raise EvaluationError("give either FILE or --references with --workdir, not both")
         if file is not None:
@@ -499,14 +526,7 @@ def license_command(
             show_default=False,
         ),
     ],
-    policy: Annotated[
-        Path | None,
-        typer.Option(
-            "--policy",
-            help="Your licence policy YAML instead of vaglio's `licenses/policy.yaml`.",
-            show_default=False,
-        ),
-    ] = None,
+    policy: PolicyOption = None,
     output: Annotated[
         OutputFormat, typer.Option("--format", "-f", help="table, csv or json, on stdout.")
     ] = OutputFormat.table,

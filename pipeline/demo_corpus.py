@@ -9,6 +9,7 @@ whose non-commercial licence the pipeline must refuse.
 from __future__ import annotations
 
 import io
+import json
 import math
 import os
 import random
@@ -27,10 +28,11 @@ SAMPLE_RATE = 16_000
 SEED = 20_240_611
 OPEN_SOURCE = "open-radio"
 NC_SOURCE = "nc-lectures"
+NEMO_SOURCE = "read-aloud"
 CATALOG_NAME = "catalog.yaml"
 REFERENCES_NAME = "references.tsv"
 MARKER_NAME = ".complete"
-CORPUS_VERSION = 2  # bump when the corpus changes, so cached builds are rebuilt
+CORPUS_VERSION = 3  # bump when the corpus changes, so cached builds are rebuilt
 
 _SOURCES = (
     {
@@ -48,6 +50,15 @@ _SOURCES = (
         "license": "CC BY-NC 4.0",
         "attribution": "vaglio demo NC lectures",
         "languages": ["en"],
+    },
+    {
+        "name": NEMO_SOURCE,
+        "kind": "nemo",
+        "path": f"{NEMO_SOURCE}/manifest.json",
+        "license": "CC0 1.0 Universal",
+        "attribution": "vaglio demo corpus (espeak-ng), read-aloud session, CC0",
+        "languages": ["en"],
+        "labelled": True,
     },
 )
 
@@ -391,7 +402,7 @@ def _populate(root: Path, scale: int) -> None:
     """Write every source folder, references.tsv and catalog.yaml into an empty folder."""
     recordings = _plan(scale)
     for source in _SOURCES:
-        (root / source["path"]).mkdir()
+        (root / source["name"]).mkdir()
     with ThreadPoolExecutor(max_workers=_WORKERS) as pool:
         keys = sorted(
             {(u, r.speed) for r in recordings for u in r.utterances},
@@ -405,12 +416,38 @@ def _populate(root: Path, scale: int) -> None:
     write_audio(open_radio / "silence.wav", compose([np.zeros(10 * SAMPLE_RATE, np.float32)], []))
     write_audio(open_radio / "tones.wav", melody(random.Random(SEED)))
     (open_radio / "corrupt.mp3").write_bytes(random.Random(SEED).randbytes(4096))
+    _read_aloud(root / NEMO_SOURCE, random.Random(SEED + 1))
     lines = ["source\tfile\tlang\ttext", *("\t".join(row) for row in rows)]
     (root / REFERENCES_NAME).write_text("\n".join(lines) + "\n", encoding="utf-8")
     catalog = yaml.safe_dump(
         {"sources": list(_SOURCES)}, sort_keys=False, default_flow_style=None, allow_unicode=True
     )
     (root / CATALOG_NAME).write_text(catalog, encoding="utf-8")
+
+
+def _read_aloud(folder: Path, rng: random.Random) -> None:
+    """A NeMo-manifest source: one session file, listed as two windows with transcripts."""
+    texts = rng.sample(ENGLISH, 4)
+    pieces = [_SPEECH_GAIN * speak(text, "en") for text in texts]
+    pause_s = 0.8
+    write_audio(folder / "session.wav", compose(pieces, [pause_s] * 3, edge_s=_EDGE_S))
+    starts = [_EDGE_S]
+    for piece in pieces[:-1]:
+        starts.append(starts[-1] + len(piece) / SAMPLE_RATE + pause_s)
+    rows = []
+    for first in (0, 2):
+        start = starts[first] - 0.3
+        end = starts[first + 1] + len(pieces[first + 1]) / SAMPLE_RATE + 0.3
+        rows.append(
+            {
+                "audio_filepath": "session.wav",
+                "offset": round(start, 3),
+                "duration": round(end - start, 3),
+                "text": " ".join(texts[first : first + 2]),
+                "lang": "en",
+            }
+        )
+    (folder / "manifest.json").write_text("".join(json.dumps(r) + "\n" for r in rows))
 
 
 def _marker_text(scale: int) -> str:

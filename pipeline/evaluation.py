@@ -246,3 +246,30 @@ def read_workdir_pairs(references: Path, workdir: Path, all_rows: bool = False) 
             f"{'' if all_rows else 'kept '}segment of {workdir}"
         )
     return Joined(pairs, unmatched, dropped)
+
+
+def read_source_pairs(workdir: Path) -> list[Pair]:
+    """The transcript each recording came with (`text_source`) against its pseudo-labels.
+
+    A source's transcript covers the whole recording (or window), so the hypothesis is the
+    text of all its segments in time order, dropped ones included: this measures how far the
+    pseudo-labels are from what the source says, not what training will see.
+    """
+    workdir = Path(workdir)
+    if not workdir.is_dir():
+        raise EvaluationError(f"{workdir}: no such workdir")
+    try:
+        rows = connect(workdir).execute(
+            """
+            SELECT coalesce(any_value(s.lang), r.declared_languages[1]) AS lang, r.text_source,
+                   string_agg(s.text, ' ' ORDER BY s."offset") AS text
+            FROM recordings r JOIN segments_all s USING (recording_id)
+            WHERE r.text_source IS NOT NULL
+            GROUP BY r.recording_id, r.text_source, r.declared_languages
+            """
+        ).fetchall()
+    except duckdb.Error as e:
+        raise EvaluationError(f"{workdir}: cannot read its recordings: {e}") from None
+    if not rows:
+        raise EvaluationError(f"{workdir}: no recording with both a source transcript and segments")
+    return [Pair(_lang(lang), _text(reference), _text(text)) for lang, reference, text in rows]

@@ -59,8 +59,7 @@ class _Licences:
 
     def judge(self, text: str) -> LicenseVerdict:
         if text not in self.verdicts:
-            args = (text,) if self.policy is None else (text, self.policy)
-            self.verdicts[text] = judge_license(*args)
+            self.verdicts[text] = judge_license(text, self.policy)
         self.counts[text] += 1
         return self.verdicts[text]
 
@@ -72,6 +71,7 @@ def _row(source: Source, item: SourceItem, text: str, verdict: LicenseVerdict) -
         "license": verdict.spdx_id or "unknown",
         "license_text": text,
         "attribution": source.attribution,
+        "obligations": list(verdict.obligations),
         "path": None if item.path is None else str(item.path),
         "audio_in": item.audio,
         "offset": item.offset,

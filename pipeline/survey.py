@@ -17,7 +17,7 @@ from pathlib import Path
 import pyarrow as pa
 import soundfile
 
-from licenses.policy import DEFAULT_POLICY, LicenseVerdict, judge_license
+from licenses.policy import LicenseVerdict, judge_license
 from manifests.schemas import SOURCES
 from manifests.views import SOURCES_TABLE, SURVEY_DIR
 from pipeline.catalog import Source
@@ -102,14 +102,14 @@ def survey_sources(sources: list[Source], policy: Path | None = None) -> pa.Tabl
         try:
             tallies = _tallies(source)
         except SourceReadError as error:
-            verdict = judge_license(source.license, policy or DEFAULT_POLICY)
+            verdict = judge_license(source.license, policy)
             rows.append(common | _verdict_fields(source.license, verdict) | {"error": str(error)})
             continue
         measured = source.kind != "metadata"
         for (text, lang), tally in tallies.items():
             rows.append(
                 common
-                | _verdict_fields(text, judge_license(text, policy or DEFAULT_POLICY))
+                | _verdict_fields(text, judge_license(text, policy))
                 | {
                     "language": lang,
                     "hours": tally.seconds / 3600,
@@ -201,7 +201,9 @@ def markdown_report(table: pa.Table) -> str:
 
 
 def hours_chart(table: pa.Table, path: Path) -> None:
-    """Compliant hours per language as bars stacked by licence, as a PNG."""
+    """Compliant hours per declared language as a PNG: the hours known to be in the language,
+    stacked by licence, and above them, hatched, the hours of multilingual sources that
+    include it (shown whole for each of their languages, never divided)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -209,17 +211,26 @@ def hours_chart(table: pa.Table, path: Path) -> None:
 
     by_licence: dict[str, dict[str, float]] = defaultdict(lambda: defaultdict(float))
     for row in _compliant(table):
-        by_licence[row["spdx_id"]][row["language"]] += row["hours"]
-    languages = list(compliant_hours(table))
-    figure, axes = plt.subplots(figsize=(max(6.0, 0.5 * len(languages) + 2), 4))
+        if row["language"] != MULTIPLE_LANGUAGES:
+            by_licence[row["spdx_id"]][row["language"]] += row["hours"]
+    coverage = language_coverage(table)
+    languages = list(coverage)
+    figure, axes = plt.subplots(figsize=(max(6.0, 0.45 * len(languages) + 2), 4.5))
     bottom = [0.0] * len(languages)
     for licence, hours in sorted(by_licence.items()):
         heights = [hours.get(lang, 0.0) for lang in languages]
         axes.bar(languages, heights, bottom=bottom, label=licence)
         bottom = [b + h for b, h in zip(bottom, heights)]
+    shared = [coverage[lang][1] for lang in languages]
+    if any(shared):
+        axes.bar(languages, shared, bottom=bottom, color="none", edgecolor="grey",
+                 hatch="//", label="in multilingual sources")  # fmt: skip
+    totals = [b + s for b, s in zip(bottom, shared)]
+    if totals and min(totals) > 0 and max(totals) / min(totals) > 100:
+        axes.set_yscale("log")  # 50 h and 50 000 h on one chart
     axes.set_ylabel("hours")
     axes.set_title("Open-licence hours per language")
-    axes.legend(title="licence")
+    axes.legend(title="licence", fontsize="small", loc="upper left", bbox_to_anchor=(1.0, 1.0))
     figure.tight_layout()
     figure.savefig(path, dpi=120)
     plt.close(figure)

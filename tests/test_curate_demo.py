@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 from itertools import pairwise
 
 import jiwer
 import pyarrow.parquet as pq
 import soundfile
 from datasets import Audio, load_dataset
+from typer.testing import CliRunner
 
+from pipeline.cli import app
 from pipeline.sql import run_query
 from pipeline.summary import summarize
 from pipeline.text_normalise import normalise_text
@@ -67,7 +70,7 @@ def test_kept_segments_carry_language_text_licence_and_attribution(curated, demo
     workdir, _ = curated
     kept = sql(workdir, "SELECT * FROM segments WHERE drop_reason IS NULL")
     assert kept
-    assert {r["license"] for r in kept} == {"CC-BY-4.0"}
+    assert {r["license"] for r in kept} == {"CC-BY-4.0", "CC0-1.0"}
     assert all("vaglio demo corpus" in r["attribution"] for r in kept)
     languages = {r["recording_id"].split("/")[-1][:2]: r["lang"] for r in kept}
     assert languages["en"] == "en" and languages["it"] == "it"
@@ -145,9 +148,31 @@ def test_dataset_shards_load_with_hugging_face_datasets(curated):
 def test_summary_accounts_for_every_recording(curated):
     workdir, _ = curated
     summary = summarize(workdir)
-    assert summary.recordings == 15
+    assert summary.recordings == 17  # 15 files and two windows of the read-aloud session
     assert summary.quarantined == {"truncated": 1, "unreadable": 1}
     assert summary.duplicates == 1  # the copy
     assert summary.without_speech in (1, 2)  # the silent file; the tones, unless VAD fires
     assert summary.dropped["audio_lang_undeclared"][0] >= 1
     assert 0 < summary.hours_kept < summary.hours_in
+
+
+def test_windows_of_a_nemo_manifest_keep_the_source_transcript(curated):
+    workdir, _ = curated
+    windows = sql(
+        workdir,
+        "SELECT recording_id, \"offset\", duration, text_source FROM recordings "
+        "WHERE source = 'read-aloud' ORDER BY \"offset\"",
+    )
+    assert len(windows) == 2 and all(w["text_source"] for w in windows)
+    assert windows[0]["recording_id"].startswith("read-aloud/session.wav@")
+    assert windows[1]["offset"] > windows[0]["offset"] + windows[0]["duration"] - 0.7
+
+
+def test_pseudo_labels_are_scored_against_the_source_transcripts(curated):
+    workdir, _ = curated
+    args = ["eval", "--against-source", "--workdir", str(workdir), "--format", "json"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    scores = {row["lang"]: row for row in map(json.loads, result.stdout.splitlines())}
+    assert scores["en"]["utterances"] == 2
+    assert scores["en"]["wer"] < 0.25

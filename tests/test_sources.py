@@ -201,18 +201,16 @@ def test_lhotse_recordings_carry_their_supervisions_in_time_order(tmp_path):
     assert items["line-3"].problem == "bad manifest row: line 3 has no recording id"
 
 
-def test_a_broken_source_is_reported_and_the_others_still_run(tmp_path, nemo_source):
+def broken_lhotse_and_nemo(tmp_path: Path, nemo_source: Path) -> Path:
+    """A catalog of a Lhotse source whose supervisions lack recording ids, and a good one."""
     recordings, supervisions = lhotse_source(tmp_path / "lhotse", [{"id": "s1", "text": "x"}])
-    catalog = write_catalog(
-        tmp_path,
-        {
-            "name": "lh",
-            "kind": "lhotse",
-            "path": str(recordings),
-            "supervisions": str(supervisions),
-        },
-        {"name": "nemo", "kind": "nemo", "path": str(nemo_source)},
-    )
+    entry = {"name": "lh", "kind": "lhotse", "path": str(recordings)}
+    nemo = {"name": "nemo", "kind": "nemo", "path": str(nemo_source)}
+    return write_catalog(tmp_path, entry | {"supervisions": str(supervisions)}, nemo)
+
+
+def test_a_broken_source_is_reported_and_the_others_still_run(tmp_path, nemo_source):
+    catalog = broken_lhotse_and_nemo(tmp_path, nemo_source)
     plans = {p.source.name: p for p in plan_sources(load_catalog(catalog), tmp_path / "w", 4)}
     assert "line 1 is not a supervision with recording_id" in plans["lh"].error
     assert plans["lh"].shard_ids == ()
@@ -316,17 +314,7 @@ def test_an_hf_dataset_without_any_licence_is_refused(tmp_path):
 
 
 def test_curate_reports_every_broken_source_and_finishes(tmp_path, nemo_source):
-    recordings, supervisions = lhotse_source(tmp_path / "lhotse", [{"id": "s1"}])
-    catalog = write_catalog(
-        tmp_path,
-        {
-            "name": "lh",
-            "kind": "lhotse",
-            "path": str(recordings),
-            "supervisions": str(supervisions),
-        },
-        {"name": "nemo", "kind": "nemo", "path": str(nemo_source)},
-    )
+    catalog = broken_lhotse_and_nemo(tmp_path, nemo_source)
     workdir = tmp_path / "work"
     args = ["curate", str(catalog), "-w", str(workdir), "--engine", "threads"]
     result = CliRunner().invoke(app, args)
@@ -345,3 +333,18 @@ def test_curate_reports_every_broken_source_and_finishes(tmp_path, nemo_source):
         "window beyond the end": 1,
         "bad manifest row": 2,
     }
+
+
+def test_a_user_policy_decides_per_file_too(tmp_path, nemo_source):
+    policy = tmp_path / "internal.yaml"
+    policy.write_text(
+        "extends: default\nrules:\n  - match: CC-BY-NC-*\n    allowed: true\n"
+        "    reason: internal research project\n    obligations: [attribution, non-commercial]\n"
+    )
+    catalog = write_catalog(tmp_path, {"name": "nemo", "kind": "nemo", "path": str(nemo_source)})
+    (plan,) = plan_sources(load_catalog(catalog), tmp_path / "w", 4, policy)
+    assert (plan.planned_files, plan.refused_files) == (10, 0)
+    survey = survey_sources(load_catalog(catalog), policy).to_pylist()
+    nc = next(r for r in survey if r["spdx_id"] == "CC-BY-NC-4.0")
+    assert nc["allowed"] and nc["reason"] == "internal research project"
+    assert "non-commercial" in nc["obligations"]

@@ -31,12 +31,13 @@ def test_json_output_answers_a_licence_question(curated):
     workdir, _ = curated
     query = (
         "SELECT license, attribution, count(*) AS n FROM segments "
-        "WHERE drop_reason IS NULL GROUP BY ALL"
+        "WHERE drop_reason IS NULL GROUP BY ALL ORDER BY license"
     )
     result = vaglio_sql(workdir, query, "--format", "json")
     assert result.exit_code == 0, result.output
-    (row,) = json.loads(result.stdout)
-    assert row["license"] == "CC-BY-4.0" and row["n"] > 0
+    rows = json.loads(result.stdout)
+    assert [row["license"] for row in rows] == ["CC-BY-4.0", "CC0-1.0"]
+    assert all(row["n"] > 0 and "vaglio demo corpus" in row["attribution"] for row in rows)
 
 
 @pytest.mark.parametrize(

@@ -31,6 +31,7 @@ _CARRIED = (
     "license",
     "license_text",
     "attribution",
+    "obligations",
     "declared_languages",
     "lang",
     "lang_prob",
