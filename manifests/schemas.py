@@ -124,7 +124,30 @@ FILTERED = pa.schema(
     ]
 )
 
-MANIFEST = pa.schema([*FILTERED, pa.field("shard", pa.string())])
+PUNCTUATED = pa.schema(
+    [
+        *FILTERED,
+        pa.field("text_asr", pa.string()),  # `text` as the ASR pass wrote it, before PnC
+        pa.field("pnc_status", pa.string()),  # null: not attempted; "accepted"; or why not
+        pa.field("pnc_cer", pa.float32()),  # normalised input vs the LLM's answer
+    ]
+)
+"""Punctuation and capitals restored by an LLM where its answer kept every word."""
+
+TRANSLATION = pa.struct(
+    [
+        pa.field("lang", pa.string()),  # the target language
+        pa.field("text", pa.string()),  # null when refused
+        pa.field("reason", pa.string()),  # why it was refused; null when kept
+        pa.field("answer", pa.string()),  # the model's answer, kept to show why it failed
+        pa.field("qe_score", pa.float64()),  # when a quality-estimation model is configured
+    ]
+)
+
+TRANSLATED = pa.schema([*PUNCTUATED, pa.field("translations", pa.list_(TRANSLATION))])
+"""One translation (or the reason for none) per target language of the row's source."""
+
+MANIFEST = pa.schema([*TRANSLATED, pa.field("shard", pa.string())])
 """Every segment, kept and dropped, without audio; `shard` names the dataset file of a kept one."""
 
 SOURCES = pa.schema(

@@ -34,6 +34,8 @@ SEGMENT_COLUMNS = (
     "shard",
     "text_pass1",
     "pass_wer",
+    "text_asr",
+    "pnc_status",
 )
 
 
@@ -61,8 +63,8 @@ def _source_sql(
 
 def connect(workdir: Path) -> duckdb.DuckDBPyConnection:
     """An in-memory DuckDB with the views `recordings`, `segments`, `segments_all`, `drops`
-    (segments and hours per drop reason and language) and `sources` (the latest `vaglio
-    survey`)."""
+    (segments and hours per drop reason and language), `translations` (one row per segment
+    and target language) and `sources` (the latest `vaglio survey`)."""
     workdir = Path(workdir)
     con = duckdb.connect(":memory:")
     recordings = _source_sql(con, "recordings", _files(workdir, "standardise"), RECORDINGS)
@@ -85,6 +87,11 @@ def connect(workdir: Path) -> duckdb.DuckDBPyConnection:
         "CREATE VIEW drops AS SELECT drop_reason, lang, count(*) AS segments, "
         "sum(duration) / 3600 AS hours FROM segments WHERE drop_reason IS NOT NULL "
         "GROUP BY drop_reason, lang ORDER BY segments DESC, drop_reason, lang"
+    )
+    con.execute(
+        "CREATE VIEW translations AS SELECT segment_id, source, lang AS source_lang, "
+        "t.lang AS lang, t.text, t.reason, t.qe_score, t.answer, text AS source_text "
+        "FROM segments_all, unnest(translations) AS u(t)"
     )
     survey = workdir / SURVEY_DIR / SOURCES_TABLE
     sources = _source_sql(con, "sources", [str(survey)] if survey.exists() else [], SOURCES)

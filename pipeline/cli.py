@@ -181,6 +181,10 @@ def print_summary(result: CurationResult) -> None:
     table.add_row("hours kept", f"{summary.hours_kept:.3f}")
     for reason, (count, hours) in summary.dropped.items():
         table.add_row(f"  dropped: {reason}", f"{count} segments, {hours:.3f} h")
+    for status, count in summary.punctuation.items():
+        table.add_row(f"punctuation: {status}", f"{count} segments")
+    for (lang, outcome), count in summary.translations.items():
+        table.add_row(f"translation to {lang}: {outcome}", f"{count} segments")
     console.print(table)
 
 

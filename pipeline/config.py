@@ -8,6 +8,8 @@ the reference values, e.g.
     pass1: {asr: {model: whisper-base, batch_size: 8}, min_lang_prob: 0.7}
     pass2: {asr: {backend: nemo, model: nvidia/parakeet-tdt-0.6b-v2}, utterances: {max_s: 40}}
     filter: {max_pass_wer: 0.5}
+    punctuate: {llm: {backend: openai, model: Qwen/Qwen2.5-7B-Instruct}}
+    translate: {llm: {backend: vllm}, targets: {"*": [en], open-radio: [en, de]}}
 """
 
 from __future__ import annotations
@@ -23,9 +25,11 @@ import yaml
 from pipeline.stages.filter import FilterConfig
 from pipeline.stages.pass1 import Pass1Config
 from pipeline.stages.pass2 import Pass2Config
+from pipeline.stages.punctuate import PunctuateConfig
 from pipeline.stages.segment import SegmentConfig
 from pipeline.stages.shard import ShardConfig
 from pipeline.stages.standardise import StandardiseConfig
+from pipeline.stages.translate import TranslateConfig
 
 
 class ConfigError(ValueError):
@@ -42,6 +46,8 @@ class CurateConfig:
     pass1: Pass1Config = field(default_factory=Pass1Config)
     pass2: Pass2Config = field(default_factory=Pass2Config)
     filter: FilterConfig = field(default_factory=FilterConfig)
+    punctuate: PunctuateConfig = field(default_factory=PunctuateConfig)
+    translate: TranslateConfig = field(default_factory=TranslateConfig)
     shard: ShardConfig = field(default_factory=ShardConfig)
 
 
@@ -56,16 +62,36 @@ def _build(cls: type, values: object, where: str):
     kwargs = {}
     for key, value in values.items():
         hint = hints[key]
-        if dataclasses.is_dataclass(hint):
-            kwargs[key] = _build(hint, value, f"{where}.{key}")
-            continue
         allowed = typing.get_args(hint) if isinstance(hint, types.UnionType) else (hint,)
+        nested = next((t for t in allowed if dataclasses.is_dataclass(t)), None)
+        if nested is not None and value is not None:  # `llm: {…}` for `LlmConfig | None`
+            kwargs[key] = _build(nested, value, f"{where}.{key}")
+            continue
         if float in allowed and isinstance(value, int) and not isinstance(value, bool):
             value = float(value)
-        if not any(value is None if t is type(None) else isinstance(value, t) for t in allowed):
+        if not any(_is_a(value, t) for t in allowed):
             raise ConfigError(f"{where}.{key}: expected {hint}, got {value!r}")
         kwargs[key] = value
-    return cls(**kwargs)
+    try:
+        return cls(**kwargs)
+    except ValueError as error:  # a config's own checks (`__post_init__`) name the field
+        raise ConfigError(f"{where}: {error}") from None
+
+
+def _is_a(value: object, hint: object) -> bool:
+    """isinstance for the hints configs use: plain types, None, and dict[str, list[str]]."""
+    if hint is type(None):
+        return value is None
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin is None:
+        return isinstance(value, hint)
+    if not isinstance(value, origin):
+        return False
+    if origin is dict and args:
+        return all(_is_a(k, args[0]) and _is_a(v, args[1]) for k, v in value.items())
+    if origin is list and args:
+        return all(_is_a(item, args[0]) for item in value)
+    return True
 
 
 def load_config(path: Path | None) -> CurateConfig:

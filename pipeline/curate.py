@@ -24,9 +24,11 @@ from pipeline.stage import Stage
 from pipeline.stages.filter import Filter
 from pipeline.stages.pass1 import Pass1
 from pipeline.stages.pass2 import Pass2
+from pipeline.stages.punctuate import Punctuate
 from pipeline.stages.segment import Segment
 from pipeline.stages.shard import Shard
 from pipeline.stages.standardise import Standardise
+from pipeline.stages.translate import Translate
 
 
 class ShardExecutor(Protocol):
@@ -71,6 +73,8 @@ def build_stages(config: CurateConfig) -> list[Stage]:
         Pass1(config.pass1),
         Pass2(config.pass2),
         Filter(config.filter),
+        Punctuate(config.punctuate),
+        Translate(config.translate),
         Shard(config.shard),
     ]
 

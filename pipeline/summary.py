@@ -20,6 +20,8 @@ class RunSummary:
     segments_kept: int
     hours_kept: float
     dropped: dict[str, tuple[int, float]]  # every drop reason -> (segments, hours), 0 too
+    punctuation: dict[str, int]  # pnc_status -> kept segments (empty when PnC is off)
+    translations: dict[tuple[str, str], int]  # (target, "kept" or refusal reason) -> segments
 
 
 def summarize(workdir: Path) -> RunSummary:
@@ -49,6 +51,20 @@ def summarize(workdir: Path) -> RunSummary:
                 "SELECT drop_reason, sum(segments), sum(hours) FROM drops GROUP BY drop_reason"
             ).fetchall()
         }
+        punctuation = dict(
+            con.execute(
+                "SELECT pnc_status, count(*) FROM segments WHERE pnc_status IS NOT NULL "
+                "GROUP BY 1 ORDER BY 2 DESC, 1"
+            ).fetchall()
+        )
+        translations = {
+            (lang, outcome): count
+            for lang, outcome, count in con.execute(
+                "SELECT lang, outcome, count(*) AS n FROM (SELECT lang, "
+                "coalesce(reason, 'kept') AS outcome FROM translations) GROUP BY lang, outcome "
+                "ORDER BY lang, outcome <> 'kept', n DESC, outcome"
+            ).fetchall()
+        }
     # Every rule in the order it is checked, so a rule that dropped nothing shows as 0.
     dropped = {reason: found.pop(reason, (0, 0.0)) for reason in DROP_REASONS} | found
     return RunSummary(
@@ -61,4 +77,6 @@ def summarize(workdir: Path) -> RunSummary:
         kept,
         hours_kept,
         dropped,
+        punctuation,
+        translations,
     )

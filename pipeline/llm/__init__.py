@@ -7,7 +7,10 @@ Heavy imports happen only when a backend is built; `vllm` without its extra rais
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
+import threading
+from importlib import resources
 
 from pipeline.llm.base import (
     BACKENDS,
@@ -47,5 +50,26 @@ __all__ = [
     "Message",
     "MissingExtraError",
     "load_backend",
+    "loaded_backend",
+    "prompt_digest",
     "require_backend",
 ]
+
+
+_loaded: dict[LlmConfig, LlmBackend] = {}
+_lock = threading.Lock()
+
+
+def loaded_backend(config: LlmConfig) -> LlmBackend:
+    """The backend for `config`, built on first use and kept for the life of the process, so
+    a worker loads a vLLM model (or opens a connection pool) once for all its shards."""
+    with _lock:
+        if config not in _loaded:
+            _loaded[config] = load_backend(config)
+        return _loaded[config]
+
+
+def prompt_digest(name: str) -> str:
+    """A checksum of a prompt file, so that editing a prompt re-runs the stage that uses it."""
+    data = (resources.files("pipeline.llm") / "prompts" / name).read_bytes()
+    return hashlib.sha256(data).hexdigest()

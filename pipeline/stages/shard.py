@@ -45,11 +45,11 @@ class ShardConfig:
 
 class Shard(Stage):
     name = "shard"
-    version = "1"
-    inputs = ("filter", "standardise")
+    version = "2"
+    inputs = ("translate", "standardise")
 
     def run(self, context: ShardContext) -> pa.Table:
-        segments = context.read("filter")
+        segments = context.read("translate")
         kept = segments.filter(pc.is_null(segments["drop_reason"]))
         audio = [to_flac(samples) for samples in segment_samples(context, kept)]
         shard_of: dict[str, str] = {}
