@@ -22,6 +22,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from licenses import PolicyError, judge_license
+from manifests.views import SHARD_LIST
 from pipeline.asr import MissingExtraError
 from pipeline.catalog import CatalogError, load_catalog
 from pipeline.config import ConfigError, load_config
@@ -37,6 +38,7 @@ from pipeline.evaluation import (
 )
 from pipeline.mosel import mosel_catalog
 from pipeline.plan import SourcePlan
+from pipeline.report import write_report
 from pipeline.runner import ShardOutcome
 from pipeline.sql import ReadOnlyError, run_query
 from pipeline.stage import StageConfigError
@@ -275,6 +277,26 @@ def mosel_catalog_command(
     console.print(f"{len(built.sources)} sources written to {output}")
 
 
+@app.command("report")
+def report_command(
+    workdir: Workdir,
+    examples: Annotated[
+        int, typer.Option("--examples", "-n", min=0, help="Dropped rows shown per rule.")
+    ] = 3,
+) -> None:
+    """Write a report of a curated workdir: where the hours went, and what each rule dropped.
+
+    `<workdir>/report/` gets `report.md` and `report.html` (the hours left after each step,
+    drops per rule and language, punctuation and translation outcomes, examples of dropped
+    rows) with two charts, `funnel.png` and `drops.png`.
+    """
+    if not (workdir / SHARD_LIST).exists():
+        console.print(f"[red]error:[/red] {escape(str(workdir))} holds no curation run")
+        raise typer.Exit(2)
+    folder = write_report(workdir, examples)
+    console.print(f"report: {folder / 'report.html'} (and report.md, funnel.png, drops.png)")
+
+
 @app.command("sql")
 def sql_command(
     query: Annotated[str, typer.Argument(help="One SELECT over the workdir's views.")],
@@ -499,17 +521,22 @@ def demo_command(
     """Synthesise a small demo corpus with espeak-ng and curate it.
 
     English and Italian speech with pauses, a long file, a silent, a corrupt, a truncated
-    and a duplicated file, and a non-commercial source that must be refused.
+    and a duplicated file, a German file its source does not declare, a NeMo manifest whose
+    windows bring their own transcripts, and a non-commercial source that must be refused.
+    Also writes the source survey and the curation report.
     """
     from pipeline.demo_corpus import build_demo_corpus
 
     console.print("building the demo corpus with espeak-ng…")
     catalog = build_demo_corpus(workdir / "corpus")
     run_curation(catalog, workdir, None, engine)
+    survey = write_survey(survey_sources(load_catalog(catalog)), workdir)
+    report = write_report(workdir)
     program = sys.argv[0] if Path(sys.argv[0]).name == "vaglio" else "vaglio"
     console.print(
         f"\nresults: {workdir}/dataset/data/*.parquet (audio + text), "
-        f"manifests in {workdir}/shard/",
+        f"manifests in {workdir}/shard/\nreport: {report}/report.html · "
+        f"survey: {survey}/report.md",
         soft_wrap=True,
     )
     console.print(

@@ -176,3 +176,21 @@ def test_pseudo_labels_are_scored_against_the_source_transcripts(curated):
     scores = {row["lang"]: row for row in map(json.loads, result.stdout.splitlines())}
     assert scores["en"]["utterances"] == 2
     assert scores["en"]["wer"] < 0.25
+
+
+def test_the_report_shows_the_funnel_the_drops_and_examples(curated, tmp_path):
+    workdir, _ = curated
+    result = CliRunner().invoke(app, ["report", "--workdir", str(workdir), "--examples", "2"])
+    assert result.exit_code == 0, result.output
+    folder = workdir / "report"
+    assert all((folder / name).stat().st_size > 0 for name in ("funnel.png", "drops.png"))
+    markdown = (folder / "report.md").read_text()
+    funnel = markdown.split("## Where the hours went")[1].split("##")[0]
+    rows = [line.split("|")[2] for line in funnel.splitlines() if line.count("|") == 3]
+    hours = [float(cell) for cell in rows[2:]]  # after the header and its rule
+    assert len(hours) == 5 and hours == sorted(hours, reverse=True) and hours[-1] > 0
+    assert "| audio_lang_undeclared | de | 1 |" in markdown
+    assert "open-radio/de-01.wav#0000" in markdown.split("## Dropped as `audio_lang_undeclared`")[1]
+    assert "<table>" in (folder / "report.html").read_text()
+    missing = CliRunner().invoke(app, ["report", "--workdir", str(tmp_path)])
+    assert missing.exit_code == 2 and "no curation run" in " ".join(missing.output.split())

@@ -1,0 +1,199 @@
+"""The curation report: where the hours went, stage by stage, and what each rule dropped.
+
+Everything comes from the SQL views of a workdir, so the report describes exactly what
+`vaglio sql` shows. It is written as Markdown and as a self-contained HTML page, next to
+two PNG charts: the funnel of hours, and drops per rule stacked by language.
+"""
+
+from __future__ import annotations
+
+import html
+from collections import defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+
+from manifests.views import connect
+from pipeline.runner import atomic_write_text
+from pipeline.stages.filter import DROP_REASONS, LANG_UNCERTAIN, LANG_UNDECLARED
+
+REPORT_DIR = "report"
+_GATE = (LANG_UNDECLARED, LANG_UNCERTAIN)
+
+
+@dataclass(frozen=True)
+class Report:
+    funnel: list[tuple[str, float]]  # (step, hours) from the audio listed to the data kept
+    drops: list[tuple[str, str, int, float]]  # (reason, language, segments, hours)
+    examples: dict[str, list[dict]]  # reason -> a few dropped rows
+    punctuation: list[tuple[str, int]]  # (pnc_status, segments)
+    translations: list[tuple[str, str, int]]  # (target, outcome, segments)
+
+
+def gather(workdir: Path, examples_per_reason: int = 3) -> Report:
+    """Read every figure of the report from the workdir's views."""
+    gate = ", ".join(f"'{r}'" for r in _GATE)
+    with connect(Path(workdir)) as con:
+        listed, usable = con.execute(
+            "SELECT coalesce(sum(duration), 0) / 3600, coalesce(sum(duration) FILTER "
+            "(quarantine_reason IS NULL AND duplicate_of IS NULL), 0) / 3600 FROM recordings"
+        ).fetchone()
+        speech, gated, kept = con.execute(
+            "SELECT coalesce(sum(duration), 0) / 3600, "
+            f"coalesce(sum(duration) FILTER (drop_reason IS NULL OR drop_reason NOT IN ({gate}))"
+            ", 0) / 3600, coalesce(sum(duration) FILTER (drop_reason IS NULL), 0) / 3600 "
+            "FROM segments"
+        ).fetchone()
+        translated = con.execute(
+            "SELECT t.lang, sum(s.duration) / 3600 FROM translations t JOIN segments s "
+            "USING (segment_id) WHERE t.reason IS NULL GROUP BY 1 ORDER BY 1"
+        ).fetchall()
+        drops = con.execute(
+            "SELECT drop_reason, lang, segments, hours FROM drops ORDER BY drop_reason, lang"
+        ).fetchall()
+        rows = con.execute(
+            "SELECT drop_reason, segment_id, lang, duration, text FROM (SELECT *, row_number() "
+            "OVER (PARTITION BY drop_reason ORDER BY segment_id) AS n FROM segments "
+            "WHERE drop_reason IS NOT NULL) WHERE n <= ? ORDER BY drop_reason, segment_id",
+            [examples_per_reason],
+        ).fetchall()
+        punctuation = con.execute(
+            "SELECT pnc_status, count(*) FROM segments WHERE pnc_status IS NOT NULL "
+            "GROUP BY 1 ORDER BY 2 DESC, 1"
+        ).fetchall()
+        translations = con.execute(
+            "SELECT lang, coalesce(reason, 'kept'), count(*) FROM translations "
+            "GROUP BY ALL ORDER BY 1, 3 DESC, 2"
+        ).fetchall()
+    funnel = [
+        ("audio listed", listed),
+        ("usable (not quarantined, not a duplicate)", usable),
+        ("speech found (VAD)", speech),
+        ("in a declared language (pass 1)", gated),
+        ("kept by the filter", kept),
+    ] + [(f"translated to {lang}", hours) for lang, hours in translated]
+    examples: dict[str, list[dict]] = defaultdict(list)
+    for reason, segment_id, lang, duration, text in rows:
+        examples[reason].append(
+            {"segment_id": segment_id, "lang": lang, "duration": duration, "text": text}
+        )
+    return Report(funnel, drops, dict(examples), punctuation, translations)
+
+
+def _order(reason: str) -> int:
+    return DROP_REASONS.index(reason) if reason in DROP_REASONS else len(DROP_REASONS)
+
+
+def funnel_chart(report: Report, path: Path) -> None:
+    """Hours left after each step, as horizontal bars from top to bottom."""
+    plt = _pyplot()
+    steps = [step for step, _ in report.funnel][::-1]
+    hours = [h for _, h in report.funnel][::-1]
+    figure, axes = plt.subplots(figsize=(8, 0.5 * len(steps) + 1.2))
+    bars = axes.barh(steps, hours, color="#4c72b0")
+    axes.bar_label(bars, labels=[f"{h:.2f} h" for h in hours], padding=3)
+    axes.set_xlabel("hours")
+    axes.set_title("Where the hours went")
+    axes.set_xlim(0, max([*hours, 0.001]) * 1.2)
+    figure.tight_layout()
+    figure.savefig(path, dpi=120)
+    plt.close(figure)
+
+
+def drops_chart(report: Report, path: Path) -> None:
+    """Dropped hours per rule, stacked by language; every rule that dropped something."""
+    plt = _pyplot()
+    by_language: dict[str, dict[str, float]] = defaultdict(lambda: defaultdict(float))
+    for reason, lang, _, hours in report.drops:
+        by_language[lang or "?"][reason] += hours
+    reasons = sorted({r for r, *_ in report.drops}, key=_order)
+    largest = max((sum(h for r2, _, _, h in report.drops if r2 == r) for r in reasons), default=0)
+    unit, scale = ("hours", 1) if largest >= 1 else ("minutes", 60)  # readable at any size
+    figure, axes = plt.subplots(figsize=(8, 0.45 * max(len(reasons), 1) + 1.4))
+    left = [0.0] * len(reasons)
+    for lang, hours in sorted(by_language.items()):
+        widths = [hours.get(r, 0.0) * scale for r in reasons]
+        axes.barh(reasons, widths, left=left, label=lang)
+        left = [a + b for a, b in zip(left, widths)]
+    axes.invert_yaxis()  # rules in the order they are checked, top to bottom
+    axes.set_xlabel(f"{unit} dropped")
+    axes.set_title("Drops per rule and language")
+    if by_language:
+        axes.legend(title="language", fontsize="small")
+    figure.tight_layout()
+    figure.savefig(path, dpi=120)
+    plt.close(figure)
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _tables(report: Report) -> list[tuple[str, list[str], list[list[str]]]]:
+    """(title, header, rows) of every table, shared by the Markdown and the HTML pages."""
+    tables = [
+        ("Where the hours went", ["step", "hours"], [[s, f"{h:.3f}"] for s, h in report.funnel]),
+        (
+            "Drops per rule and language",
+            ["rule", "language", "segments", "hours"],
+            [
+                [r, lang or "?", str(n), f"{h:.3f}"]
+                for r, lang, n, h in sorted(report.drops, key=lambda d: (_order(d[0]), d[1]))
+            ],
+        ),
+    ]
+    if report.punctuation:
+        rows = [[status, str(n)] for status, n in report.punctuation]
+        tables.append(("Punctuation", ["status", "segments"], rows))
+    if report.translations:
+        rows = [[lang, outcome, str(n)] for lang, outcome, n in report.translations]
+        tables.append(("Translations", ["target", "outcome", "segments"], rows))
+    for reason in sorted(report.examples, key=_order):
+        rows = [
+            [e["segment_id"], e["lang"] or "?", f"{e['duration']:.1f}", e["text"] or ""]
+            for e in report.examples[reason]
+        ]
+        tables.append((f"Dropped as `{reason}`", ["segment", "lang", "s", "text"], rows))
+    return tables
+
+
+def _markdown(report: Report) -> str:
+    lines = ["# Curation report", "", "![funnel](funnel.png)", "", "![drops](drops.png)", ""]
+    for title, header, rows in _tables(report):
+        lines += [f"## {title}", "", "| " + " | ".join(header) + " |"]
+        lines += ["| " + " | ".join("---" for _ in header) + " |"]
+        lines += ["| " + " | ".join(c.replace("|", "\\|") for c in row) + " |" for row in rows]
+        lines.append("")
+    return "\n".join(lines)
+
+
+def _html(report: Report) -> str:
+    parts = [
+        "<!doctype html><meta charset='utf-8'><title>Curation report</title>",
+        "<style>body{font-family:sans-serif;max-width:60em;margin:auto}"
+        "table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:2px 8px}</style>",
+        "<h1>Curation report</h1><img src='funnel.png'><img src='drops.png'>",
+    ]
+    for title, header, rows in _tables(report):
+        parts.append(f"<h2>{html.escape(title.replace('`', ''))}</h2><table><tr>")
+        parts += [f"<th>{html.escape(h)}</th>" for h in header] + ["</tr>"]
+        for row in rows:
+            parts.append("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>")
+        parts.append("</table>")
+    return "\n".join(parts) + "\n"
+
+
+def write_report(workdir: Path, examples_per_reason: int = 3) -> Path:
+    """Write `<workdir>/report/` (report.md, report.html, funnel.png, drops.png)."""
+    report = gather(workdir, examples_per_reason)
+    folder = Path(workdir) / REPORT_DIR
+    folder.mkdir(parents=True, exist_ok=True)
+    funnel_chart(report, folder / "funnel.png")
+    drops_chart(report, folder / "drops.png")
+    atomic_write_text(_markdown(report), folder / "report.md")
+    atomic_write_text(_html(report), folder / "report.html")
+    return folder
