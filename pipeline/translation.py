@@ -20,9 +20,9 @@ from typing import Protocol
 
 import yaml
 
+from pipeline.extras import MissingExtraError
 from pipeline.llm import LlmBackend
 from pipeline.llm.answers import clean_answer
-from pipeline.llm.base import MissingExtraError
 from pipeline.llm.conversations import UnknownLanguageError, language_name, translation_conversation
 from pipeline.text_normalise import normalise_text
 from pipeline.textlid import TextLidConfig, identify_language

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import importlib.util
 
-from pipeline.asr.base import AsrBackend, Hypothesis, MissingExtraError, TimedText
+from pipeline.asr.base import AsrBackend, Hypothesis, TimedText
+from pipeline.extras import MissingExtraError
 
 BACKENDS = ("faster-whisper", "vllm", "nemo")
 _EXTRAS = {"vllm": ("vllm", "vllm"), "nemo": ("nemo", "nemo_toolkit")}  # -> (module, package)
@@ -19,7 +20,7 @@ def require_backend(name: str) -> None:
     if name not in BACKENDS:
         raise ValueError(f"unknown ASR backend {name!r}; available: {', '.join(BACKENDS)}")
     if name in _EXTRAS and importlib.util.find_spec(_EXTRAS[name][0]) is None:
-        raise MissingExtraError(name, _EXTRAS[name][1], extra=name)
+        raise MissingExtraError(f"the {name!r} ASR backend", _EXTRAS[name][1], extra=name)
 
 
 def load_backend(name: str, **options) -> AsrBackend:

@@ -12,15 +12,6 @@ from typing import Protocol
 import numpy as np
 
 
-class MissingExtraError(RuntimeError):
-    """A backend whose optional dependencies are not installed."""
-
-    def __init__(self, backend: str, module: str, extra: str = "gpu"):
-        super().__init__(
-            f"the {backend!r} ASR backend needs {module!r}: pip install 'vaglio[{extra}]'"
-        )
-
-
 @dataclass(frozen=True)
 class TimedText:
     """A stretch of a transcript with its time span: a segment (phrase) or a word."""

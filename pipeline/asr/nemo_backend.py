@@ -17,7 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline.asr.base import Hypothesis, MissingExtraError, TimedText
+from pipeline.asr.base import Hypothesis, TimedText
+from pipeline.extras import MissingExtraError
 
 
 def _timed(entries: list[dict], key: str) -> tuple[TimedText, ...]:
@@ -58,7 +59,9 @@ class NemoBackend:
         try:
             from nemo.collections.asr.models import ASRModel, EncDecMultiTaskModel
         except ImportError:
-            raise MissingExtraError("nemo", "nemo_toolkit", extra="nemo") from None
+            raise MissingExtraError(
+                "the 'nemo' ASR backend", "nemo_toolkit", extra="nemo"
+            ) from None
         self.model_id = model
         if Path(model).suffix == ".nemo" and Path(model).is_file():
             self.model = ASRModel.restore_from(model, map_location=device)

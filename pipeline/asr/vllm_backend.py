@@ -25,8 +25,9 @@ import math
 
 import numpy as np
 
-from pipeline.asr.base import Hypothesis, MissingExtraError
+from pipeline.asr.base import Hypothesis
 from pipeline.asr.whisper_tokens import LANGUAGE_TOKEN, decoder_prompt, timed_phrases
+from pipeline.extras import MissingExtraError
 
 SAMPLE_RATE = 16_000
 MAX_TOKENS = 440  # Whisper's decoder holds 448 positions, the (4-token) prompt included
@@ -67,7 +68,7 @@ class VllmWhisperBackend:
         try:
             from vllm import LLM
         except ImportError:
-            raise MissingExtraError("vllm", "vllm", extra="vllm") from None
+            raise MissingExtraError("the 'vllm' ASR backend", "vllm", extra="vllm") from None
         self.model_id = model
         self.llm = LLM(
             model=model,

@@ -12,6 +12,7 @@ import importlib.util
 import threading
 from importlib import resources
 
+from pipeline.extras import MissingExtraError
 from pipeline.llm.base import (
     BACKENDS,
     Conversation,
@@ -19,7 +20,6 @@ from pipeline.llm.base import (
     LlmConfig,
     LlmRequestError,
     Message,
-    MissingExtraError,
 )
 
 

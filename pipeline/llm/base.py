@@ -20,13 +20,6 @@ BACKENDS = ("vllm", "openai")
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
-class MissingExtraError(RuntimeError):
-    """A component whose optional dependencies are not installed."""
-
-    def __init__(self, what: str, module: str, extra: str):
-        super().__init__(f"{what} needs {module!r}: pip install 'vaglio[{extra}]'")
-
-
 class LlmRequestError(RuntimeError):
     """A server that did not answer usefully, after every retry that made sense."""
 

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from pipeline.llm.base import Conversation, LlmConfig, MissingExtraError, without_system_role
+from pipeline.extras import MissingExtraError
+from pipeline.llm.base import Conversation, LlmConfig, without_system_role
 
 
 class VllmChatBackend:
