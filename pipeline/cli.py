@@ -36,6 +36,7 @@ from pipeline.evaluation import (
     read_workdir_pairs,
     score,
 )
+from pipeline.llm import LlmRequestError
 from pipeline.mosel import mosel_catalog
 from pipeline.plan import SourcePlan
 from pipeline.report import write_report
@@ -133,6 +134,12 @@ def run_curation(
     except (CatalogError, ConfigError, StageConfigError, MissingExtraError, PolicyError) as error:
         console.print(f"[red]error:[/red] {escape(str(error))}")
         raise typer.Exit(2) from None
+    except LlmRequestError as error:
+        console.print(
+            f"[red]error:[/red] {escape(str(error))}\nCompleted shards are kept: run the same "
+            "command again to go on from where this stopped."
+        )
+        raise typer.Exit(1) from None
     print_summary(result)
     return result
 
