@@ -88,36 +88,42 @@ def _verdict_fields(text: str, verdict: LicenseVerdict) -> dict:
     }
 
 
+def survey_source(source: Source, policy: Path | None = None) -> list[dict]:
+    """The survey's rows for one source (one per licence and language), or one row with
+    the error when the source cannot be read."""
+    common = {
+        "source": source.name,
+        "kind": source.kind,
+        "languages": list(source.languages),
+        "labelled": source.labelled,
+    }
+    try:
+        tallies = _tallies(source)
+    except SourceReadError as error:
+        verdict = judge_license(source.license, policy)
+        return [common | _verdict_fields(source.license, verdict) | {"error": str(error)}]
+    measured = source.kind != "metadata"
+    return [
+        common
+        | _verdict_fields(text, judge_license(text, policy))
+        | {
+            "language": lang,
+            "hours": tally.seconds / 3600,
+            "files": tally.files if measured else None,
+            "unreadable_files": tally.unreadable if measured else None,
+        }
+        for (text, lang), tally in tallies.items()
+    ]
+
+
+def survey_table(rows: list[dict]) -> pa.Table:
+    return pa.Table.from_pylist(rows, schema=SOURCES)
+
+
 def survey_sources(sources: list[Source], policy: Path | None = None) -> pa.Table:
     """One row per source, licence and language, with the verdict and the hours; a source
     that cannot be read is one row with its error, and the survey goes on."""
-    rows = []
-    for source in sources:
-        common = {
-            "source": source.name,
-            "kind": source.kind,
-            "languages": list(source.languages),
-            "labelled": source.labelled,
-        }
-        try:
-            tallies = _tallies(source)
-        except SourceReadError as error:
-            verdict = judge_license(source.license, policy)
-            rows.append(common | _verdict_fields(source.license, verdict) | {"error": str(error)})
-            continue
-        measured = source.kind != "metadata"
-        for (text, lang), tally in tallies.items():
-            rows.append(
-                common
-                | _verdict_fields(text, judge_license(text, policy))
-                | {
-                    "language": lang,
-                    "hours": tally.seconds / 3600,
-                    "files": tally.files if measured else None,
-                    "unreadable_files": tally.unreadable if measured else None,
-                }
-            )
-    return pa.Table.from_pylist(rows, schema=SOURCES)
+    return survey_table([row for source in sources for row in survey_source(source, policy)])
 
 
 def _compliant(table: pa.Table) -> list[dict]:

@@ -53,3 +53,27 @@ def test_flow_curates_and_a_second_run_skips_every_shard(prefect_harness, demo_c
 
     second = run_curate_flow(catalog, tmp_path / "work", config)
     assert all(o.skipped for o in second.outcomes)
+
+
+def test_the_survey_flow_surveys_each_source_as_a_task(prefect_harness, tmp_path):
+    from flows.survey import survey_flow
+
+    audio = tmp_path / "audio"
+    audio.mkdir()
+    (audio / "broken.wav").write_bytes(b"RIFF")
+    catalog = tmp_path / "catalog.yaml"
+    common = {"attribution": "test", "languages": ["en"]}
+    sources = [
+        {"name": "open", "kind": "metadata", "license": "CC BY 4.0", "hours": 12.5, **common},
+        {"name": "closed", "kind": "metadata", "license": "CC BY-NC 4.0", "hours": 3, **common},
+        {"name": "files", "kind": "local", "path": "audio", "license": "CC0", **common},
+    ]
+    catalog.write_text(yaml.safe_dump({"sources": sources}))
+    folder = survey_flow(catalog, tmp_path / "work")
+    rows = {
+        r["source"]: r for r in run_query(tmp_path / "work", "SELECT * FROM sources").to_pylist()
+    }
+    assert (rows["open"]["allowed"], rows["open"]["hours"]) == (True, 12.5)
+    assert not rows["closed"]["allowed"]
+    assert (rows["files"]["files"], rows["files"]["unreadable_files"]) == (1, 1)
+    assert (folder / "report.md").exists()
