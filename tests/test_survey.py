@@ -77,6 +77,7 @@ def test_local_sources_are_measured_from_headers(demo_catalog, tmp_path):
     assert rows.to_pylist() == [
         {"source": "nc-lectures", "allowed": False},
         {"source": "open-radio", "allowed": True},
+        {"source": "read-aloud", "allowed": True},
     ]
 
 
