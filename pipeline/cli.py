@@ -37,7 +37,7 @@ from pipeline.evaluation import (
     score,
 )
 from pipeline.llm import LlmRequestError
-from pipeline.mosel import mosel_catalog
+from pipeline.mosel import PUBLISHED_LIST, mosel_catalog
 from pipeline.plan import SourcePlan
 from pipeline.report import write_report
 from pipeline.runner import ShardOutcome
@@ -262,8 +262,11 @@ def survey_command(
 
 @app.command("mosel-catalog")
 def mosel_catalog_command(
-    tsv: Annotated[Path, typer.Argument(help="MOSEL's source list (TSV), as published.")],
     output: Annotated[Path, typer.Option("--output", "-o", help="Catalog YAML to write.")],
+    tsv: Annotated[
+        Path,
+        typer.Argument(help="MOSEL's source list (TSV); by default the copy vaglio ships."),
+    ] = PUBLISHED_LIST,
 ) -> None:
     """Write a metadata-only catalog of MOSEL's sources, ready for `vaglio survey`.
 
@@ -271,7 +274,7 @@ def mosel_catalog_command(
     whether it is transcribed. Known typos in the published list are corrected and
     reported; MOSEL's own pseudo-label release is left out (it labels audio already listed).
 
-    Example: `vaglio mosel-catalog shared/data/mosel_sources.tsv -o mosel.yaml`
+    Example: `vaglio mosel-catalog -o mosel.yaml`
     """
     try:
         built = mosel_catalog(tsv)

@@ -24,6 +24,8 @@ KNOWN_TYPOS = {
 # the untranscribed VoxPopuli): listing it again would count those hours twice.
 PSEUDO_LABEL_RELEASE = re.compile(r"^MOSEL\b")
 _COLUMNS = ("source", "license", "hours", "languages", "labelled")
+PUBLISHED_LIST = Path(__file__).with_name("data") / "mosel_sources.tsv"
+"""MOSEL's source list as published with the paper (arXiv 2410.01036), typos included."""
 
 
 @dataclass(frozen=True)
@@ -50,7 +52,7 @@ def _languages(written: str, where: str, notes: list[str]) -> list[str]:
     return codes
 
 
-def mosel_catalog(tsv: Path) -> MoselCatalog:
+def mosel_catalog(tsv: Path = PUBLISHED_LIST) -> MoselCatalog:
     """Metadata entries for every source in the TSV, named uniquely, hours as published."""
     with Path(tsv).open(encoding="utf-8", newline="") as f:
         reader = csv.DictReader(f, delimiter="\t")

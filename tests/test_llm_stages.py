@@ -106,3 +106,16 @@ def test_targets_without_a_model_and_bad_llm_settings_fail_before_any_work(tmp_p
     config.write_text("translate: {targets: {'*': it}}\n")
     with pytest.raises(ConfigError, match=r"translate\.targets"):
         load_config(config)
+
+
+def test_the_dataset_carries_the_kept_translations(llm_workdir):
+    from datasets import load_dataset
+
+    workdir, _, _ = llm_workdir
+    files = str(workdir / "dataset" / "data" / "*.parquet")
+    dataset = load_dataset("parquet", data_files=files, split="train").remove_columns("audio")
+    translated = [row for row in dataset if row["translations"]]
+    assert translated and all(
+        row["translations"] == [{"lang": "it", "text": ITALIAN}] for row in translated
+    )
+    assert all(row["text_asr"] for row in dataset)

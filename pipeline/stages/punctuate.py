@@ -15,9 +15,10 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from manifests.schemas import PUNCTUATED, with_versions
-from pipeline.llm import LlmConfig, loaded_backend, prompt_digest, require_backend
+from pipeline.llm import LlmConfig
 from pipeline.pnc import PncConfig, restore_punctuation
-from pipeline.stage import ShardContext, Stage
+from pipeline.stage import ShardContext
+from pipeline.stages.llm_stage import LlmStage
 
 ACCEPTED = "accepted"
 
@@ -28,23 +29,11 @@ class PunctuateConfig:
     guard: PncConfig = field(default_factory=PncConfig)
 
 
-class Punctuate(Stage):
+class Punctuate(LlmStage):
     name = "punctuate"
     version = "1"
     inputs = ("filter",)
-    max_parallel_shards = 1  # one model (or one connection pool) serves every row
-
-    def __init__(self, config: PunctuateConfig):
-        super().__init__(config)
-        if config.llm is not None:
-            require_backend(config.llm)
-
-    @property
-    def version_tag(self) -> str:
-        return self.version if self.config.llm is None else f"{self.version}:{self.config.llm.tag}"
-
-    def fingerprint_extra(self, context: ShardContext) -> str:
-        return prompt_digest("pnc.yaml") if self.config.llm is not None else ""
+    prompt_file = "pnc.yaml"
 
     def run(self, context: ShardContext) -> pa.Table:
         table = context.read("filter")
@@ -58,7 +47,7 @@ class Punctuate(Stage):
             results = restore_punctuation(
                 [texts[i] for i in rows],
                 [languages[i] for i in rows],
-                loaded_backend(self.config.llm),
+                self.backend,
                 self.config.guard,
             )
             for i, result in zip(rows, results):

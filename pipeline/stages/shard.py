@@ -9,7 +9,6 @@ The stage's own output is the manifest: every segment, kept and dropped, without
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,19 +22,34 @@ from pipeline.segment_audio import segment_samples
 from pipeline.stage import ShardContext, Stage
 
 DATASET_DIR = Path("dataset") / "data"
-_TEXT_COLUMNS = ("segment_id", "recording_id", "source", "lang", "text", "license", "attribution")
+_TEXT_COLUMNS = (
+    "segment_id",
+    "recording_id",
+    "source",
+    "lang",
+    "text",
+    "text_asr",
+    "license",
+    "attribution",
+)
 _FLOAT_COLUMNS = ("offset", "duration")
 
 
 def dataset_schema() -> pa.Schema:
-    fields = [pa.field("audio", DATASET_AUDIO)]
-    fields += [pa.field(name, pa.string()) for name in _TEXT_COLUMNS]
-    fields += [pa.field(name, pa.float64()) for name in _FLOAT_COLUMNS]
-    features = {"audio": {"_type": "Audio", "sampling_rate": SAMPLE_RATE}}
-    features |= {name: {"dtype": "string", "_type": "Value"} for name in _TEXT_COLUMNS}
-    features |= {name: {"dtype": "float64", "_type": "Value"} for name in _FLOAT_COLUMNS}
-    metadata = {"huggingface": json.dumps({"info": {"features": features}})}
-    return pa.schema(fields, metadata=metadata)
+    """The dataset's Arrow schema, with the `huggingface` metadata that `datasets` reads."""
+    import datasets
+
+    string = datasets.Value("string")
+    features = datasets.Features(
+        {
+            "audio": datasets.Audio(sampling_rate=SAMPLE_RATE),
+            **dict.fromkeys(_TEXT_COLUMNS, string),
+            **dict.fromkeys(_FLOAT_COLUMNS, datasets.Value("float64")),
+            "obligations": datasets.List(string),
+            "translations": datasets.List({"lang": string, "text": string}),  # kept ones only
+        }
+    )
+    return features.arrow_schema
 
 
 @dataclass(frozen=True)
@@ -91,4 +105,9 @@ class Shard(Stage):
         audio = pa.StructArray.from_arrays(
             [pa.array(blobs, pa.binary()), pa.array(paths, pa.string())], fields=list(DATASET_AUDIO)
         )
-        return pa.table([audio, *(part[n] for n in schema.names[1:])], schema=schema)
+        kept = [
+            [{"lang": t["lang"], "text": t["text"]} for t in entries if t["reason"] is None]
+            for entries in part["translations"].to_pylist()
+        ]
+        made = {"audio": audio, "translations": pa.array(kept, schema.field("translations").type)}
+        return pa.table([made[n] if n in made else part[n] for n in schema.names], schema=schema)

@@ -14,8 +14,9 @@ from functools import cached_property
 import pyarrow as pa
 
 from manifests.schemas import TRANSLATED, with_versions
-from pipeline.llm import LlmConfig, loaded_backend, prompt_digest, require_backend
-from pipeline.stage import ShardContext, Stage, StageConfigError
+from pipeline.llm import LlmConfig
+from pipeline.stage import ShardContext, StageConfigError
+from pipeline.stages.llm_stage import LlmStage
 from pipeline.translation import (
     QualityEstimator,
     TranslationConfig,
@@ -36,25 +37,16 @@ class TranslateConfig:
         return self.targets.get(source, self.targets.get(EVERY_SOURCE, []))
 
 
-class Translate(Stage):
+class Translate(LlmStage):
     name = "translate"
     version = "1"
     inputs = ("punctuate",)
-    max_parallel_shards = 1
+    prompt_file = "translation.yaml"
 
     def __init__(self, config: TranslateConfig):
-        super().__init__(config)
         if config.targets and config.llm is None:
             raise StageConfigError("translate.targets are set, but translate.llm names no model")
-        if config.llm is not None:
-            require_backend(config.llm)
-
-    @property
-    def version_tag(self) -> str:
-        return self.version if self.config.llm is None else f"{self.version}:{self.config.llm.tag}"
-
-    def fingerprint_extra(self, context: ShardContext) -> str:
-        return prompt_digest("translation.yaml") if self.config.llm is not None else ""
+        super().__init__(config)
 
     def run(self, context: ShardContext) -> pa.Table:
         table = context.read("punctuate")
@@ -70,7 +62,7 @@ class Translate(Stage):
                     [texts[i] for i in group],
                     [langs[i] for i in group],
                     list(targets),
-                    loaded_backend(self.config.llm),
+                    self.backend,
                     self.config.guard,
                     self._quality,
                 )
