@@ -57,7 +57,7 @@ _COMMON = {"name", "kind", "license", "attribution", "languages", "labelled"}
 _KIND_FIELDS: dict[str, dict[str, Any]] = {
     "local": {"path": "dir"},
     "nemo": {"path": "file", "root": "dir"},
-    "lhotse": {"path": "file", "supervisions": "file", "root": "dir"},
+    "lhotse": {"path": "path", "supervisions": "file", "root": "dir"},
     "commonvoice": {"path": "dir", "splits": list},
     "hf": {
         "path": "path",
@@ -149,6 +149,11 @@ def _options(entry: dict, kind: str, where: str, base: Path) -> dict[str, Any]:
             options[key] = _field(entry, key, where, expected)
     if kind in _REQUIRED_PATH and "path" not in options:
         _field(entry, "path", where)
+    if kind == "lhotse" and options.get("path", Path()).is_dir() and "supervisions" in options:
+        raise CatalogError(
+            f"{where}.supervisions: with a folder as path, each split's "
+            "supervisions are found beside its recordings"
+        )
     if kind == "hf" and ("path" in options) == ("dataset" in options):
         raise CatalogError(f"{where}: an hf source needs exactly one of 'path' or 'dataset'")
     if not all(isinstance(s, str) for s in options.get("splits", [])):

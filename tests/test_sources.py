@@ -198,7 +198,33 @@ def test_lhotse_recordings_carry_their_supervisions_in_time_order(tmp_path):
     assert (items["rec-a"].text, items["rec-a"].language) == ("hello world", "en")
     assert items["rec-a"].duration == 2.0
     assert items["rec-url"].problem == "not a file: audio source type 'url'"
-    assert items["line-3"].problem == "bad manifest row: line 3 has no recording id"
+    assert items["line-3"].problem == (
+        "bad manifest row: recordings.jsonl.gz line 3 has no recording id"
+    )
+
+
+def test_a_lhotse_recipe_folder_is_read_split_by_split(tmp_path):
+    folder = tmp_path / "recipe"
+    folder.mkdir()
+    for split, seconds in (("dev", 1.0), ("train", 2.0)):
+        write_audio(folder / f"{split}.flac", steps(seconds))
+        source = {"type": "file", "channels": [0], "source": f"{split}.flac"}
+        jsonl(
+            folder / f"corpus_recordings_{split}.jsonl.gz",
+            [{"id": "rec-1", "sources": [source], "duration": seconds}],  # same id in both
+            compress=True,
+        )
+        jsonl(
+            folder / f"corpus_supervisions_{split}.jsonl.gz",
+            [{"id": "s", "recording_id": "rec-1", "start": 0, "text": f"{split} words"}],
+            compress=True,
+        )
+    catalog = write_catalog(tmp_path, {"name": "recipe", "kind": "lhotse", "path": str(folder)})
+    items = {item.key: item for item in read_source(load_catalog(catalog)[0])}
+    assert {k: (i.text, i.duration) for k, i in items.items()} == {
+        "corpus_dev/rec-1": ("dev words", 1.0),
+        "corpus_train/rec-1": ("train words", 2.0),
+    }
 
 
 def broken_lhotse_and_nemo(tmp_path: Path, nemo_source: Path) -> Path:
@@ -348,3 +374,27 @@ def test_a_user_policy_decides_per_file_too(tmp_path, nemo_source):
     nc = next(r for r in survey if r["spdx_id"] == "CC-BY-NC-4.0")
     assert nc["allowed"] and nc["reason"] == "internal research project"
     assert "non-commercial" in nc["obligations"]
+
+
+def test_a_whole_common_voice_release_is_read_language_by_language(tmp_path):
+    release = tmp_path / "cv-corpus"
+    for lang in ("it", "de"):
+        commonvoice_folder(release / lang, header="client_id\tpath\tsentence")  # no locale
+    catalog = write_catalog(
+        tmp_path,
+        {"name": "cv", "kind": "commonvoice", "path": str(release), "languages": ["it", "de"]},
+    )
+    items = [item for item in read_source(load_catalog(catalog)[0]) if not item.problem]
+    assert [(i.key, i.language) for i in items] == [
+        ("de/clips/one.mp3", "de"),
+        ("de/clips/two.mp3", "de"),
+        ("it/clips/one.mp3", "it"),
+        ("it/clips/two.mp3", "it"),
+    ]
+
+
+def test_an_hf_dataset_without_its_audio_column_is_a_clear_error(tmp_path):
+    folder = hf_folder(tmp_path / "hf", card_license="cc0-1.0")
+    entry = {"name": "hf", "kind": "hf", "path": str(folder), "audio_column": "speech"}
+    (plan,) = plan_sources(load_catalog(write_catalog(tmp_path, entry)), tmp_path / "w", 4)
+    assert "has no audio column 'speech'" in plan.error and plan.shard_ids == ()

@@ -1,9 +1,10 @@
 """`kind: commonvoice` — one language folder of a Common Voice release: `<split>.tsv` files
 (`path`, `sentence`, `locale`, …) and the `clips/` folder.
 
-By default the `validated` split is read (train, dev and test are subsets of it); `splits:`
-chooses others. A clip listed by several splits is read once. Durations come from
-`clip_durations.tsv` when the release has it.
+`path` may also be a whole release, whose language folders are each read (the locale
+column, else the folder's name, gives the language). By default the `validated` split is
+read (train, dev and test are subsets of it); `splits:` chooses others. A clip listed by
+several splits is read once. Durations come from `clip_durations.tsv` when the release has it.
 """
 
 from __future__ import annotations
@@ -43,30 +44,46 @@ def _durations(folder: Path) -> dict[str, float]:
     return durations
 
 
+def _language_folders(root: Path, splits: list[str]) -> list[Path]:
+    """The folder itself when it is one language's, else its language subfolders (a whole
+    release: `cv-corpus-17.0/{it,de,…}`)."""
+    if any((root / f"{s}.tsv").is_file() for s in splits):
+        return [root]
+    found = sorted(p for p in root.iterdir() if p.is_dir() and (p / f"{splits[0]}.tsv").is_file())
+    if not found:
+        raise SourceReadError(f"{root}: no {splits[0]}.tsv here or in a language subfolder")
+    return found
+
+
 def read_commonvoice(source: Source) -> Iterator[SourceItem]:
-    folder = source.path
     splits = source.options.get("splits") or ["validated"]
-    missing = [s for s in splits if not (folder / f"{s}.tsv").is_file()]
-    if missing:
-        raise SourceReadError(f"{folder}: no {', '.join(f'{s}.tsv' for s in missing)}")
-    durations = _durations(folder)
-    seen: set[str] = set()
-    for split in splits:
-        for number, row in enumerate(_table(folder / f"{split}.tsv", _REQUIRED), 2):
-            clip = row["path"] or ""
-            if clip in seen:
-                continue
-            seen.add(clip)
-            yield _item(folder, clip, row, durations, f"{split}.tsv line {number}")
+    folders = _language_folders(source.path, splits)
+    for folder in folders:
+        missing = [s for s in splits if not (folder / f"{s}.tsv").is_file()]
+        if missing:
+            raise SourceReadError(f"{folder}: no {', '.join(f'{s}.tsv' for s in missing)}")
+        prefix = f"{folder.name}/" if folder != source.path else ""
+        durations = _durations(folder)
+        seen: set[str] = set()
+        for split in splits:
+            for number, row in enumerate(_table(folder / f"{split}.tsv", _REQUIRED), 2):
+                clip = row["path"] or ""
+                if clip in seen:
+                    continue
+                seen.add(clip)
+                where = f"{prefix}{split}.tsv line {number}"
+                yield _item(folder, prefix, clip, row, durations, where)
 
 
-def _item(folder: Path, clip: str, row: dict, durations: dict, where: str) -> SourceItem:
+def _item(
+    folder: Path, prefix: str, clip: str, row: dict, durations: dict, where: str
+) -> SourceItem:
     if not clip:
         return SourceItem(where, problem=f"bad manifest row: {where} has no clip path")
     path, problem = resolve_inside(folder / "clips", clip)
-    locale = row.get("locale") or ""
+    locale = row.get("locale") or (folder.name if prefix else "")
     return SourceItem(
-        key=f"clips/{clip}",
+        key=f"{prefix}clips/{clip}",
         path=path,
         duration=durations.get(clip),
         language=language_code(locale) if locale else None,

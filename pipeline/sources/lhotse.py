@@ -1,5 +1,6 @@
 """`kind: lhotse` — a Lhotse recordings manifest (JSONL, optionally gzipped) and, optionally,
-its supervisions manifest.
+its supervisions manifest; or a folder of them as Lhotse recipes write them
+(`<corpus>_recordings_<split>.jsonl.gz` beside `<corpus>_supervisions_<split>.jsonl.gz`).
 
 Each recording becomes one item; its supervisions, in time order, give the existing
 transcript and, by majority, the language. Only audio stored as files can be read; URL,
@@ -10,8 +11,10 @@ from __future__ import annotations
 
 import gzip
 import json
+import re
 from collections import Counter, defaultdict
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 from pipeline.catalog import Source
@@ -46,15 +49,36 @@ def _supervisions(path: Path | None) -> dict[str, list[dict]]:
     return by_recording
 
 
+def _manifests(source: Source) -> list[tuple[str, Path, Path | None]]:
+    """(split, recordings, supervisions or None): the catalog's pair, or every
+    `*recordings*.jsonl[.gz]` of a folder with its `*supervisions*` twin, as recipes write."""
+    if source.path.is_file():
+        return [("", source.path, source.options.get("supervisions"))]
+    pairs = []
+    for recordings in sorted(source.path.glob("*recordings*.jsonl*")):
+        twin = recordings.with_name(recordings.name.replace("recordings", "supervisions"))
+        stem = recordings.name.split(".")[0]
+        split = re.sub(r"[_-]*recordings[_-]*", "_", stem).strip("_") or "all"
+        pairs.append((split, recordings, twin if twin.is_file() else None))
+    if not pairs:
+        raise SourceReadError(f"{source.path}: no *recordings*.jsonl or .jsonl.gz manifest")
+    return pairs
+
+
 def read_lhotse(source: Source) -> Iterator[SourceItem]:
-    root = source.options.get("root", source.path.parent)
-    supervisions = _supervisions(source.options.get("supervisions"))
-    for number, row in _rows(source.path):
-        if row is None or not isinstance(row.get("id"), str):
-            problem = f"bad manifest row: line {number} has no recording id"
-            yield SourceItem(f"line-{number}", problem=problem)
-            continue
-        yield _item(row, supervisions.get(row["id"], []), root)
+    folder = source.path if source.path.is_dir() else source.path.parent
+    root = source.options.get("root", folder)
+    pairs = _manifests(source)
+    for split, recordings, supervisions_path in pairs:
+        supervisions = _supervisions(supervisions_path)
+        prefix = f"{split}/" if len(pairs) > 1 else ""  # ids need not be unique across splits
+        for number, row in _rows(recordings):
+            if row is None or not isinstance(row.get("id"), str):
+                problem = f"bad manifest row: {recordings.name} line {number} has no recording id"
+                yield SourceItem(f"{prefix}line-{number}", problem=problem)
+                continue
+            item = _item(row, supervisions.get(row["id"], []), root)
+            yield replace(item, key=prefix + item.key)
 
 
 def _item(recording: dict, supervisions: list[dict], root: Path) -> SourceItem:
