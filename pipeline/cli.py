@@ -45,7 +45,14 @@ from pipeline.sql import ReadOnlyError, run_query
 from pipeline.stage import StageConfigError
 from pipeline.stages.filter import TextRowError, judge, read_text_rows
 from pipeline.summary import summarize
-from pipeline.survey import compliant_hours, survey_sources, write_survey
+from pipeline.survey import (
+    compliant_hours,
+    compliant_totals,
+    survey_source,
+    survey_sources,
+    survey_table,
+    write_survey,
+)
 
 app = typer.Typer(
     help="vaglio: curate openly licensed speech corpora into clean, traceable training data.",
@@ -230,10 +237,20 @@ def survey_command(
     `sources`), `survey/report.md` and `survey/hours_by_language.png` under the workdir.
     """
     try:
-        table = survey_sources(load_catalog(catalog), policy)
+        sources = load_catalog(catalog)
+        columns = (TextColumn("survey"), BarColumn(), MofNCompleteColumn(), TextColumn("sources"),
+                   TextColumn("{task.description}"), TimeElapsedColumn())  # fmt: skip
+        rows = []
+        with Progress(*columns, console=console, transient=True) as progress:
+            task = progress.add_task("", total=len(sources))
+            for source in sources:
+                progress.update(task, description=source.name)
+                rows += survey_source(source, policy)
+                progress.advance(task)
     except (CatalogError, PolicyError) as error:
         console.print(f"[red]error:[/red] {escape(str(error))}")
         raise typer.Exit(2) from None
+    table = survey_table(rows)
     folder = write_survey(table, workdir)
     view = Table("source", "licence", "verdict", "language", "hours", "labelled")
     for row in table.to_pylist():
@@ -252,10 +269,11 @@ def survey_command(
                      row["language"] or "", hours, labelled)  # fmt: skip
     console.print(view)
     totals = compliant_hours(table)
+    kinds = compliant_totals(table)
     console.print(
-        "compliant hours: "
+        f"compliant hours: {sum(totals.values()):.2f} ({kinds['labelled']:.2f} transcribed, "
+        f"{kinds['unlabelled']:.2f} not, {kinds['unknown']:.2f} not said); by language: "
         + ", ".join(f"{lang} {hours:.2f}" for lang, hours in totals.items())
-        + f" (total {sum(totals.values()):.2f})"
     )
     console.print(f"report, chart and table: {folder}/")
 
