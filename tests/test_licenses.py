@@ -18,6 +18,7 @@ ALLOWED = {
     "CC-0": "CC0-1.0",
     "CC0 1.0 Universal": "CC0-1.0",
     "CC0-1.0": "CC0-1.0",
+    "CC BY 4.0 (see LICENSE)": "CC-BY-4.0",  # a pointer to the text adds no terms
     "cc0-1.0": "CC0-1.0",
     "Creative Commons Zero v1.0 Universal": "CC0-1.0",
     "CC0: Public Domain": "CC0-1.0",
@@ -150,6 +151,7 @@ REFUSED = {
     "custom license": "LicenseRef-Other",
     "unknown": "LicenseRef-Unknown",
     "see website": "LicenseRef-Unknown",
+    "CC BY 4.0, see the terms": "CC-BY-4.0 AND LicenseRef-Unknown",  # terms may restrict
     "See LICENSE file": "LicenseRef-Unknown",
     "N/A": "LicenseRef-Unknown",
     "gfdl": "GFDL-1.1-or-later",  # invariant sections may forbid changes
