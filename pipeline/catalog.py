@@ -39,6 +39,7 @@ class Source:
     labelled: bool | None = None  # whether transcripts come with the audio
     license_by_path: tuple[tuple[str, str], ...] = ()  # (glob over file keys, statement)
     options: dict[str, Any] = field(default_factory=dict)  # kind-specific fields, validated
+    files_per_shard: int | None = None  # overrides the config's: thousands of short clips
 
     def license_for(self, key: str, stated: str | None = None) -> str:
         """The licence statement of one file: its own, else the first matching glob, else the
@@ -53,7 +54,7 @@ class Source:
 
 # Fields each kind accepts beyond the common ones, with the type each must have.
 # "dir"/"file" are paths that must exist; "path" may be either.
-_COMMON = {"name", "kind", "license", "attribution", "languages", "labelled"}
+_COMMON = {"name", "kind", "license", "attribution", "languages", "labelled", "files_per_shard"}
 _KIND_FIELDS: dict[str, dict[str, Any]] = {
     "local": {"path": "dir"},
     "nemo": {"path": "file", "root": "dir"},
@@ -100,6 +101,11 @@ def _parse_source(entry: object, where: str, base: Path) -> Source:
     labelled = entry.get("labelled")
     if labelled is not None and not isinstance(labelled, bool):
         raise CatalogError(f"{where}.labelled: expected true or false, got {labelled!r}")
+    per_shard = entry.get("files_per_shard")
+    if per_shard is not None and (type(per_shard) is not int or per_shard < 1):
+        raise CatalogError(
+            f"{where}.files_per_shard: expected a whole number ≥ 1, got {per_shard!r}"
+        )
     options = _options(entry, kind, where, base)
     license_text, license_by_path = _license(entry, kind, where)
     return Source(
@@ -113,6 +119,7 @@ def _parse_source(entry: object, where: str, base: Path) -> Source:
         labelled=labelled,
         license_by_path=license_by_path,
         options=options,
+        files_per_shard=per_shard,
     )
 
 

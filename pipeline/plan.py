@@ -115,7 +115,8 @@ def _plan_one(source: Source, workdir: Path, files_per_shard: int, policy: Path 
 
     shard_ids, quarantined = [], 0
     try:
-        for index, rows in enumerate(_chunks(allowed_rows(), files_per_shard)):
+        size = source.files_per_shard or files_per_shard
+        for index, rows in enumerate(_chunks(allowed_rows(), size)):
             shard_id = f"{source.name}-{index:05d}"
             fingerprint = _fingerprint(rows)
             if read_fingerprint(workdir, PLAN, shard_id) != fingerprint:

@@ -398,3 +398,9 @@ def test_an_hf_dataset_without_its_audio_column_is_a_clear_error(tmp_path):
     entry = {"name": "hf", "kind": "hf", "path": str(folder), "audio_column": "speech"}
     (plan,) = plan_sources(load_catalog(write_catalog(tmp_path, entry)), tmp_path / "w", 4)
     assert "has no audio column 'speech'" in plan.error and plan.shard_ids == ()
+
+
+def test_a_source_may_set_its_own_shard_size(tmp_path, nemo_source):
+    entry = {"name": "nemo", "kind": "nemo", "path": str(nemo_source), "files_per_shard": 5}
+    (plan,) = plan_sources(load_catalog(write_catalog(tmp_path, entry)), tmp_path / "w", 3)
+    assert plan.shard_ids == ("nemo-00000", "nemo-00001")  # 9 allowed files, 5 per shard
