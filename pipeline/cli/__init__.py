@@ -1,0 +1,10 @@
+"""The `vaglio` command line: the same functions the flows call, with progress and summaries.
+
+One module per group of commands; importing them registers their commands on `app`, in the
+order `vaglio --help` lists them.
+"""
+
+from pipeline.cli import curation, query, sources  # noqa: F401  (registers the commands)
+from pipeline.cli.common import app
+
+__all__ = ["app"]

@@ -1,0 +1,5 @@
+"""`python -m pipeline.cli`: the same as the `vaglio` command."""
+
+from pipeline.cli import app
+
+app()

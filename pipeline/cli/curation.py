@@ -1,0 +1,207 @@
+"""`vaglio curate` and `vaglio demo`: run the stages with progress bars, then summarise."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import sys
+from importlib.metadata import entry_points
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.markup import escape
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from licenses import PolicyError
+from pipeline.asr import MissingExtraError
+from pipeline.catalog import CatalogError, load_catalog
+from pipeline.cli.common import (
+    Engine,
+    EngineOption,
+    PolicyOption,
+    Workdir,
+    app,
+    console,
+)
+from pipeline.config import ConfigError, load_config
+from pipeline.curate import CurationResult, ThreadExecutor, curate
+from pipeline.llm import LlmRequestError
+from pipeline.plan import SourcePlan
+from pipeline.report import write_report
+from pipeline.runner import ShardOutcome
+from pipeline.stage import StageConfigError
+from pipeline.summary import summarize
+from pipeline.survey import (
+    survey_sources,
+    write_survey,
+)
+
+
+class RichStageProgress:
+    """One progress bar per stage, advanced as shards finish (skipped ones included)."""
+
+    def __init__(self, progress: Progress):
+        self.progress = progress
+        self.bars: dict[str, int] = {}
+
+    def start(self, stage: str, total: int) -> None:
+        self.bars[stage] = self.progress.add_task(stage, total=total)
+
+    def advance(self, outcome: ShardOutcome) -> None:
+        self.progress.advance(self.bars[outcome.stage])
+
+
+def _orchestrator(engine: Engine):
+    if engine is Engine.threads:
+        return lambda catalog, workdir, config, progress: curate(
+            catalog, workdir, config, ThreadExecutor(config.workers), progress
+        )
+    # Progress bars say what happens; Prefect's own logs and telemetry stay quiet.
+    os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    os.environ.setdefault("DO_NOT_TRACK", "1")
+    (found,) = entry_points(group="vaglio.orchestrators", name=engine.value)
+    return found.load()
+
+
+def run_curation(
+    catalog: Path,
+    workdir: Path,
+    config_path: Path | None,
+    engine: Engine,
+    policy: Path | None = None,
+) -> CurationResult:
+    """Load config, run the stages with progress bars, print the summary."""
+    try:
+        config = load_config(config_path)
+        if policy is not None:
+            config = dataclasses.replace(config, license_policy=str(policy))
+        orchestrate = _orchestrator(engine)
+        columns = (
+            TextColumn("{task.description:>12}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("shards"),
+            TimeElapsedColumn(),
+        )
+        with Progress(*columns, console=console) as progress:
+            result = orchestrate(catalog, workdir, config, RichStageProgress(progress))
+    except (CatalogError, ConfigError, StageConfigError, MissingExtraError, PolicyError) as error:
+        console.print(f"[red]error:[/red] {escape(str(error))}")
+        raise typer.Exit(2) from None
+    except LlmRequestError as error:
+        console.print(
+            f"[red]error:[/red] {escape(str(error))}\nCompleted shards are kept: run the same "
+            "command again to go on from where this stopped."
+        )
+        raise typer.Exit(1) from None
+    print_summary(result)
+    return result
+
+
+def print_plan(plan: SourcePlan) -> None:
+    """One line per source: what is processed, what is refused and why."""
+    name = plan.source.name
+    if plan.error:
+        console.print(f"[red]✗[/red] {name}: cannot be read: {escape(plan.error)}")
+        return
+    for text, verdict in plan.verdicts.items():
+        if not verdict.allowed:
+            files = plan.files_by_licence[text]
+            which = f"{files} files under licence" if files else "licence"
+            console.print(
+                f"[red]✗[/red] {name}: refused {which} {escape(repr(text))}: "
+                f"{escape(verdict.reason)}"
+            )
+    if plan.source.kind == "metadata":
+        if any(v.allowed for v in plan.verdicts.values()):
+            console.print(f"· {name}: metadata only (no audio), see `vaglio survey`")
+    elif plan.planned_files:
+        licences = ", ".join(sorted({str(v.spdx_id) for v in plan.verdicts.values() if v.allowed}))
+        quarantined = f", {plan.quarantined} quarantined" if plan.quarantined else ""
+        console.print(
+            f"[green]✓[/green] {name}: {licences}, {plan.planned_files} files in "
+            f"{len(plan.shard_ids)} shards{quarantined}"
+        )
+
+
+def print_summary(result: CurationResult) -> None:
+    for plan in result.plans:
+        print_plan(plan)
+    summary = summarize(result.workdir)
+    ran = sum(not o.skipped for o in result.outcomes)
+    console.print(
+        f"shard tasks run: {ran}, skipped as already complete: {len(result.outcomes) - ran}"
+    )
+    table = Table(title="curation summary", show_header=False)
+    table.add_row("recordings", str(summary.recordings))
+    table.add_row("hours in", f"{summary.hours_in:.3f}")
+    for reason, count in summary.quarantined.items():
+        table.add_row(f"  quarantined: {reason}", str(count))
+    table.add_row("  exact duplicates", str(summary.duplicates))
+    table.add_row("  no speech found", str(summary.without_speech))
+    table.add_row("segments", str(summary.segments))
+    table.add_row("segments kept", str(summary.segments_kept))
+    table.add_row("hours kept", f"{summary.hours_kept:.3f}")
+    for reason, (count, hours) in summary.dropped.items():
+        table.add_row(f"  dropped: {reason}", f"{count} segments, {hours:.3f} h")
+    for status, count in summary.punctuation.items():
+        table.add_row(f"punctuation: {status}", f"{count} segments")
+    for (lang, outcome), count in summary.translations.items():
+        table.add_row(f"translation to {lang}: {outcome}", f"{count} segments")
+    console.print(table)
+
+
+@app.command("curate")
+def curate_command(
+    catalog: Annotated[Path, typer.Argument(help="Catalog YAML listing the sources.")],
+    workdir: Workdir,
+    config: Annotated[Path | None, typer.Option("--config", "-c", help="Pipeline YAML.")] = None,
+    engine: EngineOption = Engine.prefect,
+    policy: PolicyOption = None,
+) -> None:
+    """Curate every source of a catalog whose licence is open.
+
+    Stages: standardise (16 kHz mono, checksums, quarantine), segment (Silero VAD),
+    pass1 (language gate, timed transcript), pass2 (utterances re-transcribed on their own),
+    filter (hallucinations, language, pass disagreement), shard (Parquet with audio).
+    Refused sources are listed with the reason. Re-running on the same workdir skips
+    completed shards; a changed config re-runs only the stages it affects.
+    """
+    run_curation(catalog, workdir, config, engine, policy)
+
+
+@app.command("demo")
+def demo_command(
+    workdir: Workdir,
+    engine: EngineOption = Engine.prefect,
+) -> None:
+    """Synthesise a small demo corpus with espeak-ng and curate it.
+
+    English and Italian speech with pauses, a long file, a silent, a corrupt, a truncated
+    and a duplicated file, a German file its source does not declare, a NeMo manifest whose
+    windows bring their own transcripts, and a non-commercial source that must be refused.
+    Also writes the source survey and the curation report.
+    """
+    from pipeline.demo_corpus import build_demo_corpus
+
+    console.print("building the demo corpus with espeak-ng…")
+    catalog = build_demo_corpus(workdir / "corpus")
+    run_curation(catalog, workdir, None, engine)
+    survey = write_survey(survey_sources(load_catalog(catalog)), workdir)
+    report = write_report(workdir)
+    program = sys.argv[0] if Path(sys.argv[0]).name == "vaglio" else "vaglio"
+    console.print(
+        f"\nresults: {workdir}/dataset/data/*.parquet (audio + text), "
+        f"manifests in {workdir}/shard/\nreport: {report}/report.html · "
+        f"survey: {survey}/report.md",
+        soft_wrap=True,
+    )
+    console.print(
+        f'try:\n  {program} sql "SELECT lang, count(*) AS segments, '
+        "round(sum(duration)/60, 1) AS minutes FROM segments "
+        f'WHERE drop_reason IS NULL GROUP BY lang" --workdir {workdir}',
+        soft_wrap=True,
+    )
