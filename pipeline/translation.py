@@ -4,13 +4,15 @@ A translation is stored per target language, either as text or as the reason it 
 (never both): the source or the translation has one word or none; their word counts differ by
 a factor of 4 or more; fewer than 80 % of either side's letters belong to its language's
 alphabet (`pipeline/data/alphabets.yaml`); text LID (langid, or fastText where `text_lid`
-names a model) does not recognise either side as its language; or, where a quality-estimation
-(QE) model is configured, it scores the pair below `min_qe_score`. A source that fails its own
-guards is not sent to the LLM at all.
+names a model) does not recognise either side as its language; the translation has more
+sentence ends than a punctuated source (an appended "I hope this helps!"); or, where a
+quality-estimation (QE) model is configured, it scores the pair below `min_qe_score`. A source
+that fails its own guards is not sent to the LLM at all.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import cache
@@ -34,6 +36,7 @@ REASONS = (
     "translation_empty",
     "translation_too_short",
     "translation_word_ratio",
+    "translation_added_sentence",
     "translation_impure",
     "translation_wrong_language",
     "translation_low_qe",
@@ -151,7 +154,19 @@ def translation_reason(
     counts = sorted((word_count(source, source_lang), word_count(translation, target_lang)))
     if counts[1] >= config.max_word_ratio * counts[0]:
         return "translation_word_ratio"
-    return reason
+    return reason or _added_sentence(source, translation)
+
+
+_SENTENCE_END = re.compile(r"[.!?…。！？]+(?=\s|$)")
+
+
+def _added_sentence(source: str, translation: str) -> str | None:
+    """A model that appends "I hope this helps!" passes the ratio and the language checks;
+    more sentence ends than the (punctuated) source had gives it away."""
+    ends = len(_SENTENCE_END.findall(source.strip()))
+    if ends and len(_SENTENCE_END.findall(translation.strip())) > ends:
+        return "translation_added_sentence"
+    return None
 
 
 class QualityEstimator(Protocol):

@@ -206,6 +206,13 @@ GOOD_PAIRS = [
 ]
 BAD_PAIRS = [
     (
+        "The bakery on the corner opens at seven every morning.",
+        "en",
+        "it",
+        "La panetteria all'angolo apre alle sette ogni mattina. Spero che ti sia utile!",
+        "translation_added_sentence",
+    ),
+    (
         "I think that we should probably go home now because it is getting very late and cold "
         "outside.",
         "en",
