@@ -404,3 +404,29 @@ def test_a_source_may_set_its_own_shard_size(tmp_path, nemo_source):
     entry = {"name": "nemo", "kind": "nemo", "path": str(nemo_source), "files_per_shard": 5}
     (plan,) = plan_sources(load_catalog(write_catalog(tmp_path, entry)), tmp_path / "w", 3)
     assert plan.shard_ids == ("nemo-00000", "nemo-00001")  # 9 allowed files, 5 per shard
+
+
+@pytest.mark.parametrize("kind", ["nemo", "lhotse", "commonvoice"])
+def test_a_manifest_of_binary_garbage_is_a_reported_source(tmp_path, kind):
+    folder = tmp_path / "src"
+    folder.mkdir()
+    garbage = bytes(range(128, 256)) * 64
+    manifest = {
+        "nemo": "manifest.json",
+        "lhotse": "recordings.jsonl",
+        "commonvoice": "validated.tsv",
+    }
+    (folder / manifest[kind]).write_bytes(garbage)
+    path = folder if kind == "commonvoice" else folder / manifest[kind]
+    catalog = write_catalog(tmp_path, {"name": "bad", "kind": kind, "path": str(path)})
+    (plan,) = plan_sources(load_catalog(catalog), tmp_path / "w", 4)
+    assert "cannot read" in plan.error and plan.shard_ids == ()
+
+
+def test_a_corrupt_parquet_file_in_an_hf_folder_is_a_reported_source(tmp_path):
+    folder = hf_folder(tmp_path / "hf", card_license="cc0-1.0")
+    data = (folder / "train.parquet").read_bytes()
+    (folder / "train.parquet").write_bytes(data[:100] + b"\0" * 500 + data[-100:])
+    catalog = write_catalog(tmp_path, {"name": "hf", "kind": "hf", "path": str(folder)})
+    (plan,) = plan_sources(load_catalog(catalog), tmp_path / "w", 4)
+    assert plan.error and "cannot" in plan.error and plan.shard_ids == ()

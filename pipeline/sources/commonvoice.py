@@ -23,12 +23,15 @@ _REQUIRED = ("path", "sentence")
 
 def _table(path: Path, required: tuple[str, ...] = ()) -> Iterator[dict[str, str]]:
     csv.field_size_limit(sys.maxsize)
-    with path.open(encoding="utf-8", newline="") as f:
-        reader = csv.DictReader(f, delimiter="\t", quoting=csv.QUOTE_NONE)
-        absent = [c for c in required if c not in (reader.fieldnames or ())]
-        if absent:
-            raise SourceReadError(f"{path}: no column(s) {', '.join(absent)}")
-        yield from reader
+    try:
+        with path.open(encoding="utf-8", newline="") as f:
+            reader = csv.DictReader(f, delimiter="\t", quoting=csv.QUOTE_NONE)
+            absent = [c for c in required if c not in (reader.fieldnames or ())]
+            if absent:
+                raise SourceReadError(f"{path}: no column(s) {', '.join(absent)}")
+            yield from reader
+    except (OSError, UnicodeDecodeError) as error:
+        raise SourceReadError(f"{path}: cannot read the table: {error}") from None
 
 
 def _durations(folder: Path) -> dict[str, float]:

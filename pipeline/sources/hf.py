@@ -76,8 +76,12 @@ def read_hf(source: Source) -> Iterator[SourceItem]:
     root = None if source.path is None else (source.path if source.path.is_dir() else None)
     options = source.options
     for split, rows in _open(source).items():
-        for index, row in enumerate(rows):
-            yield _item(row, f"{split}/{index:08d}", options, root, card)
+        index = 0
+        try:
+            for index, row in enumerate(rows):
+                yield _item(row, f"{split}/{index:08d}", options, root, card)
+        except Exception as error:  # streaming reads files lazily: a corrupt one fails here
+            raise SourceReadError(f"split {split!r}, row {index}: cannot read: {error}") from None
 
 
 def _column(row: dict, chosen: str | None, candidates: tuple[str, ...]) -> str | None:

@@ -34,7 +34,7 @@ def _rows(path: Path) -> Iterator[tuple[int, dict | None]]:
                     except json.JSONDecodeError:
                         row = None
                     yield number, row if isinstance(row, dict) else None
-    except (OSError, EOFError) as error:
+    except (OSError, EOFError, UnicodeDecodeError) as error:
         raise SourceReadError(f"{path}: cannot read the manifest: {error}") from None
 
 

@@ -12,15 +12,18 @@ from collections.abc import Iterator
 
 from pipeline.catalog import Source
 from pipeline.languages import language_code
-from pipeline.sources.base import SourceItem, resolve_inside, seconds
+from pipeline.sources.base import SourceItem, SourceReadError, resolve_inside, seconds
 
 
 def read_nemo(source: Source) -> Iterator[SourceItem]:
     root = source.options.get("root", source.path.parent)
-    with source.path.open(encoding="utf-8") as manifest:
-        for number, line in enumerate(manifest, 1):
-            if line.strip():
-                yield _item(line, number, root)
+    try:
+        with source.path.open(encoding="utf-8") as manifest:
+            for number, line in enumerate(manifest, 1):
+                if line.strip():
+                    yield _item(line, number, root)
+    except (OSError, UnicodeDecodeError) as error:
+        raise SourceReadError(f"{source.path}: cannot read the manifest: {error}") from None
 
 
 def _item(line: str, number: int, root) -> SourceItem:
