@@ -10,8 +10,10 @@ shards it lands in.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
+import os
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -87,9 +89,10 @@ def _fingerprint(rows: list[dict]) -> str:
     for row in rows:
         audio = row["audio_in"]
         described = row | {"audio_in": hashlib.sha256(audio).hexdigest() if audio else None}
-        path = Path(row["path"]) if row["path"] else None
-        if path is not None and path.is_file():
-            described["file"] = (path.stat().st_size, path.stat().st_mtime_ns)
+        if row["path"]:
+            with contextlib.suppress(OSError):  # gone since it was listed: standardise says so
+                stat = os.stat(row["path"])
+                described["file"] = (stat.st_size, stat.st_mtime_ns)
         digest.update(json.dumps(described, sort_keys=True).encode())
     return digest.hexdigest()
 

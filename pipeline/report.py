@@ -15,6 +15,7 @@ from pathlib import Path
 from manifests.views import connect
 from pipeline.runner import atomic_write_text
 from pipeline.stages.filter import DROP_REASONS, LANG_UNCERTAIN, LANG_UNDECLARED
+from pipeline.summary import summarize
 
 REPORT_DIR = "report"
 _GATE = (LANG_UNDECLARED, LANG_UNCERTAIN)
@@ -25,23 +26,23 @@ class Report:
     funnel: list[tuple[str, float]]  # (step, hours) from the audio listed to the data kept
     drops: list[tuple[str, str, int, float]]  # (reason, language, segments, hours)
     examples: dict[str, list[dict]]  # reason -> a few dropped rows
-    punctuation: list[tuple[str, int]]  # (pnc_status, segments)
-    translations: list[tuple[str, str, int]]  # (target, outcome, segments)
+    punctuation: dict[str, int]  # pnc_status -> segments
+    translations: dict[tuple[str, str], int]  # (target, "kept" or reason) -> segments
 
 
 def gather(workdir: Path, examples_per_reason: int = 3) -> Report:
-    """Read every figure of the report from the workdir's views."""
+    """Read every figure of the report from the workdir's views; the totals that the curate
+    summary already has come from `summarize`."""
+    summary = summarize(workdir)
     gate = ", ".join(f"'{r}'" for r in _GATE)
     with connect(Path(workdir)) as con:
-        listed, usable = con.execute(
-            "SELECT coalesce(sum(duration), 0) / 3600, coalesce(sum(duration) FILTER "
-            "(quarantine_reason IS NULL AND duplicate_of IS NULL), 0) / 3600 FROM recordings"
+        (usable,) = con.execute(
+            "SELECT coalesce(sum(duration), 0) / 3600 FROM recordings "
+            "WHERE quarantine_reason IS NULL AND duplicate_of IS NULL"
         ).fetchone()
-        speech, gated, kept = con.execute(
-            "SELECT coalesce(sum(duration), 0) / 3600, "
-            f"coalesce(sum(duration) FILTER (drop_reason IS NULL OR drop_reason NOT IN ({gate}))"
-            ", 0) / 3600, coalesce(sum(duration) FILTER (drop_reason IS NULL), 0) / 3600 "
-            "FROM segments"
+        speech, gated = con.execute(
+            "SELECT coalesce(sum(duration), 0) / 3600, coalesce(sum(duration) FILTER "
+            f"(drop_reason IS NULL OR drop_reason NOT IN ({gate})), 0) / 3600 FROM segments"
         ).fetchone()
         translated = con.execute(
             "SELECT t.lang, sum(s.duration) / 3600 FROM translations t JOIN segments s "
@@ -56,27 +57,19 @@ def gather(workdir: Path, examples_per_reason: int = 3) -> Report:
             "WHERE drop_reason IS NOT NULL) WHERE n <= ? ORDER BY drop_reason, segment_id",
             [examples_per_reason],
         ).fetchall()
-        punctuation = con.execute(
-            "SELECT pnc_status, count(*) FROM segments WHERE pnc_status IS NOT NULL "
-            "GROUP BY 1 ORDER BY 2 DESC, 1"
-        ).fetchall()
-        translations = con.execute(
-            "SELECT lang, coalesce(reason, 'kept'), count(*) FROM translations "
-            "GROUP BY ALL ORDER BY 1, 3 DESC, 2"
-        ).fetchall()
     funnel = [
-        ("audio listed", listed),
+        ("audio listed", summary.hours_in),
         ("usable (not quarantined, not a duplicate)", usable),
         ("speech found (VAD)", speech),
         ("in a declared language (pass 1)", gated),
-        ("kept by the filter", kept),
+        ("kept by the filter", summary.hours_kept),
     ] + [(f"translated to {lang}", hours) for lang, hours in translated]
     examples: dict[str, list[dict]] = defaultdict(list)
     for reason, segment_id, lang, duration, text in rows:
         examples[reason].append(
             {"segment_id": segment_id, "lang": lang, "duration": duration, "text": text}
         )
-    return Report(funnel, drops, dict(examples), punctuation, translations)
+    return Report(funnel, drops, dict(examples), summary.punctuation, summary.translations)
 
 
 def _order(reason: str) -> int:
@@ -147,10 +140,10 @@ def _tables(report: Report) -> list[tuple[str, list[str], list[list[str]]]]:
         ),
     ]
     if report.punctuation:
-        rows = [[status, str(n)] for status, n in report.punctuation]
+        rows = [[status, str(n)] for status, n in report.punctuation.items()]
         tables.append(("Punctuation", ["status", "segments"], rows))
     if report.translations:
-        rows = [[lang, outcome, str(n)] for lang, outcome, n in report.translations]
+        rows = [[lang, outcome, str(n)] for (lang, outcome), n in report.translations.items()]
         tables.append(("Translations", ["target", "outcome", "segments"], rows))
     for reason in sorted(report.examples, key=_order):
         rows = [
