@@ -25,13 +25,13 @@ import pyarrow.compute as pc
 from bench.common import CACHE, CORES, emit
 from pipeline.asr.offline_models import resolve_whisper_model
 from pipeline.asr.shared import AsrModelConfig, loaded_backend
-from pipeline.audio import SAMPLE_RATE
+from pipeline.audio.cut import segment_samples
+from pipeline.audio.decode import SAMPLE_RATE
 from pipeline.config import CurateConfig
-from pipeline.curate import ThreadExecutor, curate
 from pipeline.demo_corpus import REFERENCES_NAME, build_demo_corpus
-from pipeline.segment_audio import segment_samples
+from pipeline.run.curate import ThreadExecutor, curate
 from pipeline.stage import ShardContext
-from pipeline.text_normalise import normalise_text
+from pipeline.text.normalise import normalise_text
 
 
 def utterances(scale: int):

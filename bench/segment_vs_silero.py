@@ -18,16 +18,16 @@ import numpy as np
 import pyarrow.compute as pc
 
 from bench.common import CACHE, emit
-from pipeline.audio import SAMPLE_RATE, from_flac
-from pipeline.catalog import load_catalog
+from pipeline.audio.decode import SAMPLE_RATE, from_flac
+from pipeline.audio.duplicates import mark_duplicates
+from pipeline.audio.vad import speech_regions
 from pipeline.demo_corpus import build_demo_corpus
-from pipeline.duplicates import mark_duplicates
-from pipeline.plan import plan_sources
-from pipeline.runner import StageRunner
+from pipeline.run.plan import plan_sources
+from pipeline.run.runner import StageRunner
+from pipeline.sources.catalog import load_catalog
 from pipeline.stage import ShardContext
 from pipeline.stages.segment import Segment, SegmentConfig
 from pipeline.stages.standardise import Standardise, StandardiseConfig
-from pipeline.vad import speech_regions
 
 
 def standardised_workdir(scale: int, files_per_shard: int) -> tuple[Path, list[str]]:

@@ -87,7 +87,7 @@ def build(folder: Path, rows: int, shards: int) -> tuple[Path, Path]:
 
 
 def answer_with_duckdb(workdir: str) -> None:
-    from pipeline.sql import run_query
+    from pipeline.query.sql import run_query
 
     run_query(Path(workdir), KEPT_HOURS)
     run_query(Path(workdir), DROPS)
@@ -107,7 +107,8 @@ def timed_in_child(function: str, path: Path) -> tuple[float, float]:
     """(seconds, peak MiB) of `function(path)` in a fresh interpreter."""
     code = (
         # libraries load before the clock starts: the query is timed, not the imports
-        f"import time, resource, pandas, pipeline.sql; from bench.sql_vs_pandas import {function}; "
+        "import time, resource, pandas, pipeline.query.sql; "
+        f"from bench.sql_vs_pandas import {function}; "
         "t = time.perf_counter(); "
         f"{function}({str(path)!r}); "
         "print(time.perf_counter() - t, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)"

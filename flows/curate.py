@@ -2,7 +2,7 @@
 
 Runs without a Prefect server (Prefect starts a temporary local one) or against the server
 that `PREFECT_API_URL` names. The order of stages and the resume logic are the library's
-(`pipeline.curate`); this module only makes each shard a Prefect task.
+(`pipeline.run.curate`); this module only makes each shard a Prefect task.
 """
 
 from __future__ import annotations
@@ -17,8 +17,8 @@ from prefect.futures import as_completed
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from pipeline.config import CurateConfig
-from pipeline.curate import CurationResult, StageProgress, curate
-from pipeline.runner import ShardOutcome
+from pipeline.run.curate import CurationResult, StageProgress, curate
+from pipeline.run.runner import ShardOutcome
 from pipeline.stage import Stage
 
 

@@ -8,8 +8,8 @@ from pathlib import Path
 from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 
-from pipeline.catalog import Source, load_catalog
-from pipeline.survey import survey_source, survey_table, write_survey
+from pipeline.sources.catalog import Source, load_catalog
+from pipeline.sources.survey import survey_source, survey_table, write_survey
 
 
 @task(

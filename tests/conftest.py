@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 from pipeline.config import CurateConfig
-from pipeline.curate import ThreadExecutor, curate
 from pipeline.demo_corpus import build_demo_corpus
+from pipeline.run.curate import ThreadExecutor, curate
 
 os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
 

@@ -7,9 +7,9 @@ import pytest
 import torch
 from silero_vad import get_speech_timestamps, load_silero_vad
 
-from pipeline.audio import SAMPLE_RATE, AudioError, decode_file, from_flac, to_flac
+from pipeline.audio.decode import SAMPLE_RATE, AudioError, decode_file, from_flac, to_flac
+from pipeline.audio.vad import SileroVad, VadConfig, chunk_regions, speech_regions
 from pipeline.demo_corpus import compose, speak, write_audio
-from pipeline.vad import SileroVad, VadConfig, chunk_regions, speech_regions
 
 
 @pytest.fixture(scope="module")

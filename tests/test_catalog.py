@@ -2,7 +2,7 @@
 
 import pytest
 
-from pipeline.catalog import CatalogError, load_catalog
+from pipeline.sources.catalog import CatalogError, load_catalog
 
 
 def write(tmp_path, text):

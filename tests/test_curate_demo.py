@@ -14,9 +14,9 @@ from datasets import Audio, load_dataset
 from typer.testing import CliRunner
 
 from pipeline.cli import app
-from pipeline.sql import run_query
-from pipeline.summary import summarize
-from pipeline.text_normalise import normalise_text
+from pipeline.query.sql import run_query
+from pipeline.run.summary import summarize
+from pipeline.text.normalise import normalise_text
 
 
 def sql(workdir, query):

@@ -17,7 +17,7 @@ from typer.testing import CliRunner
 from manifests.schemas import MANIFEST
 from manifests.views import SHARD_LIST
 from pipeline.cli import app
-from pipeline.evaluation import (
+from pipeline.query.evaluation import (
     OVERALL,
     UNKNOWN_LANG,
     EvaluationError,

@@ -8,8 +8,8 @@ import pytest
 import yaml
 
 from pipeline.config import CurateConfig
-from pipeline.curate import build_stages
-from pipeline.sql import run_query
+from pipeline.query.sql import run_query
+from pipeline.run.curate import build_stages
 
 
 @pytest.fixture(scope="session")

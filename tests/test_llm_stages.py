@@ -14,8 +14,8 @@ from typer.testing import CliRunner
 
 from pipeline.cli import app
 from pipeline.config import ConfigError, load_config
-from pipeline.curate import build_stages
-from pipeline.sql import run_query
+from pipeline.query.sql import run_query
+from pipeline.run.curate import build_stages
 from pipeline.stage import StageConfigError
 
 ITALIAN = "Questa è una frase italiana tradotta con cura dal modello."

@@ -13,8 +13,8 @@ from pipeline.llm.conversations import (
     pnc_conversation,
     translation_conversation,
 )
-from pipeline.pnc import PncConfig, check_pnc, is_punctuated, restore_punctuation
-from pipeline.translation import (
+from pipeline.text.pnc import PncConfig, check_pnc, is_punctuated, restore_punctuation
+from pipeline.text.translation import (
     TranslationConfig,
     charset_purity,
     load_quality_estimator,

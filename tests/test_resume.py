@@ -10,7 +10,7 @@ import sys
 import time
 from pathlib import Path
 
-from pipeline.sql import run_query
+from pipeline.query.sql import run_query
 
 MANIFEST = "SELECT * EXCLUDE (versions) FROM segments_all ORDER BY segment_id"
 

@@ -6,7 +6,7 @@ from typing import ClassVar
 import pyarrow as pa
 import pytest
 
-from pipeline.runner import StageRunner, write_shard
+from pipeline.run.runner import StageRunner, write_shard
 from pipeline.stage import PLAN, ShardContext, Stage
 
 

@@ -18,16 +18,16 @@ import yaml
 from typer.testing import CliRunner
 
 from manifests.views import SHARD_LIST
-from pipeline.audio import SAMPLE_RATE
-from pipeline.catalog import load_catalog
+from pipeline.audio.decode import SAMPLE_RATE
 from pipeline.cli import app
 from pipeline.demo_corpus import write_audio
-from pipeline.plan import plan_sources
-from pipeline.runner import StageRunner
+from pipeline.query.sql import run_query
+from pipeline.run.plan import plan_sources
+from pipeline.run.runner import StageRunner
 from pipeline.sources import SourceReadError, read_source
-from pipeline.sql import run_query
+from pipeline.sources.catalog import load_catalog
+from pipeline.sources.survey import survey_sources
 from pipeline.stages.standardise import Standardise, StandardiseConfig
-from pipeline.survey import survey_sources
 
 
 def steps(seconds: float) -> np.ndarray:

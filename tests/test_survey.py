@@ -8,10 +8,10 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from pipeline.catalog import CatalogError, load_catalog
 from pipeline.cli import app
-from pipeline.sql import run_query
-from pipeline.survey import (
+from pipeline.query.sql import run_query
+from pipeline.sources.catalog import CatalogError, load_catalog
+from pipeline.sources.survey import (
     compliant_hours,
     compliant_totals,
     language_coverage,

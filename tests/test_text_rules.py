@@ -14,11 +14,11 @@ from typer.testing import CliRunner
 from manifests.schemas import MANIFEST
 from manifests.views import connect
 from pipeline.cli import app
+from pipeline.run.summary import summarize
 from pipeline.stage import StageConfigError
 from pipeline.stages.filter import DROP_REASONS, FilterConfig, judge
-from pipeline.summary import summarize
-from pipeline.text_rules import HallucinationConfig, hallucination_reason
-from pipeline.textlid import TextLidConfig
+from pipeline.text.lid import TextLidConfig
+from pipeline.text.rules import HallucinationConfig, hallucination_reason
 
 FILTER = FilterConfig()
 runner = CliRunner()

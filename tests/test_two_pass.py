@@ -11,12 +11,12 @@ import pytest
 
 from manifests.schemas import UTTERANCES
 from pipeline.asr.base import TimedText
+from pipeline.asr.utterances import UtteranceConfig, cut_utterances
 from pipeline.asr.whisper_tokens import timed_phrases
 from pipeline.stage import ShardContext
 from pipeline.stages.filter import Filter, FilterConfig
 from pipeline.stages.pass1 import LANG_UNCERTAIN, LANG_UNDECLARED, gate_reason, spread
 from pipeline.stages.pass2 import Pass2, Pass2Config, pass_disagreement
-from pipeline.utterances import UtteranceConfig, cut_utterances
 
 TS = 1000  # a made-up first timestamp token id
 

@@ -16,7 +16,6 @@ from rich.table import Table
 
 from licenses import PolicyError
 from pipeline.asr import MissingExtraError
-from pipeline.catalog import CatalogError, load_catalog
 from pipeline.cli.common import (
     Engine,
     EngineOption,
@@ -26,17 +25,18 @@ from pipeline.cli.common import (
     console,
 )
 from pipeline.config import ConfigError, load_config
-from pipeline.curate import CurationResult, ThreadExecutor, curate
 from pipeline.llm import LlmRequestError
-from pipeline.plan import SourcePlan
-from pipeline.report import write_report
-from pipeline.runner import ShardOutcome
-from pipeline.stage import StageConfigError
-from pipeline.summary import summarize
-from pipeline.survey import (
+from pipeline.run.curate import CurationResult, ThreadExecutor, curate
+from pipeline.run.plan import SourcePlan
+from pipeline.run.report import write_report
+from pipeline.run.runner import ShardOutcome
+from pipeline.run.summary import summarize
+from pipeline.sources.catalog import CatalogError, load_catalog
+from pipeline.sources.survey import (
     survey_sources,
     write_survey,
 )
+from pipeline.stage import StageConfigError
 
 
 class RichStageProgress:

@@ -24,7 +24,7 @@ from pipeline.cli.common import (
     console,
 )
 from pipeline.config import ConfigError, load_config
-from pipeline.evaluation import (
+from pipeline.query.evaluation import (
     OVERALL,
     EvaluationError,
     Score,
@@ -33,8 +33,8 @@ from pipeline.evaluation import (
     read_workdir_pairs,
     score,
 )
-from pipeline.report import write_report
-from pipeline.sql import ReadOnlyError, run_query
+from pipeline.query.sql import ReadOnlyError, run_query
+from pipeline.run.report import write_report
 from pipeline.stage import StageConfigError
 from pipeline.stages.filter import TextRowError, judge, read_text_rows
 

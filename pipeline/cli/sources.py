@@ -16,7 +16,6 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from licenses import PolicyError, judge_license
-from pipeline.catalog import CatalogError, load_catalog
 from pipeline.cli.common import (
     OutputFormat,
     PolicyOption,
@@ -24,8 +23,9 @@ from pipeline.cli.common import (
     app,
     console,
 )
-from pipeline.mosel import PUBLISHED_LIST, mosel_catalog
-from pipeline.survey import (
+from pipeline.sources.catalog import CatalogError, load_catalog
+from pipeline.sources.mosel import PUBLISHED_LIST, mosel_catalog
+from pipeline.sources.survey import (
     compliant_hours,
     compliant_totals,
     survey_source,

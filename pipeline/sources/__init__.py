@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 
-from pipeline.catalog import Source
 from pipeline.sources.base import SourceItem, SourceReadError
+from pipeline.sources.catalog import Source
 from pipeline.sources.commonvoice import read_commonvoice
 from pipeline.sources.hf import read_hf
 from pipeline.sources.lhotse import read_lhotse

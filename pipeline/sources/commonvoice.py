@@ -14,9 +14,9 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
-from pipeline.catalog import Source
-from pipeline.languages import language_code
 from pipeline.sources.base import SourceItem, SourceReadError, resolve_inside
+from pipeline.sources.catalog import Source
+from pipeline.text.languages import language_code
 
 _REQUIRED = ("path", "sentence")
 

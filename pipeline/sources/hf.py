@@ -14,9 +14,9 @@ from typing import Any
 
 import yaml
 
-from pipeline.catalog import Source
-from pipeline.languages import language_code
 from pipeline.sources.base import SourceItem, SourceReadError, resolve_inside
+from pipeline.sources.catalog import Source
+from pipeline.text.languages import language_code
 
 _TEXT_COLUMNS = ("text", "sentence", "transcription", "transcript", "normalized_text")
 _LANGUAGE_COLUMNS = ("language", "lang", "locale")

@@ -17,9 +17,9 @@ from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 
-from pipeline.catalog import Source
-from pipeline.languages import language_code
 from pipeline.sources.base import SourceItem, SourceReadError, resolve_inside, seconds
+from pipeline.sources.catalog import Source
+from pipeline.text.languages import language_code
 
 
 def _rows(path: Path) -> Iterator[tuple[int, dict | None]]:

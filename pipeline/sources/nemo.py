@@ -10,9 +10,9 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 
-from pipeline.catalog import Source
-from pipeline.languages import language_code
 from pipeline.sources.base import SourceItem, SourceReadError, resolve_inside, seconds
+from pipeline.sources.catalog import Source
+from pipeline.text.languages import language_code
 
 
 def read_nemo(source: Source) -> Iterator[SourceItem]:

@@ -2,7 +2,7 @@
 
 Reasons, in the order they are checked (the first that fires is recorded): the recording
 failed the language gate (pass 1); the utterance is too short or too long; a hallucination
-rule (`pipeline.text_rules`); the text's language differs from the audio's; the two ASR
+rule (`pipeline.text.rules`); the text's language differs from the audio's; the two ASR
 passes disagree. `vaglio filter-text` runs the same rules, bar the two that need audio.
 """
 
@@ -17,14 +17,14 @@ import pyarrow as pa
 from manifests.schemas import FILTERED, with_versions
 from pipeline.stage import ShardContext, Stage
 from pipeline.stages.pass1 import LANG_UNCERTAIN, LANG_UNDECLARED
-from pipeline.text_rules import (
+from pipeline.text.lid import TextLidConfig, identify_language
+from pipeline.text.rules import (
     REASONS,
     HallucinationConfig,
     hallucination_reason,
     lang_mismatch,
     words,
 )
-from pipeline.textlid import TextLidConfig, identify_language
 
 DURATION = "duration_out_of_range"
 PASS_DISAGREEMENT = "pass_disagreement"

@@ -19,7 +19,7 @@ from manifests.schemas import PASS1, TIMED_TEXT, with_versions
 from pipeline.asr import require_backend
 from pipeline.asr.base import Hypothesis
 from pipeline.asr.shared import AsrModelConfig, loaded_backend
-from pipeline.segment_audio import segment_samples
+from pipeline.audio.cut import segment_samples
 from pipeline.stage import ShardContext, Stage
 
 LANG_UNDECLARED = "audio_lang_undeclared"

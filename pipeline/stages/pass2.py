@@ -19,10 +19,10 @@ from manifests.schemas import UTTERANCES, with_versions
 from pipeline.asr import require_backend
 from pipeline.asr.base import TimedText
 from pipeline.asr.shared import AsrModelConfig, loaded_backend
-from pipeline.segment_audio import segment_samples
+from pipeline.asr.utterances import UtteranceConfig, cut_utterances
+from pipeline.audio.cut import segment_samples
 from pipeline.stage import ShardContext, Stage, StageConfigError
-from pipeline.text_normalise import normalise_text
-from pipeline.utterances import UtteranceConfig, cut_utterances
+from pipeline.text.normalise import normalise_text
 
 WHISPER_WINDOW_S = 30.0
 _CARRIED = (

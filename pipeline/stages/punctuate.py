@@ -4,7 +4,7 @@ Off unless `punctuate.llm` names a model: Whisper already writes punctuation, so
 matters for backends that do not (CTC models such as Parakeet). `text` becomes the accepted
 answer; `text_asr` keeps what the ASR pass wrote; `pnc_status` says what happened: null
 (not attempted: the stage is off or the row dropped), `accepted`, or the reason the row kept
-its input (`pipeline/pnc.py`: skipped, or the answer refused).
+its input (`pipeline/text/pnc.py`: skipped, or the answer refused).
 """
 
 from __future__ import annotations
@@ -16,9 +16,9 @@ import pyarrow.compute as pc
 
 from manifests.schemas import PUNCTUATED, with_versions
 from pipeline.llm import LlmConfig
-from pipeline.pnc import PncConfig, restore_punctuation
 from pipeline.stage import ShardContext
 from pipeline.stages.llm_stage import LlmStage
+from pipeline.text.pnc import PncConfig, restore_punctuation
 
 ACCEPTED = "accepted"
 

@@ -9,10 +9,10 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from manifests.schemas import SEGMENTS, with_versions
-from pipeline.audio import from_flac
-from pipeline.duplicates import read_duplicates
+from pipeline.audio.decode import from_flac
+from pipeline.audio.duplicates import read_duplicates
+from pipeline.audio.vad import SileroVad, VadConfig, chunk_regions, speech_regions
 from pipeline.stage import ShardContext, Stage
-from pipeline.vad import SileroVad, VadConfig, chunk_regions, speech_regions
 
 
 @dataclass(frozen=True)

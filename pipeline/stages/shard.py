@@ -16,9 +16,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from manifests.schemas import DATASET_AUDIO, MANIFEST, with_versions
-from pipeline.audio import SAMPLE_RATE, to_flac
-from pipeline.runner import atomic_write_table
-from pipeline.segment_audio import segment_samples
+from pipeline.audio.cut import segment_samples
+from pipeline.audio.decode import SAMPLE_RATE, to_flac
+from pipeline.run.runner import atomic_write_table
 from pipeline.stage import ShardContext, Stage
 
 DATASET_DIR = Path("dataset") / "data"

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import pyarrow as pa
 
 from manifests.schemas import RECORDINGS, SOURCE_FILES, with_versions
-from pipeline.audio import AudioError, decode_file, to_flac
+from pipeline.audio.decode import AudioError, decode_file, to_flac
 from pipeline.stage import PLAN, ShardContext, Stage
 
 _ADDED = pa.schema([f for f in RECORDINGS if f.name not in SOURCE_FILES.names])

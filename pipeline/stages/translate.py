@@ -2,7 +2,7 @@
 
 Off unless `translate.llm` names a model and `translate.targets` gives languages, per source
 name or for every source (`"*"`). Each row gets `translations`: one entry per target (its own
-language excepted) with the text, or the reason it was refused (`pipeline/translation.py`),
+language excepted) with the text, or the reason it was refused (`pipeline/text/translation.py`),
 the model's cleaned answer, and the QE score where a QE model is configured.
 """
 
@@ -17,7 +17,7 @@ from manifests.schemas import TRANSLATED, with_versions
 from pipeline.llm import LlmConfig
 from pipeline.stage import ShardContext, StageConfigError
 from pipeline.stages.llm_stage import LlmStage
-from pipeline.translation import (
+from pipeline.text.translation import (
     QualityEstimator,
     TranslationConfig,
     load_quality_estimator,

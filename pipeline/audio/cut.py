@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pyarrow as pa
 
-from pipeline.audio import SAMPLE_RATE, from_flac
+from pipeline.audio.decode import SAMPLE_RATE, from_flac
 from pipeline.stage import ShardContext
 
 

@@ -20,10 +20,10 @@ import soundfile
 from licenses.policy import LicenseVerdict, judge_license
 from manifests.schemas import SOURCES
 from manifests.views import SOURCES_TABLE, SURVEY_DIR
-from pipeline.catalog import Source
-from pipeline.languages import MULTIPLE_LANGUAGES
-from pipeline.runner import atomic_write_table, atomic_write_text
+from pipeline.run.runner import atomic_write_table, atomic_write_text
 from pipeline.sources import SourceItem, SourceReadError, read_source
+from pipeline.sources.catalog import Source
+from pipeline.text.languages import MULTIPLE_LANGUAGES
 
 _LIBSNDFILE = (".wav", ".flac", ".ogg")  # headers libsndfile reads; the rest go to PyAV
 

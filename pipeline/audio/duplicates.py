@@ -14,7 +14,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from manifests.schemas import DUPLICATES
-from pipeline.runner import atomic_write_table
+from pipeline.run.runner import atomic_write_table
 
 
 def duplicates_path(workdir: Path) -> Path:

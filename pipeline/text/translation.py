@@ -26,8 +26,8 @@ from pipeline.extras import MissingExtraError
 from pipeline.llm import LlmBackend
 from pipeline.llm.answers import clean_answer
 from pipeline.llm.conversations import UnknownLanguageError, language_name, translation_conversation
-from pipeline.text_normalise import normalise_text
-from pipeline.textlid import TextLidConfig, identify_language
+from pipeline.text.lid import TextLidConfig, identify_language
+from pipeline.text.normalise import normalise_text
 
 REASONS = (
     "translation_source_too_short",

@@ -24,9 +24,9 @@ import pyarrow as pa
 
 from licenses import LicenseVerdict, judge_license
 from manifests.schemas import SOURCE_FILES
-from pipeline.catalog import Source
-from pipeline.runner import read_fingerprint, write_shard
+from pipeline.run.runner import read_fingerprint, write_shard
 from pipeline.sources import SourceItem, SourceReadError, read_source
+from pipeline.sources.catalog import Source
 from pipeline.stage import PLAN
 
 

@@ -15,11 +15,11 @@ from pathlib import Path
 from typing import Protocol
 
 from manifests.views import SHARD_LIST
-from pipeline.catalog import load_catalog
+from pipeline.audio.duplicates import mark_duplicates
 from pipeline.config import CurateConfig
-from pipeline.duplicates import mark_duplicates
-from pipeline.plan import SourcePlan, plan_sources
-from pipeline.runner import ShardOutcome, StageRunner, atomic_write_text
+from pipeline.run.plan import SourcePlan, plan_sources
+from pipeline.run.runner import ShardOutcome, StageRunner, atomic_write_text
+from pipeline.sources.catalog import load_catalog
 from pipeline.stage import Stage
 from pipeline.stages.filter import Filter
 from pipeline.stages.pass1 import Pass1

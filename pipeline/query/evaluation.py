@@ -25,7 +25,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from manifests.views import connect
-from pipeline.text_normalise import normalise_text
+from pipeline.text.normalise import normalise_text
 
 OVERALL = "overall"
 """The `lang` of the row that sums every language."""

@@ -40,7 +40,7 @@ REASONS = (
 )
 """The text rules' drop reasons, in the order they are checked."""
 
-PHRASES_DIR = Path(__file__).parent / "data" / "hallucinations"
+PHRASES_DIR = Path(__file__).parent.parent / "data" / "hallucinations"
 ALWAYS_CHECKED = ("en",)
 """Whisper's stock English phrases turn up whatever the audio language."""
 

@@ -13,9 +13,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from manifests.views import connect
-from pipeline.runner import atomic_write_text
+from pipeline.run.runner import atomic_write_text
+from pipeline.run.summary import summarize
 from pipeline.stages.filter import DROP_REASONS, LANG_UNCERTAIN, LANG_UNDECLARED
-from pipeline.summary import summarize
 
 REPORT_DIR = "report"
 _GATE = (LANG_UNDECLARED, LANG_UNCERTAIN)

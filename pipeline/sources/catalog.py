@@ -15,7 +15,7 @@ from typing import Any
 
 import yaml
 
-from pipeline.languages import MULTIPLE_LANGUAGES, is_language_code
+from pipeline.text.languages import MULTIPLE_LANGUAGES, is_language_code
 
 SOURCE_KINDS = ("local", "nemo", "lhotse", "commonvoice", "hf", "metadata")
 _NAME = re.compile(r"^[a-z0-9][a-z0-9-]*$")

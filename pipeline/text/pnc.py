@@ -27,8 +27,8 @@ import jiwer
 from pipeline.llm import LlmBackend
 from pipeline.llm.answers import clean_answer
 from pipeline.llm.conversations import pnc_conversation, pnc_languages
-from pipeline.text_normalise import normalise_text
-from pipeline.textlid import identify_language
+from pipeline.text.lid import identify_language
+from pipeline.text.normalise import normalise_text
 
 # Why a row kept its input. Skipped: the LLM was not asked. Rejected: it answered, badly.
 SKIPPED = ("pnc_already_punctuated", "pnc_no_words", "pnc_no_prompt")

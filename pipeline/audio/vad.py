@@ -14,7 +14,7 @@ from importlib import resources
 import numpy as np
 import onnxruntime
 
-from pipeline.audio import SAMPLE_RATE
+from pipeline.audio.decode import SAMPLE_RATE
 
 WINDOW = 512  # samples per model step at 16 kHz
 CONTEXT = 64  # samples of the previous window that the model sees

@@ -13,8 +13,8 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from pipeline.catalog import CatalogError
-from pipeline.languages import is_language_code
+from pipeline.sources.catalog import CatalogError
+from pipeline.text.languages import is_language_code
 
 # Codes MOSEL's table gets wrong, with the code meant and how we know.
 KNOWN_TYPOS = {
@@ -24,7 +24,7 @@ KNOWN_TYPOS = {
 # the untranscribed VoxPopuli): listing it again would count those hours twice.
 PSEUDO_LABEL_RELEASE = re.compile(r"^MOSEL\b")
 _COLUMNS = ("source", "license", "hours", "languages", "labelled")
-PUBLISHED_LIST = Path(__file__).with_name("data") / "mosel_sources.tsv"
+PUBLISHED_LIST = Path(__file__).parent.parent / "data" / "mosel_sources.tsv"
 """MOSEL's source list as published with the paper (arXiv 2410.01036), typos included."""
 
 

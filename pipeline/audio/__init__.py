@@ -1,0 +1,1 @@
+"""Audio: decoding and standardising, Silero VAD, cutting segments, duplicate detection."""

@@ -1,0 +1,1 @@
+"""Querying a workdir: read-only SQL and error rates against references."""

@@ -1,0 +1,1 @@
+"""Text: hallucination rules, language ID, normalising, punctuation and translation guards."""
