@@ -64,6 +64,11 @@ class Stage(ABC):
         """Anything beyond config and inputs that changes the output (e.g. cross-shard facts)."""
         return ""
 
+    def files_beside(self, context: ShardContext, output: pa.Table) -> list[Path]:
+        """Files this stage wrote for the shard besides its output table (the dataset files of
+        `shard`), so that the completion marker proves them too."""
+        return []
+
     @abstractmethod
     def run(self, context: ShardContext) -> pa.Table:
         """Process one shard and return its output table."""

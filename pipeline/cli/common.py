@@ -8,15 +8,33 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
+from typer.core import TyperGroup
+
+console = Console(stderr=True)
+
+
+class _Commands(TyperGroup):
+    """Every command ends an OSError (a read-only or full workdir, a missing permission) with
+    one line naming the path instead of a traceback; what was committed before stays."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except OSError as error:
+            where = f"{error.filename}: " if error.filename and error.strerror else ""
+            console.print(f"[red]error:[/red] {escape(where + (error.strerror or str(error)))}")
+            raise typer.Exit(1) from None
+
 
 app = typer.Typer(
+    cls=_Commands,
     help="vaglio: curate openly licensed speech corpora into clean, traceable training data.",
     no_args_is_help=True,
     add_completion=False,
     rich_markup_mode="markdown",
     pretty_exceptions_show_locals=False,
 )
-console = Console(stderr=True)
 
 
 class Engine(str, Enum):

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import atexit
+import contextlib
 import dataclasses
 import os
+import signal
 import sys
+import threading
 from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Annotated
@@ -27,9 +31,10 @@ from pipeline.cli.common import (
 from pipeline.config import ConfigError, load_config
 from pipeline.llm import LlmRequestError
 from pipeline.run.curate import CurationResult, ThreadExecutor, curate
+from pipeline.run.lock import WorkdirBusy
 from pipeline.run.plan import SourcePlan
 from pipeline.run.report import write_report
-from pipeline.run.runner import ShardOutcome
+from pipeline.run.runner import ShardOutcome, close_writes
 from pipeline.run.summary import summarize
 from pipeline.sources.catalog import CatalogError, load_catalog
 from pipeline.sources.survey import (
@@ -51,6 +56,51 @@ class RichStageProgress:
 
     def advance(self, outcome: ShardOutcome) -> None:
         self.progress.advance(self.bars[outcome.stage])
+        if outcome.redone_because:
+            self.progress.console.print(
+                f"[yellow]![/yellow] {outcome.stage}:{outcome.shard_id} redone, its earlier "
+                f"output was damaged: {escape(outcome.redone_because)}"
+            )
+
+    def finished(self) -> str:
+        """Shards finished per stage so far, e.g. 'standardise 6/6, segment 2/6'."""
+        tasks = self.progress.tasks
+        return ", ".join(f"{t.description} {int(t.completed)}/{int(t.total or 0)}" for t in tasks)
+
+
+@contextlib.contextmanager
+def stop_on_interrupt(workdir: Path, progress: RichStageProgress):
+    """Ctrl-C (or SIGTERM) stops the run at once: no new shard starts and nothing more is
+    committed; a write in flight finishes, nothing half-written stays, and the user learns
+    what finished and how to go on. Shards still computing are abandoned, not waited for."""
+
+    def stop(signum: int, frame) -> None:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not cut this short
+        close_writes()
+        for tmp in Path(workdir).rglob(f".*.{os.getpid()}.tmp"):
+            tmp.unlink(missing_ok=True)
+        progress.progress.stop()
+        console.print(
+            f"[red]interrupted[/red] · finished and kept: {progress.finished() or 'nothing yet'}"
+            "\nrun the same command again to go on from where this stopped."
+        )
+        # Exit hooks (a temporary Prefect server) get a few seconds; worker threads none.
+        hooks = threading.Thread(target=atexit._run_exitfuncs, daemon=True)
+        hooks.start()
+        hooks.join(timeout=5)
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(130)
+
+    if threading.current_thread() is not threading.main_thread():
+        yield  # signals reach only the main thread (a test runner's worker, say)
+        return
+    previous = {s: signal.signal(s, stop) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
 
 
 def _orchestrator(engine: Engine):
@@ -87,7 +137,12 @@ def run_curation(
             TimeElapsedColumn(),
         )
         with Progress(*columns, console=console) as progress:
-            result = orchestrate(catalog, workdir, config, RichStageProgress(progress))
+            stages = RichStageProgress(progress)
+            with stop_on_interrupt(workdir, stages):
+                result = orchestrate(catalog, workdir, config, stages)
+    except WorkdirBusy as error:
+        console.print(f"[red]error:[/red] {escape(str(error))}")
+        raise typer.Exit(3) from None
     except (CatalogError, ConfigError, StageConfigError, MissingExtraError, PolicyError) as error:
         console.print(f"[red]error:[/red] {escape(str(error))}")
         raise typer.Exit(2) from None

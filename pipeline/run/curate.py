@@ -2,7 +2,8 @@
 
 This module decides the order; an executor decides where each (stage, shard) runs: threads
 here, Prefect tasks in `flows/`. Either way each stage finishes on every shard before the
-next stage starts, so cross-shard steps (duplicate detection) see complete inputs.
+next stage starts, so cross-shard steps (duplicate detection) see complete inputs. A run holds
+the workdir's lock throughout, and starts by removing what dead runs left half-written.
 """
 
 from __future__ import annotations
@@ -17,8 +18,15 @@ from typing import Protocol
 from manifests.views import SHARD_LIST
 from pipeline.audio.duplicates import mark_duplicates
 from pipeline.config import CurateConfig
+from pipeline.run.lock import workdir_lock
 from pipeline.run.plan import SourcePlan, plan_sources
-from pipeline.run.runner import ShardOutcome, StageRunner, atomic_write_text
+from pipeline.run.runner import (
+    ShardOutcome,
+    StageRunner,
+    WorkdirError,
+    atomic_write_text,
+    remove_stale_temporaries,
+)
 from pipeline.sources.catalog import load_catalog
 from pipeline.stage import Stage
 from pipeline.stages.filter import Filter
@@ -49,9 +57,12 @@ class ThreadExecutor:
         self, stage: Stage, run: Callable[[str], ShardOutcome], shard_ids: list[str]
     ) -> Iterator[ShardOutcome]:
         workers = max(1, min(self.workers, stage.max_parallel_shards))
-        with ThreadPoolExecutor(workers, thread_name_prefix=stage.name) as pool:
+        pool = ThreadPoolExecutor(workers, thread_name_prefix=stage.name)
+        try:
             for future in as_completed([pool.submit(run, s) for s in shard_ids]):
                 yield future.result()
+        finally:  # on an error or an interrupt, queued shards are dropped, not run
+            pool.shutdown(wait=False, cancel_futures=True)
 
 
 class StageProgress(Protocol):
@@ -88,7 +99,22 @@ def curate(
 ) -> CurationResult:
     """Run every stage over every shard of every allowed source; completed shards are skipped."""
     workdir = Path(workdir)
-    workdir.mkdir(parents=True, exist_ok=True)
+    try:
+        workdir.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise WorkdirError(f"cannot create {workdir}: {error.strerror}") from None
+    with workdir_lock(workdir):
+        remove_stale_temporaries(workdir)
+        return _curate_locked(catalog, workdir, config, executor, progress)
+
+
+def _curate_locked(
+    catalog: Path,
+    workdir: Path,
+    config: CurateConfig,
+    executor: ShardExecutor,
+    progress: StageProgress | None,
+) -> CurationResult:
     policy = Path(config.license_policy) if config.license_policy else None
     plans = plan_sources(load_catalog(catalog), workdir, config.files_per_shard, policy)
     shard_ids = [s for plan in plans for s in plan.shard_ids]

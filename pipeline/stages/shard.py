@@ -84,6 +84,10 @@ class Shard(Stage):
         manifest = pa.table([*segments.columns, shard_column], schema=MANIFEST)
         return with_versions(manifest, self.name, self.version_tag)
 
+    def files_beside(self, context: ShardContext, output: pa.Table) -> list[Path]:
+        written = pc.unique(output["shard"].drop_null()).to_pylist()
+        return [context.workdir / relative for relative in sorted(written)]
+
     def _split_by_size(self, sizes: list[int]) -> list[list[int]]:
         """Consecutive rows grouped so that no file's audio exceeds `max_file_bytes`."""
         parts: list[list[int]] = []
