@@ -14,6 +14,7 @@ import soundfile
 
 SAMPLE_RATE = 16_000
 TRUNCATION_TOLERANCE = 0.9  # decoded/declared duration below this means the file was cut
+_LIBSNDFILE = (".wav", ".flac", ".ogg")  # headers libsndfile reads; the rest go to PyAV
 
 
 class AudioError(Exception):
@@ -65,6 +66,9 @@ def decode_file(
         samples = samples[: round(duration * SAMPLE_RATE)]
     if len(samples) == 0:
         raise AudioError("empty: no audio samples")
+    if not np.isfinite(samples).all():
+        bad = int(np.count_nonzero(~np.isfinite(samples)))
+        raise AudioError(f"not finite: {bad} samples are NaN or infinite")
     decoded = DecodedAudio(samples, rate_in, channels_in)
     expected = duration or (declared - start if declared else 0.0)
     if expected and decoded.duration < TRUNCATION_TOLERANCE * expected - 0.05:
@@ -137,6 +141,22 @@ def _wav_header_seconds(f: BinaryIO) -> float:
         else:
             f.seek(size + size % 2, 1)
     return 0.0
+
+
+def header_seconds(audio: Path | bytes) -> float | None:
+    """Duration from a file's (or encoded bytes') header, or None when none can be read."""
+    held = isinstance(audio, bytes)
+    if held or audio.suffix.lower() in _LIBSNDFILE:
+        try:
+            return float(soundfile.info(io.BytesIO(audio) if held else str(audio)).duration)
+        except (RuntimeError, soundfile.LibsndfileError):
+            if not held:  # bytes carry no suffix: try FFmpeg's demuxers too
+                return None
+    try:
+        with av.open(io.BytesIO(audio) if held else str(audio)) as container:
+            return container.duration / av.time_base if container.duration else None
+    except (av.error.FFmpegError, OSError):
+        return None
 
 
 def to_flac(samples: np.ndarray) -> bytes:

@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
+import errno
+import math
+import os
 from dataclasses import dataclass
 from pathlib import Path
+
+from pipeline.audio.decode import header_seconds
+from pipeline.text.languages import language_code
 
 
 class SourceReadError(Exception):
@@ -30,25 +36,88 @@ class SourceItem:
     problem: str | None = None
 
 
+MAX_SECONDS = 7 * 24 * 3600.0  # longer than any recording: a declared time beyond it is a typo
+_TOLERANCE_S = 0.5  # declared durations may round the file's; beyond this (or 10 %) is wrong
+
+
 def resolve_inside(root: Path, written: str) -> tuple[Path | None, str | None]:
     """(path, None) for an existing file under `root`, else (None, why not).
 
-    Manifests are data, not trusted code: a path that climbs out of the source folder is
-    refused rather than read.
+    Manifests are data, not trusted code: a path (or a link) that leaves the source folder
+    is refused rather than read, and a link that leads nowhere says so.
     """
     candidate = Path(written).expanduser()
-    resolved = (candidate if candidate.is_absolute() else root / candidate).resolve()
+    if not candidate.is_absolute():
+        candidate = root / candidate
+    try:
+        resolved = candidate.resolve(strict=False)
+    except (OSError, RuntimeError):
+        return None, f"symlink loop: {written}"
     if not resolved.is_relative_to(root.resolve()):
+        if Path(os.path.normpath(candidate.absolute())).is_relative_to(root.absolute()):
+            return None, f"link leaves the source folder: {written} -> {resolved}"
         return None, f"path outside the source folder: {written}"
     if not resolved.is_file():
+        if candidate.is_symlink() or resolved != candidate.absolute():
+            return None, link_problem(candidate, written)
         return None, f"missing file: {written}"
     return resolved, None
 
 
-def seconds(value: object, name: str) -> tuple[float | None, str | None]:
-    """A manifest's time field as non-negative seconds, or the reason it is unusable."""
+def link_problem(link: Path, written: str) -> str:
+    """Why a symbolic link (or a path through one) cannot be read."""
+    try:
+        link.resolve(strict=True)
+    except RuntimeError:
+        return f"symlink loop: {written}"
+    except OSError as error:
+        if error.errno == errno.ELOOP:
+            return f"symlink loop: {written}"
+        return f"dangling link: {written}"
+    return f"not a file: {written}"
+
+
+def seconds(
+    value: object, name: str, positive: bool = False
+) -> tuple[float | None, str | None]:
+    """A manifest's time field as finite seconds in range, or the reason it is unusable."""
     if value is None:
         return None, None
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
         return None, f"bad manifest row: {name} is not a number of seconds: {value!r}"
+    if value < 0 or (positive and value == 0) or value > MAX_SECONDS:
+        return None, f"bad manifest row: {name} out of range: {value!r} s"
     return float(value), None
+
+
+def stated_language(value: object) -> tuple[str | None, str | None]:
+    """(ISO 639 code, None) for the language a manifest states, (None, why) for one that names
+    no language, (None, None) when it states none."""
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return None, None
+    code = language_code(value) if isinstance(value, str) else None
+    if code is None:
+        return None, f"bad manifest row: unknown language {value!r}"
+    return code, None
+
+
+def declared_problem(item: SourceItem) -> str | None:
+    """Why the times an item declares do not fit its file's header, or None when they fit (or
+    the header cannot tell; decoding will then)."""
+    if item.path is None or (item.offset is None and item.duration is None):
+        return None
+    measured = header_seconds(item.path)
+    if not measured:
+        return None
+    tolerance = max(_TOLERANCE_S, 0.1 * measured)
+    if item.offset is None:
+        if abs(item.duration - measured) > tolerance:
+            return (
+                f"declared duration {item.duration:.2f} s, but the file holds {measured:.2f} s"
+            )
+        return None
+    length = item.duration or 0.0
+    if item.offset + length > measured + _TOLERANCE_S:
+        window = f"{item.offset:.2f}+{length:.2f} s"
+        return f"window beyond the end: {window} of a {measured:.2f} s file"
+    return None

@@ -207,6 +207,8 @@ def load_catalog(path: Path) -> list[Source]:
         raise CatalogError(f"{path}: not valid YAML: {error}") from None
     if not isinstance(data, dict) or not isinstance(data.get("sources"), list):
         raise CatalogError(f"{path}: expected a top-level 'sources:' list")
+    if not data["sources"]:
+        raise CatalogError(f"{path}: 'sources:' is empty: nothing to curate or survey")
     sources = [
         _parse_source(entry, f"{path}: sources[{i}]", path.parent)
         for i, entry in enumerate(data["sources"])

@@ -14,9 +14,14 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
-from pipeline.sources.base import SourceItem, SourceReadError, resolve_inside
+from pipeline.sources.base import (
+    SourceItem,
+    SourceReadError,
+    resolve_inside,
+    seconds,
+    stated_language,
+)
 from pipeline.sources.catalog import Source
-from pipeline.text.languages import language_code
 
 _REQUIRED = ("path", "sentence")
 
@@ -34,16 +39,22 @@ def _table(path: Path, required: tuple[str, ...] = ()) -> Iterator[dict[str, str
         raise SourceReadError(f"{path}: cannot read the table: {error}") from None
 
 
-def _durations(folder: Path) -> dict[str, float]:
+def _durations(folder: Path) -> dict[str, float | str]:
+    """Each clip's duration in seconds, or the reason the table's figure cannot be used."""
     path = folder / "clip_durations.tsv"
     if not path.is_file():
         return {}
-    durations = {}
-    for row in _table(path):
-        try:
-            durations[row["clip"]] = float(row["duration[ms]"]) / 1000
-        except (KeyError, TypeError, ValueError):
+    durations: dict[str, float | str] = {}
+    for number, row in enumerate(_table(path), 2):
+        clip, written = row.get("clip"), row.get("duration[ms]")
+        if not clip or written is None:
             continue
+        try:
+            value: float | str = float(written) / 1000
+        except ValueError:
+            value = written
+        duration, problem = seconds(value, "duration", positive=True)
+        durations[clip] = duration if problem is None else f"{problem} ({path.name} line {number})"
     return durations
 
 
@@ -84,12 +95,14 @@ def _item(
     if not clip:
         return SourceItem(where, problem=f"bad manifest row: {where} has no clip path")
     path, problem = resolve_inside(folder / "clips", clip)
-    locale = row.get("locale") or (folder.name if prefix else "")
+    language, bad_locale = stated_language(row.get("locale") or (folder.name if prefix else None))
+    duration = durations.get(clip)
+    bad_duration = duration if isinstance(duration, str) else None
     return SourceItem(
         key=f"{prefix}clips/{clip}",
         path=path,
-        duration=durations.get(clip),
-        language=language_code(locale) if locale else None,
+        duration=None if bad_duration else duration,
+        language=language,
         text=(row.get("sentence") or "").strip() or None,
-        problem=problem,
+        problem=problem or bad_locale or bad_duration,
     )

@@ -14,9 +14,8 @@ from typing import Any
 
 import yaml
 
-from pipeline.sources.base import SourceItem, SourceReadError, resolve_inside
+from pipeline.sources.base import SourceItem, SourceReadError, resolve_inside, stated_language
 from pipeline.sources.catalog import Source
-from pipeline.text.languages import language_code
 
 _TEXT_COLUMNS = ("text", "sentence", "transcription", "transcript", "normalized_text")
 _LANGUAGE_COLUMNS = ("language", "lang", "locale")
@@ -99,14 +98,16 @@ def _item(row: dict, key: str, options: dict, root: Path | None, card: str | Non
             path, problem = resolve_inside(root, written)
         else:
             problem = "bad manifest row: no audio bytes"
-    lang = _column(row, options.get("language_column"), _LANGUAGE_COLUMNS)
+    language, bad_lang = stated_language(
+        _column(row, options.get("language_column"), _LANGUAGE_COLUMNS)
+    )
     stated = row.get("license")
     return SourceItem(
         key=key,
         path=path,
         audio=encoded or None,
-        language=language_code(lang) if lang else None,
+        language=language,
         text=_column(row, options.get("text_column"), _TEXT_COLUMNS),
         license=stated if isinstance(stated, str) and stated else card,
-        problem=problem,
+        problem=problem or bad_lang,
     )

@@ -17,9 +17,14 @@ from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 
-from pipeline.sources.base import SourceItem, SourceReadError, resolve_inside, seconds
+from pipeline.sources.base import (
+    SourceItem,
+    SourceReadError,
+    resolve_inside,
+    seconds,
+    stated_language,
+)
 from pipeline.sources.catalog import Source
-from pipeline.text.languages import language_code
 
 
 def _rows(path: Path) -> Iterator[tuple[int, dict | None]]:
@@ -88,14 +93,14 @@ def _item(recording: dict, supervisions: list[dict], root: Path) -> SourceItem:
         path, problem = resolve_inside(root, files[0]["source"])
     elif files:
         problem = f"not a file: audio source type {files[0].get('type')!r}"
-    duration, bad_duration = seconds(recording.get("duration"), "duration")
-    ordered = sorted(supervisions, key=lambda s: s.get("start") or 0.0)
+    duration, bad_duration = seconds(recording.get("duration"), "duration", positive=True)
+    bad_duration = bad_duration or _samples_problem(recording, duration)
+    bad_supervision = _supervision_problem(supervisions, duration)
+    ordered = sorted(supervisions, key=lambda s: seconds(s.get("start"), "start")[0] or 0.0)
     texts = [s["text"].strip() for s in ordered if isinstance(s.get("text"), str)]
-    languages = Counter(
-        code
-        for s in ordered
-        if isinstance(s.get("language"), str) and (code := language_code(s["language"]))
-    )
+    stated = [stated_language(s.get("language")) for s in ordered]
+    bad_language = next((why for _, why in stated if why), None)
+    languages = Counter(code for code, _ in stated if code)
     custom = recording.get("custom") if isinstance(recording.get("custom"), dict) else {}
     return SourceItem(
         key=recording["id"],
@@ -104,5 +109,36 @@ def _item(recording: dict, supervisions: list[dict], root: Path) -> SourceItem:
         language=languages.most_common(1)[0][0] if languages else None,
         text=" ".join(t for t in texts if t) or None,
         license=custom.get("license") if isinstance(custom.get("license"), str) else None,
-        problem=problem or bad_duration,
+        problem=problem or bad_duration or bad_supervision or bad_language,
     )
+
+
+def _samples_problem(recording: dict, duration: float | None) -> str | None:
+    """Why `num_samples / sampling_rate` contradicts the declared duration, if it does."""
+    samples, rate = recording.get("num_samples"), recording.get("sampling_rate")
+    if duration is None or not all(isinstance(n, int) and n > 0 for n in (samples, rate)):
+        return None
+    if abs(samples / rate - duration) > 0.5:
+        return (
+            f"bad manifest row: duration {duration:.2f} s, but num_samples / sampling_rate "
+            f"gives {samples / rate:.2f} s"
+        )
+    return None
+
+
+def _supervision_problem(supervisions: list[dict], duration: float | None) -> str | None:
+    """Why a supervision's times are unusable (not numbers, or outside the recording)."""
+    for supervision in supervisions:
+        name = supervision.get("id", "?")
+        start, bad = seconds(supervision.get("start", 0.0), f"supervision {name} start")
+        length, bad_length = seconds(
+            supervision.get("duration", 0.0), f"supervision {name} duration"
+        )
+        if bad or bad_length:
+            return bad or bad_length
+        if duration is not None and start + length > duration + 0.5:
+            return (
+                f"bad manifest row: supervision {name} ends at {start + length:.2f} s, "
+                f"after the recording's {duration:.2f} s"
+            )
+    return None

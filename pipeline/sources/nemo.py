@@ -10,9 +10,14 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 
-from pipeline.sources.base import SourceItem, SourceReadError, resolve_inside, seconds
+from pipeline.sources.base import (
+    SourceItem,
+    SourceReadError,
+    resolve_inside,
+    seconds,
+    stated_language,
+)
 from pipeline.sources.catalog import Source
-from pipeline.text.languages import language_code
 
 
 def read_nemo(source: Source) -> Iterator[SourceItem]:
@@ -37,15 +42,13 @@ def _item(line: str, number: int, root) -> SourceItem:
         return SourceItem(where, problem=f"bad manifest row: line {number} has no audio_filepath")
     path, problem = resolve_inside(root, row["audio_filepath"])
     offset, bad_offset = seconds(row.get("offset"), "offset")
-    duration, bad_duration = seconds(row.get("duration"), "duration")
+    duration, bad_duration = seconds(row.get("duration"), "duration", positive=True)
     key = row["audio_filepath"]
-    if offset is not None:  # several windows of one file need keys of their own
+    if bad_offset or bad_duration:  # a key of its own, or it would read as "listed twice"
+        key = f"{key}@{where}"
+    elif offset is not None:  # several windows of one file need keys of their own
         key = f"{key}@{offset:.3f}" + ("" if duration is None else f"+{duration:.3f}")
-    lang = row.get("lang")
-    language = language_code(lang) if isinstance(lang, str) else None
-    bad_lang = None
-    if lang is not None and language is None:
-        bad_lang = f"bad manifest row: unknown language {lang!r}"
+    language, bad_lang = stated_language(row.get("lang"))
     text = row.get("text")
     return SourceItem(
         key=key,

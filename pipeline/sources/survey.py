@@ -9,41 +9,20 @@ reported under `mul` rather than split by guesswork.
 
 from __future__ import annotations
 
-import io
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 
 import pyarrow as pa
-import soundfile
 
 from licenses.policy import LicenseVerdict, judge_license
 from manifests.schemas import SOURCES
 from manifests.views import SOURCES_TABLE, SURVEY_DIR
+from pipeline.audio.decode import header_seconds
 from pipeline.run.runner import atomic_write_table, atomic_write_text
 from pipeline.sources import SourceItem, SourceReadError, read_source
 from pipeline.sources.catalog import Source
 from pipeline.text.languages import MULTIPLE_LANGUAGES
-
-_LIBSNDFILE = (".wav", ".flac", ".ogg")  # headers libsndfile reads; the rest go to PyAV
-
-
-def header_seconds(audio: Path | bytes) -> float | None:
-    """Duration from a file's (or encoded bytes') header, or None when none can be read."""
-    held = isinstance(audio, bytes)
-    if held or audio.suffix.lower() in _LIBSNDFILE:
-        try:
-            return float(soundfile.info(io.BytesIO(audio) if held else str(audio)).duration)
-        except (RuntimeError, soundfile.LibsndfileError):
-            if not held:  # bytes carry no suffix: try FFmpeg's demuxers too
-                return None
-    import av
-
-    try:
-        with av.open(io.BytesIO(audio) if held else str(audio)) as container:
-            return container.duration / av.time_base if container.duration else None
-    except (av.error.FFmpegError, OSError):
-        return None
 
 
 @dataclass
