@@ -23,7 +23,8 @@ class _Commands(TyperGroup):
             return super().invoke(ctx)
         except OSError as error:
             where = f"{error.filename}: " if error.filename and error.strerror else ""
-            console.print(f"[red]error:[/red] {escape(where + (error.strerror or str(error)))}")
+            message = escape(where + (error.strerror or str(error)))
+            console.print(f"[red]error:[/red] {message}", soft_wrap=True)
             raise typer.Exit(1) from None
 
 

@@ -59,7 +59,8 @@ class RichStageProgress:
         if outcome.redone_because:
             self.progress.console.print(
                 f"[yellow]![/yellow] {outcome.stage}:{outcome.shard_id} redone, its earlier "
-                f"output was damaged: {escape(outcome.redone_because)}"
+                f"output was damaged: {escape(outcome.redone_because)}",
+                soft_wrap=True,
             )
 
     def finished(self) -> str:
@@ -82,7 +83,8 @@ def stop_on_interrupt(workdir: Path, progress: RichStageProgress):
         progress.progress.stop()
         console.print(
             f"[red]interrupted[/red] · finished and kept: {progress.finished() or 'nothing yet'}"
-            "\nrun the same command again to go on from where this stopped."
+            "\nrun the same command again to go on from where this stopped.",
+            soft_wrap=True,
         )
         # Exit hooks (a temporary Prefect server) get a few seconds; worker threads none.
         hooks = threading.Thread(target=atexit._run_exitfuncs, daemon=True)
@@ -141,7 +143,7 @@ def run_curation(
             with stop_on_interrupt(workdir, stages):
                 result = orchestrate(catalog, workdir, config, stages)
     except WorkdirBusy as error:
-        console.print(f"[red]error:[/red] {escape(str(error))}")
+        console.print(f"[red]error:[/red] {escape(str(error))}", soft_wrap=True)
         raise typer.Exit(3) from None
     except (CatalogError, ConfigError, StageConfigError, MissingExtraError, PolicyError) as error:
         console.print(f"[red]error:[/red] {escape(str(error))}")
