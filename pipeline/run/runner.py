@@ -22,6 +22,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import threading
 import time
 from dataclasses import dataclass
@@ -69,7 +70,11 @@ def temporary_path(path: Path) -> Path:
 
 
 def _cannot_write(path: Path, error: OSError) -> WorkdirError:
-    return WorkdirError(f"cannot write {path}: {error.strerror or error}")
+    reason = error.strerror
+    if reason is None:  # pyarrow's: "Error writing bytes to file. Detail: [errno 28] …"
+        found = re.search(r"\[errno (\d+)\]", str(error))
+        reason = os.strerror(int(found.group(1))) if found else str(error)
+    return WorkdirError(f"cannot write {path}: {reason}")
 
 
 def _atomic_write(path: Path, write) -> None:

@@ -77,9 +77,7 @@ def link_problem(link: Path, written: str) -> str:
     return f"not a file: {written}"
 
 
-def seconds(
-    value: object, name: str, positive: bool = False
-) -> tuple[float | None, str | None]:
+def seconds(value: object, name: str, positive: bool = False) -> tuple[float | None, str | None]:
     """A manifest's time field as finite seconds in range, or the reason it is unusable."""
     if value is None:
         return None, None
@@ -112,9 +110,7 @@ def declared_problem(item: SourceItem) -> str | None:
     tolerance = max(_TOLERANCE_S, 0.1 * measured)
     if item.offset is None:
         if abs(item.duration - measured) > tolerance:
-            return (
-                f"declared duration {item.duration:.2f} s, but the file holds {measured:.2f} s"
-            )
+            return f"declared duration {item.duration:.2f} s, but the file holds {measured:.2f} s"
         return None
     length = item.duration or 0.0
     if item.offset + length > measured + _TOLERANCE_S:
