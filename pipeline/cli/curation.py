@@ -63,10 +63,15 @@ class RichStageProgress:
                 soft_wrap=True,
             )
 
-    def finished(self) -> str:
-        """Shards finished per stage so far, e.g. 'standardise 6/6, segment 2/6'."""
-        tasks = self.progress.tasks
-        return ", ".join(f"{t.description} {int(t.completed)}/{int(t.total or 0)}" for t in tasks)
+    def finished(self, workdir: Path) -> str:
+        """Shards committed per stage started, e.g. 'standardise 6/6, segment 2/6': counted
+        from the markers on disk, which may be ahead of the bars."""
+        counts = []
+        for task in self.progress.tasks:
+            total = int(task.total or 0)
+            done = len(list((workdir / task.description).glob("*.done.json")))
+            counts.append(f"{task.description} {min(done, total)}/{total}")
+        return ", ".join(counts)
 
 
 @contextlib.contextmanager
@@ -82,7 +87,7 @@ def stop_on_interrupt(workdir: Path, progress: RichStageProgress):
             tmp.unlink(missing_ok=True)
         progress.progress.stop()
         console.print(
-            f"[red]interrupted[/red] · finished and kept: {progress.finished() or 'nothing yet'}"
+            f"[red]interrupted[/red] · finished and kept: {progress.finished(Path(workdir)) or 'nothing yet'}"
             "\nrun the same command again to go on from where this stopped.",
             soft_wrap=True,
         )
