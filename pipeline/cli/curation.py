@@ -86,8 +86,9 @@ def stop_on_interrupt(workdir: Path, progress: RichStageProgress):
         for tmp in Path(workdir).rglob(f".*.{os.getpid()}.tmp"):
             tmp.unlink(missing_ok=True)
         progress.progress.stop()
+        finished = progress.finished(Path(workdir)) or "nothing yet"
         console.print(
-            f"[red]interrupted[/red] · finished and kept: {progress.finished(Path(workdir)) or 'nothing yet'}"
+            f"[red]interrupted[/red] · finished and kept: {finished}"
             "\nrun the same command again to go on from where this stopped.",
             soft_wrap=True,
         )
