@@ -134,6 +134,7 @@ def run_curation(
     """Load config, run the stages with progress bars, print the summary."""
     try:
         config = load_config(config_path)
+        load_catalog(catalog)  # a broken catalog is told at once, before any engine starts
         if policy is not None:
             config = dataclasses.replace(config, license_policy=str(policy))
         orchestrate = _orchestrator(engine)
