@@ -176,8 +176,7 @@ def test_a_lhotse_recording_longer_on_paper_than_its_file_is_quarantined(tmp_pat
 
     assert reasons(catalog) == {
         "inflated": "declared duration 999.00 s, but the file holds 3.00 s",
-        "honest": "bad manifest row: supervision s2 ends at 502.00 s, after the recording's "
-        "3.00 s",
+        "honest": "bad manifest row: supervision s2 ends at 502.00 s, after the recording's 3.00 s",
     }
 
 
