@@ -31,7 +31,7 @@ from pipeline.cli.common import (
 from pipeline.config import ConfigError, load_config
 from pipeline.llm import LlmRequestError
 from pipeline.run.curate import CurationResult, ThreadExecutor, curate
-from pipeline.run.lock import WorkdirBusy
+from pipeline.run.lock import WorkdirBusy, workdir_lock
 from pipeline.run.plan import SourcePlan
 from pipeline.run.report import write_report
 from pipeline.run.runner import ShardOutcome, close_writes
@@ -145,7 +145,8 @@ def run_curation(
             TextColumn("shards"),
             TimeElapsedColumn(),
         )
-        with Progress(*columns, console=console) as progress:
+        workdir.mkdir(parents=True, exist_ok=True)
+        with workdir_lock(workdir), Progress(*columns, console=console) as progress:
             stages = RichStageProgress(progress)
             with stop_on_interrupt(workdir, stages):
                 result = orchestrate(catalog, workdir, config, stages)

@@ -150,13 +150,15 @@ def check_marker(workdir: Path, stage: str, shard_id: str) -> tuple[str | None, 
     marker = marker_path(workdir, stage, shard_id)
     try:
         recorded = json.loads(marker.read_text())
-        fingerprint, files = recorded["fingerprint"], recorded["files"]
-        if not isinstance(fingerprint, str) or not isinstance(files, dict) or not files:
+        fingerprint, files = recorded["fingerprint"], recorded.get("files")
+        if not isinstance(fingerprint, str):
             raise TypeError
     except FileNotFoundError:
         return None, None
-    except (OSError, ValueError, KeyError, TypeError):
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return None, f"{marker}: unreadable completion marker"
+    if not isinstance(files, dict) or not files:
+        return None, f"{marker}: written by an older vaglio, without a proof of its files"
     for relative, proof in files.items():
         path = workdir / relative
         try:
