@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+import functools
 import math
 import os
 from dataclasses import dataclass
@@ -99,12 +100,26 @@ def stated_language(value: object) -> tuple[str | None, str | None]:
     return code, None
 
 
+def _header_seconds(path: Path) -> float | None:
+    """Read once per file version: a manifest may list hundreds of windows of one recording."""
+    try:
+        stat = path.stat()
+    except OSError:
+        return None
+    return _header_seconds_of(path, stat.st_size, stat.st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=256)
+def _header_seconds_of(path: Path, size: int, mtime_ns: int) -> float | None:
+    return header_seconds(path)
+
+
 def declared_problem(item: SourceItem) -> str | None:
     """Why the times an item declares do not fit its file's header, or None when they fit (or
     the header cannot tell; decoding will then)."""
     if item.path is None or (item.offset is None and item.duration is None):
         return None
-    measured = header_seconds(item.path)
+    measured = _header_seconds(item.path)
     if not measured:
         return None
     tolerance = max(_TOLERANCE_S, 0.1 * measured)
