@@ -70,10 +70,10 @@ def temporary_path(path: Path) -> Path:
 
 
 def _cannot_write(path: Path, error: OSError) -> WorkdirError:
-    reason = error.strerror
-    if reason is None:  # pyarrow's: "Error writing bytes to file. Detail: [errno 28] …"
-        found = re.search(r"\[errno (\d+)\]", str(error))
-        reason = os.strerror(int(found.group(1))) if found else str(error)
+    # pyarrow's says "Error writing bytes to file. Detail: [errno 28] …": keep the cause only
+    found = re.search(r"\[errno (\d+)\]", str(error))
+    number = error.errno or (int(found.group(1)) if found else None)
+    reason = os.strerror(number) if number else str(error)
     return WorkdirError(f"cannot write {path}: {reason}")
 
 
