@@ -16,11 +16,15 @@ console = Console(stderr=True)
 
 class _Commands(TyperGroup):
     """Every command ends an OSError (a read-only or full workdir, a missing permission) with
-    one line naming the path instead of a traceback; what was committed before stays."""
+    one line naming the path instead of a traceback, and Ctrl-C with one line too; what was
+    committed before stays."""
 
     def invoke(self, ctx):
         try:
             return super().invoke(ctx)
+        except KeyboardInterrupt:  # `curate` says more (see cli/curation.py); others just stop
+            console.print("[red]interrupted[/red]: what was written before stays as it was")
+            raise typer.Exit(130) from None
         except OSError as error:
             where = f"{error.filename}: " if error.filename and error.strerror else ""
             message = escape(where + (error.strerror or str(error)))

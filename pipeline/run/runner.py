@@ -90,6 +90,9 @@ def _atomic_write(path: Path, write) -> None:
         except OSError as error:  # pyarrow's errors carry no path: name it here
             tmp.unlink(missing_ok=True)
             raise _cannot_write(path, error) from None
+        except BaseException:  # Ctrl-C mid-write, say: leave nothing half-written
+            tmp.unlink(missing_ok=True)
+            raise
 
 
 def atomic_write_table(table: pa.Table, path: Path) -> None:
