@@ -1,0 +1,106 @@
+"""The rows that leave a workdir: kept segments with their audio, licences judged again, split.
+
+Curation judged each source's licence when it ran; a policy can change before publishing, so
+every exit asks the current policy again and leaves out (and reports) rows it now refuses.
+Splits come from `split_of`, so every exit agrees with the training job.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from licenses import LicenseVerdict, judge_license
+from manifests.views import SHARD_LIST, connect
+from pipeline.query.splits import DEFAULT_RATIOS, split_of
+
+
+class ExportError(ValueError):
+    """A workdir or an export that cannot be used; the message names the file or field."""
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """Kept rows of one source that the current policy no longer allows."""
+
+    source: str
+    license: str
+    reason: str
+    rows: int
+
+
+@dataclass
+class KeptRows:
+    """The kept rows of a workdir's dataset files, read one file at a time.
+
+    `refusals` fills in as `tables()` runs: rows whose licence the policy refuses are left out.
+    """
+
+    workdir: Path
+    policy: Path | None = None
+    ratios: Mapping[str, float] = field(default_factory=lambda: dict(DEFAULT_RATIOS))
+    _verdicts: dict[str, LicenseVerdict] = field(default_factory=dict, repr=False)
+    _refused: dict[tuple[str, str], int] = field(default_factory=dict, repr=False)
+
+    def __post_init__(self) -> None:
+        self.workdir = Path(self.workdir)
+        if not (self.workdir / SHARD_LIST).exists():
+            raise ExportError(f"{self.workdir}: holds no curation run; run `vaglio curate` first")
+
+    @property
+    def files(self) -> list[Path]:
+        """The dataset files that hold kept rows, as the manifest names them."""
+        with connect(self.workdir) as con:
+            names = [n for (n,) in con.execute(
+                "SELECT DISTINCT shard FROM segments WHERE shard IS NOT NULL ORDER BY shard"
+            ).fetchall()]  # fmt: skip
+        missing = [n for n in names if not (self.workdir / n).is_file()]
+        if missing:
+            raise ExportError(f"{self.workdir / missing[0]}: dataset file missing; run "
+                              "`vaglio curate` again to rebuild it")  # fmt: skip
+        return [self.workdir / n for n in names]
+
+    def verdict(self, license_id: str) -> LicenseVerdict:
+        if license_id not in self._verdicts:
+            self._verdicts[license_id] = judge_license(license_id, self.policy)
+        return self._verdicts[license_id]
+
+    def tables(
+        self, splits: Sequence[str] | None = None, columns: Sequence[str] | None = None
+    ) -> Iterator[pa.Table]:
+        """Each dataset file's allowed rows in `splits` (all when None), with a `split` column."""
+        for path in self.files:
+            needed = None if columns is None else sorted({*columns, "recording_id", "license"})
+            table = pq.read_table(path, columns=needed)
+            split = pa.array([split_of(r, self.ratios) for r in table["recording_id"].to_pylist()])
+            table = table.append_column("split", split)
+            table = table.filter(self._allowed(table))
+            if splits is not None:
+                table = table.filter(pc.is_in(table["split"], pa.array(list(splits))))
+            if len(table):
+                yield table
+
+    def _allowed(self, table: pa.Table) -> pa.Array:
+        licenses = table["license"].to_pylist()
+        allowed = [self.verdict(license_id).allowed for license_id in licenses]
+        sources = table["source"].to_pylist() if "source" in table.column_names else None
+        for index, ok in enumerate(allowed):
+            if not ok:
+                key = (sources[index] if sources else "?", licenses[index])
+                self._refused[key] = self._refused.get(key, 0) + 1
+        return pa.array(allowed, pa.bool_())
+
+    @property
+    def refusals(self) -> list[Refusal]:
+        return [
+            Refusal(source, license_id, self.verdict(license_id).reason, rows)
+            for (source, license_id), rows in sorted(self._refused.items())
+        ]
+
+    def share_alike(self, license_id: str) -> bool:
+        return "share-alike" in self.verdict(license_id).obligations
