@@ -7,6 +7,7 @@ Splits come from `split_of`, so every exit agrees with the training job.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,6 +19,7 @@ import pyarrow.parquet as pq
 from licenses import LicenseVerdict, judge_license
 from manifests.views import SHARD_LIST, connect
 from pipeline.query.splits import DEFAULT_RATIOS, split_of
+from pipeline.text.pnc import is_punctuated
 
 
 class ExportError(ValueError):
@@ -104,3 +106,49 @@ class KeptRows:
 
     def share_alike(self, license_id: str) -> bool:
         return "share-alike" in self.verdict(license_id).obligations
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One kept segment, as the training-toolkit exports write it."""
+
+    segment_id: str
+    recording_id: str
+    split: str
+    lang: str
+    text: str
+    duration: float
+    flac: bytes
+    translations: tuple[tuple[str, str], ...]  # (target language, text), kept ones only
+    source: str
+    license: str
+    attribution: str | None
+
+    @property
+    def pnc(self) -> str:
+        """Canary's `pnc` flag: "yes" when the text carries punctuation and capitals."""
+        return "yes" if is_punctuated(self.text) else "no"
+
+
+def samples(kept: KeptRows, splits: Sequence[str] | None = None) -> Iterator[Sample]:
+    for table in kept.tables(splits):
+        audio = pc.struct_field(table["audio"], "bytes").to_pylist()
+        columns = {name: table[name].to_pylist() for name in _SAMPLE_COLUMNS}
+        for index, flac in enumerate(audio):
+            row = {name: values[index] for name, values in columns.items()}
+            kept_translations = tuple((t["lang"], t["text"]) for t in row.pop("translations") or ())
+            yield Sample(flac=flac, translations=kept_translations, **row)
+
+
+_SAMPLE_COLUMNS = ("segment_id", "recording_id", "split", "lang", "text", "duration",
+                   "translations", "source", "license", "attribution")  # fmt: skip
+
+
+def member_name(segment_id: str) -> str:
+    """A file name for a segment that every format accepts: letters, digits, `_` and `-`.
+
+    NeMo's tarred reader treats `-subN` before the extension as a second entry for one member,
+    so that pattern is broken up too.
+    """
+    name = re.sub(r"[^A-Za-z0-9_-]", "_", segment_id)
+    return re.sub(r"-(sub\d)", r"_\1", name)
