@@ -174,7 +174,7 @@ class _SplitWriter:
 def build_hub_folder(
     kept: KeptRows,
     out: Path,
-    sizing: Sizing = Sizing(),
+    sizing: Sizing,
     progress: Callable[[int], None] = lambda rows: None,
 ) -> list[ConfigSummary]:
     """Write every config's Parquet files under `out/data/`; the card is written separately.
