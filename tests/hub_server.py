@@ -18,7 +18,8 @@ Every request needs `Authorization: Bearer <token>`. Committed files are written
 STORAGE/<type>s/<ns>/<name>/<path> so a test can load what was uploaded. For the tests:
 `GET /_state` reports repos, commits and how many times each LFS object was uploaded;
 `POST /_control {"stall_after": N}` makes every LFS upload after the N-th hang (to kill a
-client halfway), `{"stall_after": null}` ends that.
+client halfway); `{"stall_after": null}` ends that, and the hung uploads fail unstored, as a
+transfer cut off halfway would.
 
     python tests/hub_server.py STORAGE TOKEN      # prints the port, then serves
 """
@@ -120,10 +121,10 @@ def _handler(hub: _Hub) -> type[BaseHTTPRequestHandler]:
             content = self._body()
             with hub.lock:
                 stall = hub.stall_after is not None and len(hub.uploads) >= hub.stall_after
-            while stall:  # hang until the client is killed or the stall is lifted
-                time.sleep(0.1)
-                with hub.lock:
-                    stall = hub.stall_after is not None and len(hub.uploads) >= hub.stall_after
+            if stall:  # hang until the stall is lifted, then drop the upload unstored
+                while hub.stall_after is not None:
+                    time.sleep(0.1)
+                return self._send(503, {"error": "upload interrupted"})
             if hashlib.sha256(content).hexdigest() != m["oid"]:
                 return self._send(400, {"error": "content does not match its oid"})
             with hub.lock:
