@@ -158,37 +158,83 @@ def _body(kept: KeptRows, configs: list[ConfigSummary], sources: list[SourceRow]
     by_lang: dict[tuple[str, str], float] = defaultdict(float)
     for s in sources:
         by_lang[s.lang, s.license] += s.hours
-    parts += ["## Hours per language and licence", "", _table(
-        ["language", "licence", "hours"],
-        [[lang, lic, f"{h:.3f}"] for (lang, lic), h in sorted(by_lang.items())]), ""]
-    parts += ["## Sources, licences and attribution", "",
-              "Every source, credited as its licence asks. Changes made to all of them: the "
-              "audio was decoded to 16 kHz mono FLAC and cut into utterances; transcripts "
-              "were written by the models below.", "", _table(
-        ["source", "licence", "attribution", "obligations", "languages", "hours"],
-        [[s.source, f"[{s.license}]({license_link(s.license)})", s.attribution or "—",
-          ", ".join(s.obligations) or "none", ", ".join(langs), f"{h:.3f}"]
-         for (s, langs, h) in _by_source(sources)]), ""]
+    parts += [
+        "## Hours per language and licence",
+        "",
+        _table(
+            ["language", "licence", "hours"],
+            [[lang, lic, f"{h:.3f}"] for (lang, lic), h in sorted(by_lang.items())],
+        ),
+        "",
+    ]
+    parts += [
+        "## Sources, licences and attribution",
+        "",
+        "Every source, credited as its licence asks. Changes made to all of them: the "
+        "audio was decoded to 16 kHz mono FLAC and cut into utterances; transcripts "
+        "were written by the models below.",
+        "",
+        _table(
+            ["source", "licence", "attribution", "obligations", "languages", "hours"],
+            [
+                [
+                    s.source,
+                    f"[{s.license}]({license_link(s.license)})",
+                    s.attribution or "—",
+                    ", ".join(s.obligations) or "none",
+                    ", ".join(langs),
+                    f"{h:.3f}",
+                ]
+                for (s, langs, h) in _by_source(sources)
+            ],
+        ),
+        "",
+    ]
     obligations = sorted({o for s in sources for o in s.obligations},
                          key=list(OBLIGATIONS).index)  # fmt: skip
     if obligations:
         parts += ["What the licences ask of you:", ""]
         parts += [f"- **{o}**: {OBLIGATIONS[o]}" for o in obligations] + [""]
     if kept.refusals:
-        parts += ["## Left out at publish time", "", _table(
-            ["source", "licence", "rows", "reason"],
-            [[r.source, r.license, r.rows, r.reason] for r in kept.refusals]), ""]
-    parts += ["## Filter funnel", "", _table(["stage", "recordings / segments", "hours"], [
-        ["recordings in", summary.recordings, f"{summary.hours_in:.3f}"],
-        ["segments transcribed", summary.segments, ""],
-        ["segments kept", summary.segments_kept, f"{summary.hours_kept:.3f}"]]), "",
-        _table(["drop reason", "segments", "hours"],
-               [[r, n, f"{h:.3f}"] for r, (n, h) in summary.dropped.items()]), ""]
+        parts += [
+            "## Left out at publish time",
+            "",
+            _table(
+                ["source", "licence", "rows", "reason"],
+                [[r.source, r.license, r.rows, r.reason] for r in kept.refusals],
+            ),
+            "",
+        ]
+    parts += [
+        "## Filter funnel",
+        "",
+        _table(
+            ["stage", "recordings / segments", "hours"],
+            [
+                ["recordings in", summary.recordings, f"{summary.hours_in:.3f}"],
+                ["segments transcribed", summary.segments, ""],
+                ["segments kept", summary.segments_kept, f"{summary.hours_kept:.3f}"],
+            ],
+        ),
+        "",
+        _table(
+            ["drop reason", "segments", "hours"],
+            [[r, n, f"{h:.3f}"] for r, (n, h) in summary.dropped.items()],
+        ),
+        "",
+    ]
     if summary.quarantined:
-        parts += ["Recordings quarantined: " + ", ".join(
-            f"{reason}: {n}" for reason, n in summary.quarantined.items()), ""]
-    parts += ["## Models and versions", "", _table(
-        ["stage", "version[:backend:model]"], [list(m) for m in _models(kept.workdir)]), ""]
+        parts += [
+            "Recordings quarantined: "
+            + ", ".join(f"{reason}: {n}" for reason, n in summary.quarantined.items()),
+            "",
+        ]
+    parts += [
+        "## Models and versions",
+        "",
+        _table(["stage", "version[:backend:model]"], [list(m) for m in _models(kept.workdir)]),
+        "",
+    ]
     first = configs[0].name
     parts += ["## How to load", "", "```python", "from datasets import load_dataset, Audio", "",
               f'ds = load_dataset("{repo_id}", "{first}")',

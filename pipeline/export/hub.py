@@ -29,9 +29,7 @@ def _token() -> tuple[str, str]:
 
     token = get_token()
     if not token:
-        raise PublishError(
-            "no hub token: set HF_TOKEN or run `hf auth login` (or use --dry-run)"
-        )
+        raise PublishError("no hub token: set HF_TOKEN or run `hf auth login` (or use --dry-run)")
     source = "HF_TOKEN" if os.environ.get("HF_TOKEN") else "login"
     return token, source
 
@@ -49,7 +47,6 @@ def upload(
     endpoint: str | None = None,
 ) -> Uploaded:
     from huggingface_hub import HfApi
-    from huggingface_hub.errors import HfHubHTTPError
 
     token, source = _token()
     endpoint = endpoint or os.environ.get("HF_ENDPOINT") or None
@@ -65,7 +62,7 @@ def upload(
             revision=revision,
             commit_message="Publish with vaglio",
         )
-    except (HfHubHTTPError, OSError, ValueError) as error:
-        message = _scrub(str(error), token)
+    except Exception as error:  # HTTP, connection and validation errors alike: one clean line
+        message = _scrub(f"{type(error).__name__}: {error}", token)
         raise PublishError(f"upload to {api.endpoint} failed: {message}") from None
     return Uploaded(str(repo), getattr(commit, "oid", None), api.endpoint, source)

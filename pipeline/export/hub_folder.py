@@ -93,8 +93,9 @@ def _config_rows(table: pa.Table, kept: KeptRows) -> Iterator[tuple[ConfigSummar
         for (lang,) in {(x,) for x in part["lang"].to_pylist()}:
             rows = part.filter(pc.equal(part["lang"], lang))
             summary = ConfigSummary(config_name(lang, None, sa), "transcription", lang, None, sa)
-            yield summary, rows.rename_columns(
-                ["id" if n == "segment_id" else n for n in rows.column_names]
+            yield (
+                summary,
+                rows.rename_columns(["id" if n == "segment_id" else n for n in rows.column_names]),
             )
             yield from _translation_rows(rows, lang, sa)
 

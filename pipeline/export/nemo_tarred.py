@@ -114,6 +114,8 @@ def check_nemo_tarred(folder: Path) -> list[Entry]:
     if missing:
         shard_id, segment_id, _ = missing[0]
         name = expected[missing[0]]["audio_filepath"]
-        raise ExportError(f"{folder / f'audio_{shard_id}.tar'}: no member for manifest line "
-                          f"{name!r} of {segment_id} ({len(missing)} lines without audio)")
+        raise ExportError(
+            f"{folder / f'audio_{shard_id}.tar'}: no member for manifest line "
+            f"{name!r} of {segment_id} ({len(missing)} lines without audio)"
+        )
     return entries

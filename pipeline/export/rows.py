@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 
 import pyarrow as pa
@@ -47,14 +48,14 @@ class KeptRows:
     policy: Path | None = None
     ratios: Mapping[str, float] = field(default_factory=lambda: dict(DEFAULT_RATIOS))
     _verdicts: dict[str, LicenseVerdict] = field(default_factory=dict, repr=False)
-    _refused: dict[tuple[str, str], int] = field(default_factory=dict, repr=False)
+    _refused: dict[Path, dict[tuple[str, str], int]] = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
         self.workdir = Path(self.workdir)
         if not (self.workdir / SHARD_LIST).exists():
             raise ExportError(f"{self.workdir}: holds no curation run; run `vaglio curate` first")
 
-    @property
+    @cached_property
     def files(self) -> list[Path]:
         """The dataset files that hold kept rows, as the manifest names them."""
         with connect(self.workdir) as con:
@@ -81,27 +82,33 @@ class KeptRows:
             table = pq.read_table(path, columns=needed)
             split = pa.array([split_of(r, self.ratios) for r in table["recording_id"].to_pylist()])
             table = table.append_column("split", split)
-            table = table.filter(self._allowed(table))
+            table = table.filter(self._allowed(path, table))
             if splits is not None:
                 table = table.filter(pc.is_in(table["split"], pa.array(list(splits))))
             if len(table):
                 yield table
 
-    def _allowed(self, table: pa.Table) -> pa.Array:
+    def _allowed(self, path: Path, table: pa.Table) -> pa.Array:
         licenses = table["license"].to_pylist()
         allowed = [self.verdict(license_id).allowed for license_id in licenses]
         sources = table["source"].to_pylist() if "source" in table.column_names else None
+        refused: dict[tuple[str, str], int] = {}
         for index, ok in enumerate(allowed):
             if not ok:
                 key = (sources[index] if sources else "?", licenses[index])
-                self._refused[key] = self._refused.get(key, 0) + 1
+                refused[key] = refused.get(key, 0) + 1
+        self._refused[path] = refused  # set, not added: the files may be read more than once
         return pa.array(allowed, pa.bool_())
 
     @property
     def refusals(self) -> list[Refusal]:
+        total: dict[tuple[str, str], int] = {}
+        for per_file in self._refused.values():
+            for key, rows in per_file.items():
+                total[key] = total.get(key, 0) + rows
         return [
             Refusal(source, license_id, self.verdict(license_id).reason, rows)
-            for (source, license_id), rows in sorted(self._refused.items())
+            for (source, license_id), rows in sorted(total.items())
         ]
 
     def share_alike(self, license_id: str) -> bool:
