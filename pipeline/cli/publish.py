@@ -15,6 +15,7 @@ from pipeline.cli.common import PolicyOption, Workdir, app, console
 from pipeline.export.hub_folder import Sizing
 from pipeline.export.publish import ExportFormat, build_publish_folder, export
 from pipeline.export.rows import ExportError, Refusal
+from pipeline.extras import MissingExtraError
 from pipeline.query.splits import DEFAULT_RATIOS, SPLITS
 
 RatiosOption = Annotated[
@@ -114,7 +115,7 @@ def publish_command(
                 sizing=sizing,
                 progress=lambda rows: progress.advance(bar, rows),
             )
-    except (ExportError, PolicyError) as error:
+    except (ExportError, PolicyError, MissingExtraError) as error:
         raise _fail(error) from None
     _print_refusals(built.refusals)
     table = Table(title=f"{folder}", show_lines=False)
@@ -223,5 +224,5 @@ def export_command(
         console.print(f"{fmt.value} → {out} ({counts})")
         if check and done.counts:
             console.print(_read_back(fmt, Path(out), sorted(done.counts)))
-    except (ExportError, PolicyError) as error:
+    except (ExportError, PolicyError, MissingExtraError) as error:
         raise _fail(error) from None

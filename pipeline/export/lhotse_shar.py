@@ -13,6 +13,14 @@ from pathlib import Path
 
 from pipeline.export.readback import Entry, mono
 from pipeline.export.rows import ExportError, Sample
+from pipeline.extras import MissingExtraError
+
+
+def _require_lhotse() -> None:
+    try:
+        import lhotse  # noqa: F401
+    except ImportError:
+        raise MissingExtraError("the Lhotse Shar export", "lhotse", "export") from None
 
 
 def to_cut(sample: Sample):
@@ -39,6 +47,7 @@ def export_lhotse_shar(
     progress: Callable[[Sample], None] = lambda s: None,
 ) -> dict[str, int]:
     """Write each split's Shar under `out/<split>/`; returns cuts per split."""
+    _require_lhotse()
     from lhotse.shar import SharWriter
 
     writers: dict[str, SharWriter] = {}
@@ -62,6 +71,7 @@ def export_lhotse_shar(
 
 def check_lhotse_shar(folder: Path) -> list[Entry]:
     """Every cut of one split, read by `CutSet.from_shar`, audio decoded."""
+    _require_lhotse()
     from lhotse import CutSet
 
     folder = Path(folder)
