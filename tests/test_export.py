@@ -177,3 +177,16 @@ def test_export_of_a_folder_that_is_not_a_workdir_says_so(tmp_path):
     assert result.exit_code == 2
     assert "holds no curation run" in " ".join(result.output.split())
     assert "Traceback" not in result.output
+
+
+def test_export_never_replaces_a_folder_that_is_not_an_export(exports, tmp_path):
+    workdir, out, _, _ = exports
+    (tmp_path / "notes.txt").write_text("mine")
+    result = runner.invoke(app, ["export", "nemo", "-w", str(workdir), "--out", str(tmp_path)])
+    assert result.exit_code == 2
+    assert "is not a vaglio export" in " ".join(result.output.split())
+    assert (tmp_path / "notes.txt").read_text() == "mine"
+    again = runner.invoke(
+        app, ["export", "nemo", "-w", str(workdir), "--out", str(out / "nemo"), "--no-check"]
+    )
+    assert again.exit_code == 0, again.output  # its own export is replaced

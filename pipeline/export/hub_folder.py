@@ -90,7 +90,7 @@ def _config_rows(table: pa.Table, kept: KeptRows) -> Iterator[tuple[ConfigSummar
     share_alike = pa.array([kept.share_alike(x) for x in table["license"].to_pylist()])
     for sa in (False, True):
         part = table.filter(pc.equal(share_alike, sa))
-        for (lang,) in {(x,) for x in part["lang"].to_pylist()}:
+        for lang in sorted(set(part["lang"].to_pylist())):
             rows = part.filter(pc.equal(part["lang"], lang))
             summary = ConfigSummary(config_name(lang, None, sa), "transcription", lang, None, sa)
             yield (
@@ -186,6 +186,11 @@ def build_hub_folder(
     """
     out = Path(out)
     if (out / DATA_DIR).exists():
+        strangers = [
+            p for p in (out / DATA_DIR).rglob("*") if p.is_file() and p.suffix != ".parquet"
+        ]
+        if strangers:
+            raise ExportError(f"{strangers[0]}: not a published data file; choose another --out")
         shutil.rmtree(out / DATA_DIR)
     plan: dict[str, ConfigSummary] = {}
     totals: dict[tuple[str, str], list[int]] = defaultdict(lambda: [0, 0])

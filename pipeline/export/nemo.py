@@ -15,6 +15,7 @@ from pathlib import Path
 
 from pipeline.export.readback import Entry, inside, mono
 from pipeline.export.rows import ExportError, Sample, member_name
+from pipeline.text.pnc import is_punctuated
 
 AUDIO_DIR = "audio"
 
@@ -27,8 +28,9 @@ def manifest_lines(sample: Sample, audio_filepath: str) -> list[dict]:
     lines = [common | {"text": sample.text, "lang": sample.lang, "target_lang": sample.lang,
                        "pnc": sample.pnc, "taskname": "asr"}]  # fmt: skip
     for target, text in sample.translations:
+        pnc = "yes" if is_punctuated(text) else "no"
         lines.append(common | {"text": text, "lang": target, "target_lang": target,
-                               "pnc": "yes", "taskname": "ast"})  # fmt: skip
+                               "pnc": pnc, "taskname": "ast"})  # fmt: skip
     return lines
 
 
@@ -43,6 +45,11 @@ def export_nemo(
     try:
         for sample in samples:
             relative = f"{AUDIO_DIR}/{member_name(sample.segment_id)}.flac"
+            if (out / relative).exists():
+                raise ExportError(
+                    f"{out / relative}: two segments share this file name "
+                    f"(one is {sample.segment_id})"
+                )
             (out / relative).write_bytes(sample.flac)
             if sample.split not in handles:
                 handles[sample.split] = (out / f"{sample.split}.jsonl").open("w", encoding="utf-8")

@@ -28,11 +28,15 @@ MANIFEST_DIR = "sharded_manifests"
 ALL_LINES = "tarred_audio_manifest.json"
 
 
-def _write_shard(folder: Path, shard_id: int, samples: list[Sample]) -> list[dict]:
+def _write_shard(folder: Path, shard_id: int, samples: list[Sample], seen: set[str]) -> list[dict]:
     lines = []
     with tarfile.open(folder / f"audio_{shard_id}.tar", "w") as tar:
         for sample in samples:
             member = f"{member_name(sample.segment_id)}.flac"
+            if member in seen:
+                raise ExportError(f"{folder}: two segments share the member name {member} "
+                                  f"(one is {sample.segment_id})")  # fmt: skip
+            seen.add(member)
             info = tarfile.TarInfo(member)
             info.size = len(sample.flac)
             tar.addfile(info, io.BytesIO(sample.flac))
@@ -63,10 +67,11 @@ def export_nemo_tarred(
         (folder / MANIFEST_DIR).mkdir(parents=True, exist_ok=True)
         shards = math.ceil(len(rows) / shard_size)
         per_shard = math.ceil(len(rows) / shards)
-        everything = []
+        everything: list[dict] = []
+        seen: set[str] = set()
         for shard_id in range(shards):
             part = rows[shard_id * per_shard : (shard_id + 1) * per_shard]
-            everything += _write_shard(folder, shard_id, part)
+            everything += _write_shard(folder, shard_id, part, seen)
             for sample in part:
                 progress(sample)
         with (folder / ALL_LINES).open("w", encoding="utf-8") as f:

@@ -13,7 +13,7 @@ from pipeline.export.hub_folder import ConfigSummary, Sizing, build_hub_folder
 from pipeline.export.lhotse_shar import export_lhotse_shar
 from pipeline.export.nemo import export_nemo
 from pipeline.export.nemo_tarred import export_nemo_tarred
-from pipeline.export.rows import KeptRows, Refusal, Sample, samples
+from pipeline.export.rows import ExportError, KeptRows, Refusal, Sample, samples
 from pipeline.query.splits import DEFAULT_RATIOS
 
 
@@ -43,6 +43,9 @@ def build_publish_folder(
     return PublishFolder(out, configs, kept.refusals)
 
 
+EXPORT_MARKER = ".vaglio-export"  # a folder holding it may be replaced by the next export
+
+
 class ExportFormat(str, enum.Enum):
     nemo = "nemo"
     nemo_tarred = "nemo-tarred"
@@ -69,9 +72,12 @@ def export(
     """Write `fmt` under `out` (replaced if it exists) for the kept rows in `splits`."""
     kept = KeptRows(Path(workdir), policy, dict(ratios))
     out = Path(out)
-    if out.exists():
+    if out.exists() and any(out.iterdir()):
+        if not (out / EXPORT_MARKER).exists():
+            raise ExportError(f"{out}: exists and is not a vaglio export; choose another --out")
         shutil.rmtree(out)
-    out.mkdir(parents=True)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / EXPORT_MARKER).write_text(f"{fmt.value}\n")
     rows = samples(kept, splits)
     if fmt is ExportFormat.nemo:
         counts = export_nemo(rows, out, progress)
