@@ -297,19 +297,12 @@ def test_upload_killed_halfway_resumes_complete_without_sending_a_file_twice(pub
 
 
 def test_a_refused_token_is_a_clear_error_that_never_shows_the_token(published, tmp_path):
-    workdir, _out, _ = published
+    workdir, _, _ = published
     with HubServer(tmp_path / "hub", "the-right-token") as hub:
-        env = os.environ | {
-            "HF_TOKEN": "hf_wrong_s3cret",
-            "HF_HUB_DISABLE_XET": "1",
-            "HF_HOME": str(tmp_path / "hf"),
-            "PYTHONPATH": str(REPO_ROOT),
-        }
-        result = subprocess.run(
+        env = {"HF_TOKEN": "hf_wrong_s3cret", "HF_HOME": str(tmp_path / "hf")}
+        result = runner.invoke(
+            app,
             [
-                sys.executable,
-                "-m",
-                "pipeline.cli",
                 "publish",
                 "-w",
                 str(workdir),
@@ -320,12 +313,9 @@ def test_a_refused_token_is_a_clear_error_that_never_shows_the_token(published, 
                 "--endpoint",
                 hub.endpoint,
             ],
-            cwd=REPO_ROOT,
             env=env,
-            capture_output=True,
-            text=True,
         )
-    assert result.returncode == 1
-    output = result.stdout + result.stderr
+    assert result.exit_code == 1
+    output = " ".join(result.output.split())
     assert f"upload to {hub.endpoint} failed" in output and "401" in output
     assert "hf_wrong_s3cret" not in output and "Traceback" not in output
