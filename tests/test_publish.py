@@ -156,6 +156,7 @@ def test_a_stricter_policy_at_publish_time_leaves_rows_out_and_isolates_share_al
     assert "CC0-1.0" not in published["license"].to_pylist()
     card = (out / "README.md").read_text()
     assert "## Left out at publish time" in card and "(share-alike)" in card
+    assert "attribution, share-alike |" in card  # obligations as the policy reads them now
 
 
 def _translate_italian(workdir: Path) -> None:

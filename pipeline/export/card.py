@@ -64,13 +64,13 @@ def _published_sources(kept: KeptRows) -> list[SourceRow]:
     refused = {(r.source, r.license) for r in kept.refusals}
     with connect(kept.workdir) as con:
         found = con.execute(
-            "SELECT source, license, coalesce(attribution, ''), obligations, lang, count(*), "
+            "SELECT source, license, coalesce(attribution, ''), lang, count(*), "
             "sum(duration) / 3600 FROM segments WHERE drop_reason IS NULL "
             "GROUP BY ALL ORDER BY source, license, lang"
         ).fetchall()
     return [
-        SourceRow(s, lic, a, tuple(o or ()), lang, n, h)
-        for s, lic, a, o, lang, n, h in found
+        SourceRow(s, lic, a, kept.verdict(lic).obligations, lang, n, h)
+        for s, lic, a, lang, n, h in found
         if (s, lic) not in refused and kept.verdict(lic).allowed
     ]
 
