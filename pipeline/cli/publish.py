@@ -174,7 +174,9 @@ def export_command(
         ExportFormat, typer.Argument(metavar="FORMAT", help="nemo, nemo-tarred or lhotse-shar.")
     ],
     workdir: Workdir,
-    out: Annotated[Path, typer.Option("--out", help="Folder to write (replaced).")],
+    out: Annotated[
+        Path, typer.Option("--out", help="Folder to write; an earlier export there is replaced.")
+    ],
     split: Annotated[str, typer.Option("--split", help="train, dev, test or all.")] = "all",
     policy: PolicyOption = None,
     ratios: RatiosOption = _DEFAULT_RATIOS,
