@@ -320,3 +320,33 @@ def test_a_refused_token_is_a_clear_error_that_never_shows_the_token(published, 
     output = " ".join(result.output.split())
     assert f"upload to {hub.endpoint} failed" in output and "401" in output
     assert "hf_wrong_s3cret" not in output and "Traceback" not in output
+
+
+def test_publish_to_a_revision_commits_on_that_branch_only(published, tmp_path, monkeypatch):
+    from huggingface_hub import constants
+
+    workdir, _, _ = published
+    monkeypatch.setattr(constants, "HF_HUB_DISABLE_XET", True)  # the stand-in speaks LFS only
+    with HubServer(tmp_path / "hub", "tok") as hub:
+        result = runner.invoke(
+            app,
+            [
+                "publish",
+                "-w",
+                str(workdir),
+                "--repo-id",
+                "me/demo",
+                "--out",
+                str(tmp_path / "f"),
+                "--revision",
+                "v2",
+                "--endpoint",
+                hub.endpoint,
+                "--private",
+            ],
+            env={"HF_TOKEN": "tok", "HF_HOME": str(tmp_path / "hf")},
+        )
+        assert result.exit_code == 0, result.output
+        branches = hub.state()["repos"]["datasets/me/demo"]
+    assert branches["main"] == {}
+    assert "README.md" in branches["v2"] and any(p.endswith(".parquet") for p in branches["v2"])
