@@ -12,6 +12,7 @@ BENCHMARKS = (
     "pipeline_speed_memory",
     "sql_vs_pandas",
     "marker_proof",
+    "export_speed",
 )
 
 
