@@ -16,7 +16,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from manifests.views import SHARD_LIST
+from manifests.views import SHARD_LIST, SOURCES_TABLE, SURVEY_DIR
 from pipeline.cli.common import (
     OutputFormat,
     Workdir,
@@ -71,8 +71,15 @@ def sql_command(
     `segments` (segment_id, source, recording_id, offset, duration, lang, lang_prob, text,
     license, attribution, drop_reason, shard, text_pass1, pass_wer), `segments_all` (every
     column), `drops` (segments and hours per drop_reason and lang) and `sources` (the latest
-    `vaglio survey`). Statements that write are refused.
+    `vaglio survey`). Only the views can be read: statements that write, and table functions
+    that read files (`read_csv`, `read_parquet`...), are refused.
     """
+    if not workdir.is_dir():
+        console.print(f"[red]error:[/red] {escape(str(workdir))}: no such workdir")
+        raise typer.Exit(2)
+    if not (workdir / SHARD_LIST).exists() and not (workdir / SURVEY_DIR / SOURCES_TABLE).exists():
+        console.print(f"[red]error:[/red] {escape(str(workdir))} holds no curation run or survey")
+        raise typer.Exit(2)
     try:
         result = run_query(workdir, query)
     except ReadOnlyError as error:
