@@ -18,7 +18,7 @@ from pipeline.run.summary import summarize
 from pipeline.stage import StageConfigError
 from pipeline.stages.filter import DROP_REASONS, FilterConfig, judge
 from pipeline.text.lid import TextLidConfig
-from pipeline.text.rules import HallucinationConfig, hallucination_reason
+from pipeline.text.rules import HallucinationConfig, hallucination_reason, words
 
 FILTER = FilterConfig()
 runner = CliRunner()
@@ -119,28 +119,30 @@ def test_good_sentences_are_kept(lang, text, duration):
 def test_compound_words_follow_the_reference_where_asked():
     text = "Die Datenschutzgrundverordnung gilt seit Mai."
     reference = HallucinationConfig(compound_languages="")  # Granary: 25 characters for all
-    assert hallucination_reason(text, 3.0, "de", reference) == "long_word"
-    assert hallucination_reason(text, 3.0, "de", HallucinationConfig()) is None
+    assert hallucination_reason(words(text), 3.0, "de", reference) == "long_word"
+    assert hallucination_reason(words(text), 3.0, "de", HallucinationConfig()) is None
     monster = "Rindfleischetikettierungsüberwachungsaufgabenübertragungsgesetz"
-    assert hallucination_reason(f"Das {monster}.", 4.0, "de", HallucinationConfig()) == "long_word"
+    compound = words(f"Das {monster}.")
+    assert hallucination_reason(compound, 4.0, "de", HallucinationConfig()) == "long_word"
 
 
 def test_every_threshold_is_a_setting():
     loose = HallucinationConfig(
         max_word_chars=40, min_chars_per_second=0.0, max_words_per_second=10.0
     )
-    assert hallucination_reason("Ooooooooooooooooooooooooooooooh", 2.0, "en", loose) is None
-    assert hallucination_reason("Okay.", 20.0, "en", loose) is None
-    assert hallucination_reason("I am a man of the day", 1.0, "en", loose) is None
+    assert hallucination_reason(words("Ooooooooooooooooooooooooooooooh"), 2.0, "en", loose) is None
+    assert hallucination_reason(words("Okay."), 20.0, "en", loose) is None
+    assert hallucination_reason(words("I am a man of the day"), 1.0, "en", loose) is None
 
 
 def test_users_add_phrases_for_any_language(tmp_path):
     (tmp_path / "pt.txt").write_text("# Portuguese\nObrigado por assistir.\n", encoding="utf-8")
     rules = HallucinationConfig(phrases_dir=str(tmp_path))
-    assert hallucination_reason("Obrigado por assistir!", 2.0, "pt", rules) == (
+    assert hallucination_reason(words("Obrigado por assistir!"), 2.0, "pt", rules) == (
         "known_hallucination"
     )
-    assert hallucination_reason("Obrigado por assistir!", 2.0, "pt", HallucinationConfig()) is None
+    thanks = words("Obrigado por assistir!")
+    assert hallucination_reason(thanks, 2.0, "pt", HallucinationConfig()) is None
     with pytest.raises(StageConfigError, match="not a folder"):
         HallucinationConfig(phrases_dir=str(tmp_path / "missing"))
 
