@@ -36,7 +36,8 @@ from pipeline.query.evaluation import (
 from pipeline.query.sql import ReadOnlyError, run_query
 from pipeline.run.report import write_report
 from pipeline.stage import StageConfigError
-from pipeline.stages.filter import TextRowError, judge, read_text_rows
+from pipeline.stages.filter import TextRowError, judge, read_text_rows, utf8_lines
+from pipeline.text.languages import is_language_code
 
 
 @app.command("report")
@@ -253,14 +254,25 @@ def filter_text_command(
     * `printf '2.0\\tThanks for watching!\\n3.5\\tWe met at the station.\\n' | vaglio
       filter-text --lang en`
     """
+    if not is_language_code(lang):
+        console.print(f"[red]error:[/red] --lang {escape(repr(lang))} is not an ISO 639 code "
+                      "(like 'en' or 'it')")  # fmt: skip
+        raise typer.Exit(2)
     try:
         settings = load_config(config).filter
         if file is None or str(file) == "-":
-            rows = read_text_rows(sys.stdin)
+            rows = read_text_rows(utf8_lines(sys.stdin.buffer))
         else:
-            with file.open(encoding="utf-8") as lines:
-                rows = read_text_rows(lines)
-    except (ConfigError, StageConfigError, TextRowError, OSError) as error:
+            with file.open("rb") as raw:
+                rows = read_text_rows(utf8_lines(raw))
+    except TextRowError as error:
+        where = "" if file is None or str(file) == "-" else f"{file}: "
+        console.print(f"[red]error:[/red] {escape(where + str(error))}")
+        raise typer.Exit(2) from None
+    except OSError as error:
+        console.print(f"[red]error:[/red] {escape(f'{error.filename}: {error.strerror}')}")
+        raise typer.Exit(2) from None
+    except (ConfigError, StageConfigError) as error:
         console.print(f"[red]error:[/red] {escape(str(error))}")
         raise typer.Exit(2) from None
     verdicts = [judge(row.text, row.duration, lang, settings) for row in rows]

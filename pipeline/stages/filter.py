@@ -9,7 +9,7 @@ passes disagree. `vaglio filter-text` runs the same rules, bar the two that need
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
 import pyarrow as pa
@@ -104,6 +104,19 @@ class TextRow:
     line: int
     duration: float
     text: str
+
+
+def utf8_lines(raw: Iterable[bytes]) -> Iterator[str]:
+    """Lines of UTF-8 text (a byte-order mark first is dropped); a line that is not UTF-8
+    raises, naming the line and the byte, rather than being guessed at."""
+    for number, line in enumerate(raw, start=1):
+        try:
+            yield line.decode("utf-8-sig" if number == 1 else "utf-8")
+        except UnicodeDecodeError as error:
+            raise TextRowError(
+                f"line {number}: not UTF-8 text (byte 0x{line[error.start]:02x} at byte "
+                f"{error.start + 1} of the line)"
+            ) from None
 
 
 def read_text_rows(lines: Iterable[str]) -> list[TextRow]:
