@@ -434,3 +434,19 @@ def test_license_command_help_has_examples():
     result = CliRunner().invoke(app, ["license", "--help"])
     assert result.exit_code == 0
     assert "vaglio license" in result.output and "--policy" in result.output
+
+
+def test_an_output_that_cannot_be_written_is_one_clear_line(tmp_path):
+    """MOSEL's catalog and its survey, written where they cannot go."""
+    missing = tmp_path / "no" / "such" / "mosel.yaml"
+    result = CliRunner().invoke(app, ["mosel-catalog", "-o", str(missing)])
+    assert result.exit_code == 2
+    assert f"the folder {missing.parent} does not exist" in " ".join(result.stderr.split())
+    assert "Traceback" not in result.output
+    catalog = tmp_path / "mosel.yaml"
+    assert CliRunner().invoke(app, ["mosel-catalog", "-o", str(catalog)]).exit_code == 0
+    (tmp_path / "work").mkdir()
+    (tmp_path / "work" / "survey").write_text("a file where the survey folder goes")
+    result = CliRunner().invoke(app, ["survey", str(catalog), "-w", str(tmp_path / "work")])
+    assert result.exit_code == 2
+    assert "cannot write" in result.stderr and "survey" in result.stderr

@@ -22,6 +22,7 @@ from pipeline.cli.common import (
     Workdir,
     app,
     console,
+    write_error,
 )
 from pipeline.config import ConfigError, load_config
 from pipeline.query.evaluation import (
@@ -56,7 +57,11 @@ def report_command(
     if not (workdir / SHARD_LIST).exists():
         console.print(f"[red]error:[/red] {escape(str(workdir))} holds no curation run")
         raise typer.Exit(2)
-    folder = write_report(workdir, examples)
+    try:
+        folder = write_report(workdir, examples)
+    except OSError as error:
+        console.print(f"[red]error:[/red] {escape(write_error(error, workdir / 'report'))}")
+        raise typer.Exit(2) from None
     console.print(f"report: {folder / 'report.html'} (and report.md, funnel.png, drops.png)")
 
 
