@@ -98,7 +98,8 @@ def test_files_are_out_of_reach_even_inside_the_workdir(curated, query):
 
 def test_reading_statements_still_run(curated):
     workdir, _ = curated
-    for query in ("EXPLAIN ANALYZE SELECT count(*) FROM segments", "DESCRIBE segments"):
+    for query in ("EXPLAIN ANALYZE SELECT count(*) FROM segments", "EXPLAIN (SELECT 1)",
+                  "DESCRIBE segments"):  # fmt: skip
         result = vaglio_sql(workdir, query, "--format", "csv")
         assert result.exit_code == 0, (query, result.output)
 

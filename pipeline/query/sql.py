@@ -18,10 +18,9 @@ import pyarrow as pa
 from manifests.views import connect
 
 _COMMENTS = r"\s*(?:(?:--[^\n]*(?:\n|$)|/\*.*?\*/)\s*)*"
-# `EXPLAIN`, `EXPLAIN ANALYZE` or `EXPLAIN (options)` and the comments before it.
-_EXPLAIN = re.compile(
-    _COMMENTS + r"EXPLAIN\s+(?:ANALY[SZ]E\b|\([^()]*\))?", re.IGNORECASE | re.DOTALL
-)
+# `EXPLAIN` or `EXPLAIN ANALYZE` and the comments before it; options in parentheses may follow.
+_EXPLAIN = re.compile(_COMMENTS + r"EXPLAIN\s+(?:ANALY[SZ]E\b)?", re.IGNORECASE | re.DOTALL)
+_OPTIONS = re.compile(r"\s*\([^()]*\)")
 _FIRST_WORD = re.compile(_COMMENTS + r"(\w+)", re.DOTALL)
 # Types DuckDB gives to statements of several keywords (INSTALL is a LOAD, RESET and USE are
 # SETs, CHECKPOINT is a CALL): a refusal names the keyword the user typed.
@@ -33,14 +32,24 @@ class ReadOnlyError(ValueError):
 
 
 def _explained(con: duckdb.DuckDBPyConnection, statement: str) -> str:
-    """The type of the statement under an EXPLAIN (recursively), else `EXPLAIN` itself."""
+    """The type of the statement under an EXPLAIN (recursively), else `EXPLAIN` itself.
+
+    What follows `EXPLAIN` may start with options, `(FORMAT json)`, or be a statement in
+    parentheses, `(SELECT 1)`: whichever reading parses as one statement is the one.
+    """
     prefix = _EXPLAIN.match(statement)
     if prefix is None:
         return "EXPLAIN"
-    inner = con.extract_statements(statement[prefix.end() :])
-    if len(inner) != 1:
-        return "EXPLAIN"
-    return _statement_type(con, inner[0])
+    rest = statement[prefix.end() :]
+    options = _OPTIONS.match(rest)
+    for candidate in (rest, *([rest[options.end() :]] if options else [])):
+        try:
+            inner = con.extract_statements(candidate)
+        except duckdb.Error:
+            continue
+        if len(inner) == 1:
+            return _statement_type(con, inner[0])
+    return "EXPLAIN"
 
 
 def _statement_type(con: duckdb.DuckDBPyConnection, statement: duckdb.Statement) -> str:
