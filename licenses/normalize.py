@@ -258,12 +258,20 @@ def _gap_kind(gap: str) -> str:
     return "and" if words <= _AND else "qualified"
 
 
+@dataclass(frozen=True)
+class _Harmless:
+    words: frozenset[str]  # anywhere
+    labels: frozenset[str]  # only as "label: licence"
+    address: re.Pattern[str]  # a web address where licence deeds live
+
+
 @cache
-def _harmless() -> tuple[frozenset[str], re.Pattern[str]]:
+def _harmless() -> _Harmless:
     data = yaml.safe_load(HARMLESS.read_text(encoding="utf-8"))
     hosts = "|".join(re.escape(host) for host in data["hosts"])
     address = re.compile(rf"(?:https?://)?(?:www\.)?(?:{hosts})(?:/\S*)?")
-    return frozenset(data["words"]), address
+    words = frozenset(data["words"])
+    return _Harmless(words, words | frozenset(data["labels"]), address)
 
 
 _WORD = re.compile(r"https?://\S+|[^\W_]+(?:['’.\-][^\W_]+)*")
@@ -281,15 +289,18 @@ def _unread_words(text: str, names: list[Mention]) -> list[str]:
     shown, cleaned = _shown(text), _clean(text)
     if len(shown) != len(cleaned):  # a letter whose lower case is longer: read it all lower
         shown = cleaned
-    words, address = _harmless()
+    harmless = _harmless()
     starts = {m.start for m in names}
     spans = [(m.start, m.end) for m in names]
-    spans += [(a.start(), a.end()) for a in address.finditer(cleaned)]
+    spans += [(a.start(), a.end()) for a in harmless.address.finditer(cleaned)]
     spans += [
         (label.start(), label.end())
         for label in _LABEL.finditer(cleaned)
         if label.end() in starts
-        and (label["word"] in words or _NAME.fullmatch(shown[label.start() : label.end("word")]))
+        and (
+            label["word"] in harmless.labels
+            or _NAME.fullmatch(shown[label.start() : label.end("word")])
+        )
     ]
     rest = list(cleaned)  # what no name, pointer or label accounts for, blanked where they do
     for start, end in spans:
@@ -297,7 +308,9 @@ def _unread_words(text: str, names: list[Mention]) -> list[str]:
     unread = []
     for w in _WORD.finditer("".join(rest)):
         original = shown[w.start() : w.end()]
-        if not (w[0] in words or _NUMBER.fullmatch(w[0]) or _CAMEL_CASE.fullmatch(original)):
+        if not (
+            w[0] in harmless.words or _NUMBER.fullmatch(w[0]) or _CAMEL_CASE.fullmatch(original)
+        ):
             unread.append(original)
     return unread
 

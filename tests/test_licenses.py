@@ -207,7 +207,8 @@ def test_non_open_or_unknown_licences_are_refused_with_a_reason(text, read_as):
     [
         ("CC BY 4.0, redistribution prohibited", "'redistribution prohibited'"),
         ("CC BY 4.0 — you may not sell this data", "'not sell'"),
-        ("CC BY 4.0; no AI training", "'no AI'"),
+        ("CC BY 4.0; no AI training", "'no AI training'"),
+        ("CC BY 4.0 for test use", "'test'"),
         ("cc-by-4.0-no-resale", "'no-resale'"),
         ("Prohibited: CC BY 4.0", "'Prohibited'"),
         ("CC BY 4.0 or MIT, members only", "'members only'"),
