@@ -189,7 +189,8 @@ def license_command(
         table = Table("licence", "SPDX id", "verdict", "reason", "obligations")
         for v in verdicts:
             verdict = "[green]allowed[/green]" if v.allowed else "[red]refused[/red]"
-            table.add_row(escape(v.text), v.spdx_id or "unknown", verdict, escape(v.reason),
+            shown = v.text if len(v.text) <= 80 else v.text[:79] + "…"  # JSON and CSV keep it all
+            table.add_row(escape(shown), v.spdx_id or "unknown", verdict, escape(v.reason),
                           ", ".join(v.obligations))  # fmt: skip
         Console().print(table)
     raise typer.Exit(0 if all(v.allowed for v in verdicts) else 1)
