@@ -6,6 +6,10 @@ grammars here), then decide whether they are alternatives at the user's choice (
 "A, research use only"). Anything unclear counts as applying together, which can only make
 a verdict stricter. Names that cover several licences ("CC BY" without a version, "BSD")
 are never guessed: they stay unresolved and make the statement unknown.
+
+Every word must be accounted for: a word that is neither part of a licence name, nor a pointer
+to the licence text, nor harmless (harmless.yaml) may be a restriction no rule lists, so it
+makes the statement unknown too, and the reading names it.
 """
 
 from __future__ import annotations
@@ -22,6 +26,10 @@ from pathlib import Path
 import yaml
 
 ALIASES = Path(__file__).with_name("aliases.yaml")
+HARMLESS = Path(__file__).with_name("harmless.yaml")
+# Unread words quoted in a reading, at most; the rest are counted.
+_QUOTED_WORDS = 12
+_QUOTED_CHARACTERS = 100
 
 # A space in a pattern stands for this: any run of separators, or none ("cc-by", "ccby").
 _SEP = r"[\s_\-:,]*"
@@ -54,6 +62,7 @@ class Reading:
     ids: tuple[str, ...]
     operator: str  # "OR": the user picks one; "AND": all apply together
     unresolved: tuple[str, ...] = ()  # why a name could not be resolved to one licence
+    unread: str = ""  # words beside the licences that no rule accounts for (quoted, cut short)
 
     @property
     def expression(self) -> str | None:
@@ -186,22 +195,31 @@ def _gnu_mention(m: re.Match[str]) -> Mention:
     return Mention(m.start(), m.end(), f"{family}-{version}-{'or-later' if m['later'] else 'only'}")
 
 
-def _clean(text: str) -> str:
-    text = unicodedata.normalize("NFKC", text).lower()
+def _shown(text: str) -> str:
+    """The statement with one kind of dash and single spaces, in its own case."""
+    text = unicodedata.normalize("NFKC", text)
     text = re.sub(r"[\u2010-\u2015\u2212]", "-", text)
-    text = re.sub(r"licenc", "licens", text)  # licence, licenced -> license, licensed
     return re.sub(r"\s+", " ", text).strip()
 
 
-def find_mentions(text: str) -> list[Mention]:
-    """Licences named in `text`, in order; overlapping matches keep the longest."""
-    text = _clean(text)
+def _clean(text: str) -> str:
+    # licence, licenced -> license, licensed
+    return re.sub(r"licenc", "licens", _shown(text).lower())
+
+
+def _names(text: str) -> list[Mention]:
+    """Every licence name and pointer in cleaned `text`; overlapping matches keep the longest."""
     found = [*_alias_mentions(text), *_cc_mentions(text), *map(_gnu_mention, _GNU.finditer(text))]
     found.sort(key=lambda m: (m.start - m.end, m.start))
     kept: list[Mention] = []
     for m in found:
         if m.end > m.start and all(m.end <= k.start or m.start >= k.end for k in kept):
             kept.append(m)
+    return kept
+
+
+def _unyielded(kept: list[Mention]) -> list[Mention]:
+    """`kept` in order, less the names that yield to another licence named beside them."""
     ids = {m.spdx_id for m in kept} - {None}
     return sorted(
         (m for m in kept if not any(
@@ -210,6 +228,11 @@ def find_mentions(text: str) -> list[Mention]:
         )),
         key=lambda m: m.start,
     )  # fmt: skip
+
+
+def find_mentions(text: str) -> list[Mention]:
+    """Licences named in `text`, in order, less those that yield to another one named."""
+    return _unyielded(_names(_clean(text)))
 
 
 # Words between two licences that neither join nor separate them.
@@ -235,10 +258,76 @@ def _gap_kind(gap: str) -> str:
     return "and" if words <= _AND else "qualified"
 
 
+@dataclass(frozen=True)
+class _Harmless:
+    words: frozenset[str]  # anywhere
+    labels: frozenset[str]  # only as "label: licence"
+    address: re.Pattern[str]  # a web address where licence deeds live
+
+
+@cache
+def _harmless() -> _Harmless:
+    data = yaml.safe_load(HARMLESS.read_text(encoding="utf-8"))
+    hosts = "|".join(re.escape(host) for host in data["hosts"])
+    address = re.compile(rf"(?:https?://)?(?:www\.)?(?:{hosts})(?:/\S*)?")
+    words = frozenset(data["words"])
+    return _Harmless(words, words | frozenset(data["labels"]), address)
+
+
+_WORD = re.compile(r"https?://\S+|[^\W_]+(?:['’.\-][^\W_]+)*")
+_NUMBER = re.compile(r"v?\d+(?:[.\-]\d+)*[a-z]?")
+# A name as datasets are written: a capital inside the word, or a digit ("LibriVox", "FLEURS",
+# "Europarl-ST", "CoVoST2"); a plain word ("Prohibited") is no name.
+_NAME = re.compile(r"(?=.*(?:[a-z]\.?[A-Z]|[A-Z]{2}|\d))[A-Za-z0-9.\-]+")
+_CAMEL_CASE = re.compile(r"[A-Za-z]*[a-z][A-Z][A-Za-z]*")
+# One word and a colon in front of a licence: a label ("VoxPopuli: CC0", "audio: CC BY 4.0").
+_LABEL = re.compile(r"(?<![^\s;,(])(?P<word>[^\s:;,()]+): ?")
+
+
+def _unread_words(text: str, names: list[Mention]) -> list[str]:
+    """The words of `text` that are no licence name, pointer or harmless word, in order."""
+    shown, cleaned = _shown(text), _clean(text)
+    if len(shown) != len(cleaned):  # a letter whose lower case is longer: read it all lower
+        shown = cleaned
+    harmless = _harmless()
+    starts = {m.start for m in names}
+    spans = [(m.start, m.end) for m in names]
+    spans += [(a.start(), a.end()) for a in harmless.address.finditer(cleaned)]
+    spans += [
+        (label.start(), label.end())
+        for label in _LABEL.finditer(cleaned)
+        if label.end() in starts
+        and (
+            label["word"] in harmless.labels
+            or _NAME.fullmatch(shown[label.start() : label.end("word")])
+        )
+    ]
+    rest = list(cleaned)  # what no name, pointer or label accounts for, blanked where they do
+    for start, end in spans:
+        rest[start:end] = " " * (end - start)
+    unread = []
+    for w in _WORD.finditer("".join(rest)):
+        original = shown[w.start() : w.end()]
+        if not (
+            w[0] in harmless.words or _NUMBER.fullmatch(w[0]) or _CAMEL_CASE.fullmatch(original)
+        ):
+            unread.append(original)
+    return unread
+
+
+def _quote(words: list[str]) -> str:
+    quoted = " ".join(words[:_QUOTED_WORDS])
+    if len(quoted) > _QUOTED_CHARACTERS:
+        quoted = quoted[: _QUOTED_CHARACTERS - 1] + "…"
+    more = len(words) - _QUOTED_WORDS
+    return f"'{quoted}'" + (f" and {more} more words" if more > 0 else "")
+
+
 def read_license(text: str) -> Reading:
     """The licences `text` names, and whether they are alternatives or apply together."""
-    mentions = find_mentions(text)
     cleaned = _clean(text)
+    names = _names(cleaned)
+    mentions = _unyielded(names)
     kinds = [
         _gap_kind(cleaned[a.end : b.start])
         for a, b in itertools.pairwise(mentions)
@@ -251,9 +340,12 @@ def read_license(text: str) -> Reading:
     notes = tuple(dict.fromkeys(m.note for m in mentions if m.spdx_id is None))
     if operator == "OR" and ids:
         notes = ()  # an alternative nobody can identify is simply not the one picked
-    return Reading(ids, operator, notes)
+    unread = _unread_words(text, names)
+    return Reading(ids, operator, notes, _quote(unread) if unread else "")
 
 
 def normalize_license(text: str) -> str | None:
-    """The SPDX id (or `LicenseRef-…` category, or expression) `text` names; None if unknown."""
-    return read_license(text).expression
+    """The SPDX id (or `LicenseRef-…` category, or expression) `text` names; None if unknown,
+    or if words beside it cannot be read."""
+    reading = read_license(text)
+    return None if reading.unread else reading.expression

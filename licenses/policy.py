@@ -145,13 +145,25 @@ def _judge_id(spdx_id: str, rules: tuple[Rule, ...]) -> Rule:
     return Rule(spdx_id, False, f"{spdx_id} is not in the licence policy")
 
 
+# A statement longer than this is cut short where a reason quotes it.
+_QUOTED_CHARACTERS = 80
+
+
+def _problems(reading: Reading) -> list[str]:
+    """Why the statement cannot be read whole: unresolved names, then unread words."""
+    unread = [f"words vaglio cannot read beside the licence: {reading.unread}; they may "
+              "restrict it"] if reading.unread else []  # fmt: skip
+    return [*reading.unresolved, *unread]
+
+
 def _unknown(text: str, reading: Reading) -> str:
-    if reading.unresolved:
-        return f"unknown licence {text!r}: {'; '.join(reading.unresolved)}"
+    shown = text if len(text) <= _QUOTED_CHARACTERS else text[: _QUOTED_CHARACTERS - 1] + "…"
+    if reading.unresolved or reading.unread:
+        return f"unknown licence {shown!r}: {'; '.join(_problems(reading))}"
     if not text.strip():
         return "no licence stated: without one, all rights are reserved"
     return (
-        f"unknown licence {text!r}: not a licence vaglio recognises; state an SPDX id "
+        f"unknown licence {shown!r}: not a licence vaglio recognises; state an SPDX id "
         "(e.g. CC-BY-4.0) or the URL of the licence deed"
     )
 
@@ -161,15 +173,21 @@ def judge_license(text: str, policy_path: Path | str | None = DEFAULT_POLICY) ->
 
     "A OR B" (the user may pick) is allowed when some alternative is, under the one with
     the fewest obligations; licences that apply together are allowed only if all are, with
-    all their obligations. Unknown or ambiguous statements are refused.
+    all their obligations. Unknown or ambiguous statements, and statements with words beside
+    the licence that vaglio cannot read, are refused.
     """
     rules = load_policy(policy_path or DEFAULT_POLICY)
     reading = read_license(text)
     expression = reading.expression
     judged = [(spdx_id, _judge_id(spdx_id, rules)) for spdx_id in reading.ids]
-    if not judged or (reading.unresolved and all(r.allowed for _, r in judged)):
+    doubtful = bool(reading.unresolved or reading.unread)
+    if (
+        not judged
+        or (doubtful and all(r.allowed for _, r in judged))
+        or (reading.unread and reading.operator == "OR")  # the words may bind every choice
+    ):
         return LicenseVerdict(text, None, False, _unknown(text, reading), (), expression)
-    if len(judged) == 1 and not reading.unresolved:
+    if len(judged) == 1 and not doubtful:
         ((spdx_id, rule),) = judged
         return LicenseVerdict(text, spdx_id, rule.allowed, rule.reason, rule.obligations,
                               expression)  # fmt: skip
@@ -184,7 +202,7 @@ def judge_license(text: str, policy_path: Path | str | None = DEFAULT_POLICY) ->
         return LicenseVerdict(text, spdx_id, True, reason, rule.obligations, expression)
     refused = [f"{i}: {r.reason}" for i, r in judged if not r.allowed]
     if refused:
-        problems = "; ".join(refused + [f"unknown: {note}" for note in reading.unresolved])
+        problems = "; ".join(refused + [f"unknown: {note}" for note in _problems(reading)])
         reason = f"{problems} (the statement's licences apply together, each must be allowed)"
         return LicenseVerdict(text, expression, False, reason, (), expression)
     obligations = tuple(o for o in OBLIGATIONS if any(o in r.obligations for _, r in judged))

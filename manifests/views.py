@@ -2,6 +2,12 @@
 
 Views read the Parquet files in place (nothing is copied) and only the shards of the latest
 plan (`<workdir>/shards.json`), so a source removed from the catalog drops out of SQL.
+
+The files reach DuckDB as Arrow datasets opened here, not as paths, so the connection can be
+cut off from the file system entirely: once the views exist, external access is switched off
+and the configuration locked. No statement typed into `vaglio sql`, whatever wraps it, can then
+write or read a file, attach a database or install an extension. (DuckDB's `allowed_paths`
+would not do: a path allowed for reading may also be overwritten by `COPY ... TO`.)
 """
 
 from __future__ import annotations
@@ -11,6 +17,8 @@ from pathlib import Path
 
 import duckdb
 import pyarrow as pa
+import pyarrow.dataset as ds
+import pyarrow.parquet as pq
 
 from manifests.schemas import MANIFEST, RECORDINGS, SOURCES
 
@@ -44,33 +52,55 @@ def current_shards(workdir: Path) -> list[str]:
     return json.loads(path.read_text()) if path.exists() else []
 
 
-def _files(workdir: Path, stage: str) -> list[str]:
+def _files(workdir: Path, stage: str) -> list[Path]:
     files = (Path(workdir) / stage / f"{s}.parquet" for s in current_shards(workdir))
-    return [str(f) for f in files if f.exists()]
+    return [f for f in files if f.exists()]
 
 
-def _source_sql(
-    con: duckdb.DuckDBPyConnection, name: str, files: list[str], schema: pa.Schema
+def _register(
+    con: duckdb.DuckDBPyConnection, name: str, files: list[Path], schema: pa.Schema
 ) -> str:
-    """A FROM clause over `files`, or over an empty table of `schema` when there are none."""
-    if files:
-        return "read_parquet([{}], union_by_name=true)".format(
-            ", ".join("'" + f.replace("'", "''") + "'" for f in files)
-        )
-    con.register(f"_empty_{name}", schema.empty_table())
-    return f"_empty_{name}"
+    """Register `files` as one Arrow dataset (columns united by name), or an empty table of
+    `schema` when there are none; return the name to select from.
+
+    An unreadable file raises `duckdb.IOException`, the error DuckDB itself gives for one, so
+    callers handle a single kind.
+    """
+    table = f"_{name}_files"
+    if not files:
+        con.register(table, schema.empty_table())
+        return table
+    schemas = []
+    for path in files:
+        try:
+            schemas.append(pq.read_schema(path))
+        except (OSError, pa.ArrowException) as error:
+            raise duckdb.IOException(f"{path}: not a readable Parquet file ({error})") from None
+    united = pa.unify_schemas(schemas, promote_options="permissive")
+    con.register(table, ds.dataset([str(f) for f in files], schema=united, format="parquet"))
+    return table
+
+
+def _seal(con: duckdb.DuckDBPyConnection) -> None:
+    """No file, database or extension is reachable from here on, and no setting can undo it."""
+    con.execute("SET autoinstall_known_extensions = false")
+    con.execute("SET autoload_known_extensions = false")
+    con.execute("SET enable_external_access = false")
+    con.execute("SET lock_configuration = true")
 
 
 def connect(workdir: Path) -> duckdb.DuckDBPyConnection:
     """An in-memory DuckDB with the views `recordings`, `segments`, `segments_all`, `drops`
     (segments and hours per drop reason and language), `translations` (one row per segment
-    and target language) and `sources` (the latest `vaglio survey`)."""
+    and target language) and `sources` (the latest `vaglio survey`), cut off from the file
+    system (see the module docstring)."""
     workdir = Path(workdir)
     con = duckdb.connect(":memory:")
-    recordings = _source_sql(con, "recordings", _files(workdir, "standardise"), RECORDINGS)
+    recordings = _register(con, "recordings", _files(workdir, "standardise"), RECORDINGS)
     duplicates = workdir / "duplicates.parquet"
     duplicate_join = (
-        f"LEFT JOIN read_parquet('{duplicates}') d USING (recording_id)"
+        f"LEFT JOIN {_register(con, 'duplicates', [duplicates], pa.schema([]))} d "
+        "USING (recording_id)"
         if duplicates.exists()
         else "LEFT JOIN (SELECT NULL::VARCHAR AS recording_id, NULL::VARCHAR AS duplicate_of) d"
         " USING (recording_id)"
@@ -79,7 +109,7 @@ def connect(workdir: Path) -> duckdb.DuckDBPyConnection:
         f"CREATE VIEW recordings AS SELECT r.* EXCLUDE (audio, audio_in), d.duplicate_of "
         f"FROM {recordings} r {duplicate_join}"
     )
-    manifest = _source_sql(con, "segments", _files(workdir, "shard"), MANIFEST)
+    manifest = _register(con, "segments", _files(workdir, "shard"), MANIFEST)
     con.execute(f"CREATE VIEW segments_all AS SELECT * FROM {manifest}")
     columns = ", ".join(f'"{c}"' for c in SEGMENT_COLUMNS)
     con.execute(f"CREATE VIEW segments AS SELECT {columns} FROM segments_all")
@@ -94,6 +124,7 @@ def connect(workdir: Path) -> duckdb.DuckDBPyConnection:
         "FROM segments_all, unnest(translations) AS u(t)"
     )
     survey = workdir / SURVEY_DIR / SOURCES_TABLE
-    sources = _source_sql(con, "sources", [str(survey)] if survey.exists() else [], SOURCES)
+    sources = _register(con, "sources", [survey] if survey.exists() else [], SOURCES)
     con.execute(f"CREATE VIEW sources AS SELECT * FROM {sources}")
+    _seal(con)
     return con

@@ -42,6 +42,10 @@ ALLOWED = {
     "Attribution 4.0 International": "CC-BY-4.0",
     "This dataset is released under the CC BY 4.0 licence.": "CC-BY-4.0",
     "FLEURS: CC BY 4.0": "CC-BY-4.0",
+    "Licensed under CC BY 4.0. See LICENSE for details.": "CC-BY-4.0",
+    "CC-BY-4.0 https://creativecommons.org/licenses/by/4.0/": "CC-BY-4.0",
+    "Creative Commons Attribution 4.0 International License (CC BY 4.0)": "CC-BY-4.0",
+    "audio: CC BY 4.0, transcripts: CC BY 4.0": "CC-BY-4.0",
     "https://creativecommons.org/licenses/by/4.0/": "CC-BY-4.0",
     "https://creativecommons.org/licenses/by/4.0/legalcode": "CC-BY-4.0",
     "https://creativecommons.org/licenses/by/4.0/deed.en": "CC-BY-4.0",
@@ -196,6 +200,35 @@ def test_non_open_or_unknown_licences_are_refused_with_a_reason(text, read_as):
     assert verdict.spdx_id == read_as
     assert verdict.obligations == ()
     assert len(verdict.reason) > 20
+
+
+@pytest.mark.parametrize(
+    ("text", "unread"),
+    [
+        ("CC BY 4.0, redistribution prohibited", "'redistribution prohibited'"),
+        ("CC BY 4.0 — you may not sell this data", "'not sell'"),
+        ("CC BY 4.0; no AI training", "'no AI training'"),
+        ("CC BY 4.0 for test use", "'test'"),
+        ("cc-by-4.0-no-resale", "'no-resale'"),
+        ("Prohibited: CC BY 4.0", "'Prohibited'"),
+        ("CC BY 4.0 or MIT, members only", "'members only'"),
+        ("CC BY 4.0 https://example.com/more-terms", "'https://example.com/more-terms'"),
+        ("CC BY 4.0 — 禁止转载", "'禁止转载'"),
+        ("CC BY 4.0 " + "lorem ipsum " * 5000, f"'{'lorem ipsum ' * 5}lorem ipsum' and 9988 more"),
+    ],
+)
+def test_words_beside_a_licence_that_no_rule_reads_make_it_unknown(text, unread):
+    verdict = judge_license(text)
+    assert (verdict.spdx_id, verdict.allowed) == (None, False)
+    assert f"words vaglio cannot read beside the licence: {unread}" in verdict.reason
+    assert len(verdict.reason) < 400
+    assert normalize_license(text) is None
+
+
+def test_unread_words_beside_a_refused_licence_keep_it_refused_and_named():
+    verdict = judge_license("CC BY-NC 4.0, no resale")
+    assert (verdict.spdx_id, verdict.allowed) == ("CC-BY-NC-4.0", False)
+    assert "non-commercial clause" in verdict.reason and "'no resale'" in verdict.reason
 
 
 @pytest.mark.parametrize(
@@ -402,3 +435,19 @@ def test_license_command_help_has_examples():
     result = CliRunner().invoke(app, ["license", "--help"])
     assert result.exit_code == 0
     assert "vaglio license" in result.output and "--policy" in result.output
+
+
+def test_an_output_that_cannot_be_written_is_one_clear_line(tmp_path):
+    """MOSEL's catalog and its survey, written where they cannot go."""
+    missing = tmp_path / "no" / "such" / "mosel.yaml"
+    result = CliRunner().invoke(app, ["mosel-catalog", "-o", str(missing)])
+    assert result.exit_code == 2
+    assert f"the folder {missing.parent} does not exist" in " ".join(result.stderr.split())
+    assert "Traceback" not in result.output
+    catalog = tmp_path / "mosel.yaml"
+    assert CliRunner().invoke(app, ["mosel-catalog", "-o", str(catalog)]).exit_code == 0
+    (tmp_path / "work").mkdir()
+    (tmp_path / "work" / "survey").write_text("a file where the survey folder goes")
+    result = CliRunner().invoke(app, ["survey", str(catalog), "-w", str(tmp_path / "work")])
+    assert result.exit_code == 2
+    assert "cannot write" in result.stderr and "survey" in result.stderr

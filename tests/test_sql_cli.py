@@ -40,21 +40,68 @@ def test_json_output_answers_a_licence_question(curated):
     assert all(row["n"] > 0 and "vaglio demo corpus" in row["attribution"] for row in rows)
 
 
+def _stored_bytes(workdir):
+    return {p: p.read_bytes() for p in sorted(workdir.rglob("*")) if p.is_file()}
+
+
+# Each query and the statement type its refusal must name; `{shard}` is a manifest shard.
+WRITES = [
+    ("DROP VIEW segments", "DROP"),
+    ("CREATE TABLE x AS SELECT * FROM segments", "CREATE"),
+    ("CREATE MACRO m(x) AS x", "CREATE"),
+    ("COPY (SELECT * FROM segments) TO '{shard}'", "COPY"),
+    ("COPY (SELECT 'x' AS x) TO '{shard}' (FORMAT parquet, USE_TMP_FILE false)", "COPY"),
+    ("EXPLAIN ANALYZE COPY (SELECT 'x' AS x) TO '{shard}' (FORMAT parquet)", "COPY"),
+    ("/* why not */ explain (format json) COPY segments_all TO '{shard}'", "COPY"),
+    ("EXPLAIN ANALYZE INSTALL httpfs", "INSTALL"),
+    ("LOAD httpfs", "LOAD"),
+    ("EXPORT DATABASE '{workdir}/export'", "EXPORT"),
+    ("SELECT 1; DELETE FROM segments", "DELETE"),
+    ("SELECT 1; COPY (SELECT 1) TO '{shard}'", "COPY"),
+    ("WITH x AS (SELECT 1) INSERT INTO segments SELECT * FROM x", "INSERT"),
+    ("ATTACH '{workdir}/other.db'", "ATTACH"),
+    ("SET enable_external_access = true", "SET"),
+    ("RESET enable_external_access", "RESET"),
+    ("PRAGMA enable_profiling", "PRAGMA"),
+    ("CALL pragma_version()", "CALL"),
+    ("PREPARE p AS SELECT 1", "PREPARE"),
+]
+
+
+def test_nothing_gets_written_through_sql_whatever_wraps_the_write(curated):
+    workdir, _ = curated
+    shard = next((workdir / "shard").glob("*.parquet"))
+    before = _stored_bytes(workdir)
+    for query, kind in WRITES:
+        result = vaglio_sql(workdir, query.format(shard=shard, workdir=workdir))
+        assert result.exit_code == 2, (query, result.output)
+        refusal = " ".join(result.output.split())
+        assert f"refused: {kind} statements" in refusal, (query, refusal)
+    assert _stored_bytes(workdir) == before
+
+
 @pytest.mark.parametrize(
     "query",
     [
-        "DROP VIEW segments",
-        "CREATE TABLE x AS SELECT * FROM segments",
-        "COPY (SELECT * FROM segments) TO '/tmp/vaglio-leak.csv'",
-        "SELECT 1; DELETE FROM segments",
-        "ATTACH '/tmp/other.db'",
+        "SELECT * FROM read_csv('/etc/passwd')",
+        "SELECT * FROM read_parquet('{shard}')",
+        "SELECT count(*) FROM glob('{workdir}/*')",
     ],
 )
-def test_queries_that_write_are_refused(curated, query):
+def test_files_are_out_of_reach_even_inside_the_workdir(curated, query):
     workdir, _ = curated
-    result = vaglio_sql(workdir, query)
+    shard = next((workdir / "shard").glob("*.parquet"))
+    result = vaglio_sql(workdir, query.format(shard=shard, workdir=workdir))
     assert result.exit_code == 2
-    assert "refused" in result.output or "exactly one" in result.output
+    assert "refused: only the workdir's views" in " ".join(result.output.split())
+
+
+def test_reading_statements_still_run(curated):
+    workdir, _ = curated
+    for query in ("EXPLAIN ANALYZE SELECT count(*) FROM segments", "EXPLAIN (SELECT 1)",
+                  "DESCRIBE segments"):  # fmt: skip
+        result = vaglio_sql(workdir, query, "--format", "csv")
+        assert result.exit_code == 0, (query, result.output)
 
 
 def test_a_broken_query_is_a_clear_error_not_a_traceback(curated):
@@ -64,7 +111,10 @@ def test_a_broken_query_is_a_clear_error_not_a_traceback(curated):
     assert "SQL error" in result.output and "Traceback" not in result.output
 
 
-def test_an_empty_workdir_has_empty_views(tmp_path):
-    result = vaglio_sql(tmp_path, "SELECT count(*) AS n FROM segments", "--format", "json")
-    assert result.exit_code == 0, result.output
-    assert json.loads(result.stdout) == [{"n": 0}]
+def test_a_workdir_without_a_run_is_named_not_answered_with_zeros(tmp_path):
+    missing = vaglio_sql(tmp_path / "nowhere", "SELECT count(*) FROM segments")
+    assert missing.exit_code == 2
+    assert "no such workdir" in " ".join(missing.output.split())
+    empty = vaglio_sql(tmp_path, "SELECT count(*) AS n FROM segments")
+    assert empty.exit_code == 2
+    assert "holds no curation run" in " ".join(empty.output.split()) and empty.stdout == ""

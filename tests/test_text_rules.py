@@ -5,6 +5,7 @@ gives the same verdicts without audio."""
 from __future__ import annotations
 
 import json
+import random
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -18,7 +19,7 @@ from pipeline.run.summary import summarize
 from pipeline.stage import StageConfigError
 from pipeline.stages.filter import DROP_REASONS, FilterConfig, judge
 from pipeline.text.lid import TextLidConfig
-from pipeline.text.rules import HallucinationConfig, hallucination_reason
+from pipeline.text.rules import HallucinationConfig, hallucination_reason, words
 
 FILTER = FilterConfig()
 runner = CliRunner()
@@ -119,28 +120,30 @@ def test_good_sentences_are_kept(lang, text, duration):
 def test_compound_words_follow_the_reference_where_asked():
     text = "Die Datenschutzgrundverordnung gilt seit Mai."
     reference = HallucinationConfig(compound_languages="")  # Granary: 25 characters for all
-    assert hallucination_reason(text, 3.0, "de", reference) == "long_word"
-    assert hallucination_reason(text, 3.0, "de", HallucinationConfig()) is None
+    assert hallucination_reason(words(text), 3.0, "de", reference) == "long_word"
+    assert hallucination_reason(words(text), 3.0, "de", HallucinationConfig()) is None
     monster = "Rindfleischetikettierungsüberwachungsaufgabenübertragungsgesetz"
-    assert hallucination_reason(f"Das {monster}.", 4.0, "de", HallucinationConfig()) == "long_word"
+    compound = words(f"Das {monster}.")
+    assert hallucination_reason(compound, 4.0, "de", HallucinationConfig()) == "long_word"
 
 
 def test_every_threshold_is_a_setting():
     loose = HallucinationConfig(
         max_word_chars=40, min_chars_per_second=0.0, max_words_per_second=10.0
     )
-    assert hallucination_reason("Ooooooooooooooooooooooooooooooh", 2.0, "en", loose) is None
-    assert hallucination_reason("Okay.", 20.0, "en", loose) is None
-    assert hallucination_reason("I am a man of the day", 1.0, "en", loose) is None
+    assert hallucination_reason(words("Ooooooooooooooooooooooooooooooh"), 2.0, "en", loose) is None
+    assert hallucination_reason(words("Okay."), 20.0, "en", loose) is None
+    assert hallucination_reason(words("I am a man of the day"), 1.0, "en", loose) is None
 
 
 def test_users_add_phrases_for_any_language(tmp_path):
     (tmp_path / "pt.txt").write_text("# Portuguese\nObrigado por assistir.\n", encoding="utf-8")
     rules = HallucinationConfig(phrases_dir=str(tmp_path))
-    assert hallucination_reason("Obrigado por assistir!", 2.0, "pt", rules) == (
+    assert hallucination_reason(words("Obrigado por assistir!"), 2.0, "pt", rules) == (
         "known_hallucination"
     )
-    assert hallucination_reason("Obrigado por assistir!", 2.0, "pt", HallucinationConfig()) is None
+    thanks = words("Obrigado por assistir!")
+    assert hallucination_reason(thanks, 2.0, "pt", HallucinationConfig()) is None
     with pytest.raises(StageConfigError, match="not a folder"):
         HallucinationConfig(phrases_dir=str(tmp_path / "missing"))
 
@@ -159,7 +162,7 @@ def test_pass_disagreement_comes_last_and_only_with_two_passes():
     assert judge(text, 60.0, "en", FILTER).drop_reason == "duration_out_of_range"
 
 
-def filter_text(*args: str, stdin: str | None = None):
+def filter_text(*args: str, stdin: str | bytes | None = None):
     return runner.invoke(app, ["filter-text", *args], input=stdin)
 
 
@@ -209,6 +212,7 @@ def test_filter_text_thresholds_come_from_the_curate_config(tmp_path):
         ("2.0\tgood\nno tab here\n", "line 2: expected duration<TAB>text"),
         ("2.0\tgood\n\nabc\ttext\n", "line 3: duration 'abc' is not a number"),
         ("-1\ttext\n", "line 1: duration '-1' is not a number"),
+        (b"2.0\tgood\n3.0\t\xff caff\xe8\n", "line 2: not UTF-8 text (byte 0xff"),
     ],
 )
 def test_filter_text_names_the_line_it_cannot_read(rows, message):
@@ -241,3 +245,26 @@ def test_every_drop_reason_is_counted_in_the_summary_and_in_sql(tmp_path):
         drops = con.execute("SELECT drop_reason, lang, segments, hours FROM drops").fetchall()
     assert by_reason == [("known_hallucination", 2), ("long_word", 1), (None, 1)]
     assert drops == [("known_hallucination", "en", 2, 2.0), ("long_word", "en", 1, 1.0)]
+
+
+def test_filter_text_refuses_a_language_that_is_not_iso_639():
+    result = filter_text("--lang", "xx", stdin=ROWS)
+    assert result.exit_code == 2
+    assert "'xx' is not an ISO 639 code" in result.stderr and result.stdout == ""
+
+
+def _pseudo_words(count: int, seed: int) -> list[str]:
+    rng = random.Random(seed)
+    return ["".join(rng.choices("abcdefghilmnoprstuvz", k=rng.randint(3, 9))) for _ in range(count)]
+
+
+def test_a_runaway_transcript_is_judged_whole_and_its_loop_found():
+    """Rows of tens of thousands of words (a decoder that never stopped) are read in full:
+    a sentence looping three times in the middle is found, and without it the row is
+    judged on its rate. bench/text_rules_long_rows.py times rows up to 200 000 words."""
+    text = _pseudo_words(30000, seed=1)
+    sentence = _pseudo_words(60, seed=2)
+    looping = text[:15000] + sentence * 3 + text[15000:]
+    assert hallucination_reason(looping, 10000.0, "it", HallucinationConfig()) == "repeated_ngrams"
+    assert hallucination_reason(text, 10000.0, "it", HallucinationConfig()) is None
+    assert hallucination_reason(text, 60.0, "it", HallucinationConfig()) == "chars_per_second_high"

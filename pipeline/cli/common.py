@@ -65,3 +65,12 @@ class OutputFormat(str, Enum):
     table = "table"
     csv = "csv"
     json = "json"
+
+
+def write_error(error: OSError, path: Path) -> str:
+    """One line for an output that could not be written: the path and why, never a traceback
+    (a missing folder, a directory in the way, a read-only or full disk)."""
+    where = Path(error.filename) if error.filename else path
+    if isinstance(error, FileNotFoundError) and not where.parent.is_dir():
+        return f"cannot write {where}: the folder {where.parent} does not exist"
+    return f"cannot write {where}: {error.strerror or error}"

@@ -16,12 +16,13 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from manifests.views import SHARD_LIST
+from manifests.views import SHARD_LIST, SOURCES_TABLE, SURVEY_DIR
 from pipeline.cli.common import (
     OutputFormat,
     Workdir,
     app,
     console,
+    write_error,
 )
 from pipeline.config import ConfigError, load_config
 from pipeline.query.evaluation import (
@@ -36,7 +37,8 @@ from pipeline.query.evaluation import (
 from pipeline.query.sql import ReadOnlyError, run_query
 from pipeline.run.report import write_report
 from pipeline.stage import StageConfigError
-from pipeline.stages.filter import TextRowError, judge, read_text_rows
+from pipeline.stages.filter import TextRowError, judge, read_text_rows, utf8_lines
+from pipeline.text.languages import is_language_code
 
 
 @app.command("report")
@@ -55,7 +57,11 @@ def report_command(
     if not (workdir / SHARD_LIST).exists():
         console.print(f"[red]error:[/red] {escape(str(workdir))} holds no curation run")
         raise typer.Exit(2)
-    folder = write_report(workdir, examples)
+    try:
+        folder = write_report(workdir, examples)
+    except OSError as error:
+        console.print(f"[red]error:[/red] {escape(write_error(error, workdir / 'report'))}")
+        raise typer.Exit(2) from None
     console.print(f"report: {folder / 'report.html'} (and report.md, funnel.png, drops.png)")
 
 
@@ -71,8 +77,15 @@ def sql_command(
     `segments` (segment_id, source, recording_id, offset, duration, lang, lang_prob, text,
     license, attribution, drop_reason, shard, text_pass1, pass_wer), `segments_all` (every
     column), `drops` (segments and hours per drop_reason and lang) and `sources` (the latest
-    `vaglio survey`). Statements that write are refused.
+    `vaglio survey`). Only the views can be read: statements that write, and table functions
+    that read files (`read_csv`, `read_parquet`...), are refused.
     """
+    if not workdir.is_dir():
+        console.print(f"[red]error:[/red] {escape(str(workdir))}: no such workdir")
+        raise typer.Exit(2)
+    if not (workdir / SHARD_LIST).exists() and not (workdir / SURVEY_DIR / SOURCES_TABLE).exists():
+        console.print(f"[red]error:[/red] {escape(str(workdir))} holds no curation run or survey")
+        raise typer.Exit(2)
     try:
         result = run_query(workdir, query)
     except ReadOnlyError as error:
@@ -246,14 +259,25 @@ def filter_text_command(
     * `printf '2.0\\tThanks for watching!\\n3.5\\tWe met at the station.\\n' | vaglio
       filter-text --lang en`
     """
+    if not is_language_code(lang):
+        console.print(f"[red]error:[/red] --lang {escape(repr(lang))} is not an ISO 639 code "
+                      "(like 'en' or 'it')")  # fmt: skip
+        raise typer.Exit(2)
     try:
         settings = load_config(config).filter
         if file is None or str(file) == "-":
-            rows = read_text_rows(sys.stdin)
+            rows = read_text_rows(utf8_lines(sys.stdin.buffer))
         else:
-            with file.open(encoding="utf-8") as lines:
-                rows = read_text_rows(lines)
-    except (ConfigError, StageConfigError, TextRowError, OSError) as error:
+            with file.open("rb") as raw:
+                rows = read_text_rows(utf8_lines(raw))
+    except TextRowError as error:
+        where = "" if file is None or str(file) == "-" else f"{file}: "
+        console.print(f"[red]error:[/red] {escape(where + str(error))}")
+        raise typer.Exit(2) from None
+    except OSError as error:
+        console.print(f"[red]error:[/red] {escape(f'{error.filename}: {error.strerror}')}")
+        raise typer.Exit(2) from None
+    except (ConfigError, StageConfigError) as error:
         console.print(f"[red]error:[/red] {escape(str(error))}")
         raise typer.Exit(2) from None
     verdicts = [judge(row.text, row.duration, lang, settings) for row in rows]

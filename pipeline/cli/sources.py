@@ -22,6 +22,7 @@ from pipeline.cli.common import (
     Workdir,
     app,
     console,
+    write_error,
 )
 from pipeline.sources.catalog import CatalogError, load_catalog
 from pipeline.sources.mosel import PUBLISHED_LIST, mosel_catalog
@@ -62,7 +63,11 @@ def survey_command(
         console.print(f"[red]error:[/red] {escape(str(error))}")
         raise typer.Exit(2) from None
     table = survey_table(rows)
-    folder = write_survey(table, workdir)
+    try:
+        folder = write_survey(table, workdir)
+    except OSError as error:
+        console.print(f"[red]error:[/red] {escape(write_error(error, workdir))}")
+        raise typer.Exit(2) from None
     view = Table("source", "licence", "verdict", "language", "hours", "labelled")
     for row in table.to_pylist():
         if row["error"]:
@@ -112,7 +117,11 @@ def mosel_catalog_command(
         raise typer.Exit(2) from None
     for note in built.notes:
         console.print(f"note: {escape(note)}")
-    output.write_text(yaml.safe_dump({"sources": built.sources}, sort_keys=False))
+    try:
+        output.write_text(yaml.safe_dump({"sources": built.sources}, sort_keys=False))
+    except OSError as error:
+        console.print(f"[red]error:[/red] {escape(write_error(error, output))}")
+        raise typer.Exit(2) from None
     console.print(f"{len(built.sources)} sources written to {output}")
 
 
@@ -180,7 +189,8 @@ def license_command(
         table = Table("licence", "SPDX id", "verdict", "reason", "obligations")
         for v in verdicts:
             verdict = "[green]allowed[/green]" if v.allowed else "[red]refused[/red]"
-            table.add_row(escape(v.text), v.spdx_id or "unknown", verdict, escape(v.reason),
+            shown = v.text if len(v.text) <= 80 else v.text[:79] + "…"  # JSON and CSV keep it all
+            table.add_row(escape(shown), v.spdx_id or "unknown", verdict, escape(v.reason),
                           ", ".join(v.obligations))  # fmt: skip
         Console().print(table)
     raise typer.Exit(0 if all(v.allowed for v in verdicts) else 1)

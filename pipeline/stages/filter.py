@@ -9,7 +9,7 @@ passes disagree. `vaglio filter-text` runs the same rules, bar the two that need
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
 import pyarrow as pa
@@ -28,6 +28,10 @@ from pipeline.text.rules import (
 
 DURATION = "duration_out_of_range"
 PASS_DISAGREEMENT = "pass_disagreement"
+
+# Text LID reads the start of a row: enough to be sure of a language, and bounded on a runaway
+# transcript of thousands of words.
+LID_CHARACTERS = 5000
 
 DROP_REASONS = (LANG_UNDECLARED, LANG_UNCERTAIN, DURATION, *REASONS, PASS_DISAGREEMENT)
 """Every reason a segment can be dropped for, in the order they are checked."""
@@ -54,11 +58,13 @@ def judge(
 ) -> Verdict:
     """Every rule after the language gate; without `pass_wer` (one pass) that rule is skipped."""
     tokens = words(text)
-    text_lang, text_prob = identify_language(text, config.text_lid) if tokens else (None, None)
+    text_lang, text_prob = (
+        identify_language(text[:LID_CHARACTERS], config.text_lid) if tokens else (None, None)
+    )
     if not config.min_duration_s <= duration <= config.max_duration_s:
         reason = DURATION
     else:
-        reason = hallucination_reason(text, duration, lang, config.rules) or lang_mismatch(
+        reason = hallucination_reason(tokens, duration, lang, config.rules) or lang_mismatch(
             tokens, lang, text_lang, text_prob, config.rules
         )
     if not reason and pass_wer is not None and pass_wer > config.max_pass_wer:
@@ -98,6 +104,19 @@ class TextRow:
     line: int
     duration: float
     text: str
+
+
+def utf8_lines(raw: Iterable[bytes]) -> Iterator[str]:
+    """Lines of UTF-8 text (a byte-order mark first is dropped); a line that is not UTF-8
+    raises, naming the line and the byte, rather than being guessed at."""
+    for number, line in enumerate(raw, start=1):
+        try:
+            yield line.decode("utf-8-sig" if number == 1 else "utf-8")
+        except UnicodeDecodeError as error:
+            raise TextRowError(
+                f"line {number}: not UTF-8 text (byte 0x{line[error.start]:02x} at byte "
+                f"{error.start + 1} of the line)"
+            ) from None
 
 
 def read_text_rows(lines: Iterable[str]) -> list[TextRow]:

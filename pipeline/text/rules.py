@@ -5,15 +5,24 @@ learnt from subtitles ("Thanks for watching!", "Sottotitoli creati dalla comunit
 Amara.org"), text far too dense or too sparse for the audio it came from, and text in another
 language than the audio. Each rule has its own drop reason; the first that fires is recorded.
 Thresholds default to Granary's (arXiv 2505.13404, steps 17–20) where it gives them.
+
+Every rule is linear in the words of a row (a runaway transcript of 200 000 words is read in
+well under a second): a loop of a phrase is found from the positions where a word equals the
+word one phrase later, and no phrase longer than `max_loop_words` is looked for.
 """
 
 from __future__ import annotations
 
+import heapq
 import re
 import unicodedata
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from pipeline.stage import StageConfigError
 
@@ -55,6 +64,9 @@ class HallucinationConfig:
     min_words_for_share: int = 8  # ...for texts of at least this many words
     max_loop_repeats: int = 3  # drop when a phrase of 2+ words repeats back to back this often
     max_word_repeats: int = 4  # ...or one word does ("no, no, no" is speech)
+    # Longest phrase looked for in a loop: three times 80 words is already more than the
+    # longest utterance (40 s) holds at the highest word rate (6 words/s).
+    max_loop_words: int = 80
     max_word_chars: int = 25
     max_word_ratio: float = 3.0  # longest word vs the next longest...
     min_chars_for_ratio: int = 20  # ...from this length: "Oh, congratulations!" is speech
@@ -115,26 +127,39 @@ def known_phrase(tokens: list[str], lang: str, config: HallucinationConfig) -> s
     phrases = known_phrases(lang, config.phrases_dir)
     if not phrases:
         return None
-    key = _phrase_key(tokens)
     longest = max(map(len, phrases))
-    covered = [True] + [False] * len(key)  # covered[i]: key[:i] is a sequence of phrases
-    for end in range(1, len(key) + 1):
+    covered = [True] + [False] * len(tokens)  # covered[i]: tokens[:i] is a sequence of phrases
+    last_covered = 0
+    for end in range(1, len(tokens) + 1):
+        if end - last_covered > longest:
+            return None  # no phrase can bridge the gap: the text is no sequence of phrases
         covered[end] = any(
-            covered[start] and key[start:end] in phrases
+            covered[start] and _phrase_key(tokens[start:end]) in phrases
             for start in range(max(0, end - longest), end)
         )
+        last_covered = end if covered[end] else last_covered
     return KNOWN_PHRASE if covered[-1] else None
 
 
-def _longest_run(tokens: list[str], n: int) -> int:
-    """Most back-to-back repetitions of any `n`-word phrase ("a b a b a b", n=2 -> 3)."""
-    best = 1
-    for start in range(len(tokens) - 2 * n + 1):
-        count = 1
-        while tokens[start + count * n : start + (count + 1) * n] == tokens[start : start + n]:
-            count += 1
-        best = max(best, count)
-    return best
+def _word_ids(tokens: list[str]) -> tuple[np.ndarray, int]:
+    """Each word as a number (equal words as equal numbers), and how many distinct words."""
+    encoded = pc.dictionary_encode(pa.array(tokens, pa.string()))
+    return encoded.indices.to_numpy(), len(encoded.dictionary)
+
+
+def _loops(ids: np.ndarray, n: int, copies: int) -> bool:
+    """Some `n`-word phrase comes `copies` times back to back ("a b a b a b": n=2, copies=3).
+
+    That is a stretch of (copies - 1) * n consecutive positions where each word equals the
+    word n later: found in linear time from the (few, in speech) positions where one does.
+    """
+    stretch = (copies - 1) * n
+    if len(ids) < copies * n or stretch == 0:
+        return len(ids) >= copies * n
+    equal = np.flatnonzero(ids[:-n] == ids[n:])
+    if len(equal) < stretch:
+        return False
+    return bool(np.any(equal[stretch - 1 :] - equal[: len(equal) - stretch + 1] == stretch - 1))
 
 
 def repeated_ngrams(tokens: list[str], config: HallucinationConfig) -> str | None:
@@ -143,16 +168,14 @@ def repeated_ngrams(tokens: list[str], config: HallucinationConfig) -> str | Non
     Natural speech repeats phrases across an utterance ("one of the … one of the"), but a
     decoder loop repeats them back to back.
     """
-    if len(tokens) >= config.min_words_for_share:
-        share = len(set(tokens)) / len(tokens)
-        if share <= config.max_unique_word_share:
-            return REPEATED_WORDS
-    if _longest_run(tokens, 1) >= config.max_word_repeats:
+    ids, distinct = _word_ids(tokens)
+    few_distinct = distinct / len(tokens) <= config.max_unique_word_share
+    if len(tokens) >= config.min_words_for_share and few_distinct:
+        return REPEATED_WORDS
+    if _loops(ids, 1, config.max_word_repeats):
         return REPEATED_NGRAMS
-    longest_phrase = len(tokens) // config.max_loop_repeats  # whole sentences loop too
-    if any(
-        _longest_run(tokens, n) >= config.max_loop_repeats for n in range(2, longest_phrase + 1)
-    ):
+    longest_phrase = min(len(tokens) // config.max_loop_repeats, config.max_loop_words)
+    if any(_loops(ids, n, config.max_loop_repeats) for n in range(2, longest_phrase + 1)):
         return REPEATED_NGRAMS
     return None
 
@@ -163,7 +186,7 @@ def long_word(tokens: list[str], lang: str, config: HallucinationConfig) -> str 
     German, Dutch, Finnish… write compounds as one word ("Datenschutzgrundverordnung"), so
     there only `compound_max_word_chars` counts.
     """
-    lengths = sorted(map(len, tokens), reverse=True)
+    lengths = heapq.nlargest(2, map(len, tokens))
     if lang in config.compound_languages.split():
         return LONG_WORD if lengths[0] >= config.compound_max_word_chars else None
     if lengths[0] >= config.max_word_chars:
@@ -193,10 +216,10 @@ def impossible_rate(tokens: list[str], duration: float, config: HallucinationCon
 
 
 def hallucination_reason(
-    text: str, duration: float, lang: str, config: HallucinationConfig
+    tokens: list[str], duration: float, lang: str, config: HallucinationConfig
 ) -> str | None:
-    """The first rule that `text` breaks, or None; text language ID is `lang_mismatch`'s."""
-    tokens = words(text)
+    """The first rule that the `words` of a text break, or None; text language ID is
+    `lang_mismatch`'s."""
     if not tokens:
         return EMPTY_TEXT
     return (
