@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 import datasets
+import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
@@ -77,6 +78,9 @@ def test_dry_run_folder_loads_with_datasets_and_sql_row_counts(published):
         raw = split.cast_column("audio", datasets.Audio(decode=False))[0]
         samples, rate = soundfile.read(io.BytesIO(raw["audio"]["bytes"]))
         assert rate == 16_000 and abs(len(samples) / rate - raw["duration"]) < 0.01
+        decoded = split[0]["audio"].get_all_samples()  # datasets decodes it itself (torchcodec)
+        assert decoded.sample_rate == 16_000
+        assert np.allclose(decoded.data.numpy()[0], samples, atol=1e-4)
         assert raw["license"] and raw["attribution"] and raw["id"]
     files = sorted((out / "data").rglob("*.parquet"))
     assert len(list((out / "data" / "en").glob("train-*-of-*.parquet"))) > 5  # for workers

@@ -238,7 +238,7 @@ def _body(kept: KeptRows, configs: list[ConfigSummary], sources: list[SourceRow]
     first = configs[0].name
     parts += ["## How to load", "", "```python", "from datasets import load_dataset, Audio", "",
               f'ds = load_dataset("{repo_id}", "{first}")',
-              "# without torchcodec: read the FLAC bytes yourself",
+              'ds[0]["audio"]  # decoded by torchcodec; to read the FLAC bytes yourself:',
               'ds = ds.cast_column("audio", Audio(decode=False))', "```", "",
               "Splits are by recording (no recording is in two splits), the same as vaglio's "
               "training job.", ""]  # fmt: skip
