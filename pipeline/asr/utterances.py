@@ -143,9 +143,9 @@ def _uncovered_runs(spans: list[Span], speech: list[Span], config: UtteranceConf
                 continue
         runs.extend(_split(a, b, config.max_s))
     taken = sorted(spans + runs)
-    padded = []
+    padded: list[Span] = []
     for a, b in runs:
-        floor = max([e for _, e in taken if e <= a] + [a - config.pad_s])
+        floor = max([e for _, e in taken + padded if e <= a] + [a - config.pad_s])
         ceiling = min([s for s, _ in taken if s >= b] + [b + config.pad_s])
         padded.append((floor, ceiling))
     return padded
