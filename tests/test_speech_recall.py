@@ -210,7 +210,8 @@ def test_speech_after_the_model_stopped_early_still_ends_up_in_rows(tmp_path):
     duration = len(audio) / SAMPLE_RATE
     cuts = cut_utterances(list(stopped.segments), speech, duration, UtteranceConfig())
     recovered = [u for u in cuts if u.text == ""]
-    assert recovered[0].start < sentences[3].start and recovered[-1].end > sentences[-1].start
+    unsaid = [(a, b) for a, b in speech if a > stop_s]
+    assert unsaid and all(any(u.start <= a and b <= u.end for u in recovered) for a, b in unsaid)
     pieces = [audio[round(u.start * SAMPLE_RATE) : round(u.end * SAMPLE_RATE)] for u in recovered]
     heard = " ".join(h.text for h in backend.transcribe(pieces, ["en"] * len(pieces)))
     assert last in words(heard)

@@ -30,6 +30,10 @@ class SeekConfig:
     max_rounds: int = 4  # decodes of one chunk at most, the first included
     lead_s: float = 0.2  # a remainder that starts in a pause starts this long before speech
 
+    def __post_init__(self) -> None:
+        if self.max_rounds < 1:
+            raise ValueError(f"seek.max_rounds must be at least 1, got {self.max_rounds}")
+
 
 def speech_after(speech: list[Span], time: float) -> float:
     """Seconds of speech in `speech` that lie after `time`."""
