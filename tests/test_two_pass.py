@@ -170,3 +170,18 @@ def test_filter_names_the_first_reason_that_applies(tmp_path):
     ]
     lenient = Filter(FilterConfig(max_pass_wer=0.8)).run(context)["drop_reason"].to_pylist()
     assert lenient[3] is None
+
+
+def test_speech_only_pass_two_heard_is_judged_without_the_agreement_rule(tmp_path):
+    """Pass 1 left it without words (text_pass1 ""), so there is no pass_wer to hold against
+    it; the other rules still apply."""
+    good = "the weather forecast says it will be sunny all weekend"
+    rows = [
+        {"offset": 0.0, "duration": 4.0, "text_pass1": "", "text": good, "pass_wer": None},
+        {"offset": 5.0, "duration": 4.0, "text_pass1": "", "text": "", "pass_wer": None},
+    ]
+    path = tmp_path / "pass2" / "s1.parquet"
+    path.parent.mkdir()
+    pq.write_table(_utterance_rows(rows), path)
+    reasons = Filter(FilterConfig()).run(ShardContext("s1", tmp_path))["drop_reason"]
+    assert reasons.to_pylist() == [None, "empty_text"]
