@@ -169,6 +169,8 @@ def test_all_speech_the_vad_heard_is_inside_rows_in_sql_summary_and_report(curat
         r["source"]: r for r in run_query(workdir, "SELECT * FROM speech_coverage").to_pylist()
     }
     assert set(coverage) == {SOURCE, "overall"}
+    print(f"\nspeech coverage: {coverage[SOURCE]['coverage']:.1%} of "
+          f"{coverage[SOURCE]['speech_hours'] * 3600:.1f} s of VAD speech")  # fmt: skip
     assert coverage["overall"]["speech_hours"] > 20 / 3600  # the VAD heard the clips
     assert coverage[SOURCE]["coverage"] == pytest.approx(1.0)
     summary = summarize(workdir)
