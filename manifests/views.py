@@ -20,7 +20,10 @@ import pyarrow as pa
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
-from manifests.schemas import MANIFEST, RECORDINGS, SOURCES
+from manifests.schemas import MANIFEST, RECORDINGS, SEGMENTS, SOURCES
+
+OVERALL = "overall"
+"""The `source` of the `speech_coverage` row that sums every source."""
 
 SHARD_LIST = "shards.json"
 SURVEY_DIR = "survey"
@@ -45,6 +48,26 @@ SEGMENT_COLUMNS = (
     "text_asr",
     "pnc_status",
 )
+
+
+# Speech coverage: how much of the speech the VAD heard lies inside a row (kept or dropped,
+# every row has its text or its reason). Rows of a recording do not overlap; `least` keeps a
+# region from counting more than its own length should two ever touch.
+_SPEECH_COVERAGE = f"""
+CREATE VIEW speech_coverage AS
+WITH covered AS (
+    SELECT v.source, v."end" - v.start AS speech_s, least(v."end" - v.start, coalesce(sum(
+        greatest(0, least(v."end", s."offset" + s.duration) - greatest(v.start, s."offset"))
+    ), 0)) AS covered_s
+    FROM speech v LEFT JOIN segments s ON s.recording_id = v.recording_id
+        AND s."offset" < v."end" AND s."offset" + s.duration > v.start
+    GROUP BY v.source, v.recording_id, v.start, v."end"
+)
+SELECT coalesce(source, '{OVERALL}') AS source, sum(speech_s) / 3600 AS speech_hours,
+    sum(covered_s) / 3600 AS covered_hours,
+    CASE WHEN sum(speech_s) > 0 THEN sum(covered_s) / sum(speech_s) END AS coverage
+FROM covered GROUP BY GROUPING SETS ((source), ()) ORDER BY source IS NULL, source
+"""
 
 
 def current_shards(workdir: Path) -> list[str]:
@@ -92,8 +115,9 @@ def _seal(con: duckdb.DuckDBPyConnection) -> None:
 def connect(workdir: Path) -> duckdb.DuckDBPyConnection:
     """An in-memory DuckDB with the views `recordings`, `segments`, `segments_all`, `drops`
     (segments and hours per drop reason and language), `translations` (one row per segment
-    and target language) and `sources` (the latest `vaglio survey`), cut off from the file
-    system (see the module docstring)."""
+    and target language), `speech` (every VAD speech region), `speech_coverage` (per source
+    and overall) and `sources` (the latest `vaglio survey`), cut off from the file system
+    (see the module docstring)."""
     workdir = Path(workdir)
     con = duckdb.connect(":memory:")
     recordings = _register(con, "recordings", _files(workdir, "standardise"), RECORDINGS)
@@ -123,6 +147,12 @@ def connect(workdir: Path) -> duckdb.DuckDBPyConnection:
         "t.lang AS lang, t.text, t.reason, t.qe_score, t.answer, text AS source_text "
         "FROM segments_all, unnest(translations) AS u(t)"
     )
+    speech = _register(con, "speech", _files(workdir, "segment"), SEGMENTS)
+    con.execute(
+        'CREATE VIEW speech AS SELECT source, recording_id, r.start, r."end" '
+        f"FROM {speech}, unnest(speech_regions) AS u(r)"
+    )
+    con.execute(_SPEECH_COVERAGE)
     survey = workdir / SURVEY_DIR / SOURCES_TABLE
     sources = _register(con, "sources", [survey] if survey.exists() else [], SOURCES)
     con.execute(f"CREATE VIEW sources AS SELECT * FROM {sources}")

@@ -85,10 +85,32 @@ def test_phrases_without_pause_or_full_stop_join_up_to_the_longest_utterance():
     assert all(a.end == b.start for a, b in pairwise(cuts))  # one cut, no overlap
 
 
-def test_speech_that_pass_one_missed_belongs_to_no_utterance():
+def covered(speech: list[tuple[float, float]], cuts: list[TimedText]) -> float:
+    """Seconds of `speech` inside the utterances."""
+    return sum(max(0.0, min(b, u.end) - max(a, u.start)) for a, b in speech for u in cuts)
+
+
+def test_speech_that_pass_one_missed_becomes_an_utterance_of_its_own():
     phrases = [TimedText(0.5, 3.0, "Heard."), TimedText(10.0, 12.0, "Heard again.")]
     cuts = cut_utterances(phrases, SPEECH, duration=12.5, config=UtteranceConfig(pad_s=0.1))
-    assert cuts[0].end < 3.8 and cuts[1].start > 9.0
+    assert [u.text for u in cuts] == ["Heard.", "", "Heard again."]
+    assert cuts[1].start == pytest.approx(3.7) and cuts[1].end == pytest.approx(9.1)
+    assert covered(SPEECH, cuts) == pytest.approx(sum(b - a for a, b in SPEECH))
+    assert all(a.end <= b.start for a, b in pairwise(cuts))
+
+
+def test_a_chunk_without_pass_one_words_is_cut_at_its_pauses():
+    cuts = cut_utterances([], SPEECH, duration=12.5, config=UtteranceConfig(pad_s=0.1))
+    assert [(u.start, u.end) for u in cuts] == [(0.4, 3.1), (3.7, 9.1), (9.9, 12.1)]
+    assert {u.text for u in cuts} == {""}
+
+
+def test_an_utterance_edge_inside_speech_moves_out_to_the_pause():
+    """Whisper's end timestamp 1.5 s early, far from any pause: the word is not cut off."""
+    phrases = [TimedText(0.5, 4.5, "First part."), TimedText(10.0, 12.0, "Last.")]
+    cuts = cut_utterances(phrases, SPEECH, duration=12.5, config=UtteranceConfig(pad_s=0.1))
+    assert cuts[0].end == pytest.approx(6.0 + 0.1)  # the end of the speech around 4.5
+    assert covered(SPEECH, cuts) == pytest.approx(sum(b - a for a, b in SPEECH))
 
 
 def test_pass_disagreement_is_a_word_error_rate_after_normalisation():
@@ -148,3 +170,18 @@ def test_filter_names_the_first_reason_that_applies(tmp_path):
     ]
     lenient = Filter(FilterConfig(max_pass_wer=0.8)).run(context)["drop_reason"].to_pylist()
     assert lenient[3] is None
+
+
+def test_speech_only_pass_two_heard_is_judged_without_the_agreement_rule(tmp_path):
+    """Pass 1 left it without words (text_pass1 ""), so there is no pass_wer to hold against
+    it; the other rules still apply."""
+    good = "the weather forecast says it will be sunny all weekend"
+    rows = [
+        {"offset": 0.0, "duration": 4.0, "text_pass1": "", "text": good, "pass_wer": None},
+        {"offset": 5.0, "duration": 4.0, "text_pass1": "", "text": "", "pass_wer": None},
+    ]
+    path = tmp_path / "pass2" / "s1.parquet"
+    path.parent.mkdir()
+    pq.write_table(_utterance_rows(rows), path)
+    reasons = Filter(FilterConfig()).run(ShardContext("s1", tmp_path))["drop_reason"]
+    assert reasons.to_pylist() == [None, "empty_text"]

@@ -3,11 +3,13 @@
 Whisper's phrases usually end at sentence ends; its timestamps are only roughly right, so each
 cut between two utterances is moved into the nearest pause that the VAD heard, and only the
 utterance's own audio goes to pass 2. A phrase run that never pauses or ends a sentence is cut
-before it grows past `max_s`.
+before it grows past `max_s`. Speech that pass 1 left without words (the model skipped it, or
+heard nothing in the whole chunk) is cut into utterances of its own, so pass 2 hears it too.
 """
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
 from itertools import pairwise
@@ -68,8 +70,10 @@ def cut_utterances(
     time order, seconds from the recording's start) and its VAD speech regions.
 
     An utterance starts in the pause nearest its first phrase's start and ends in the pause
-    nearest its last phrase's end; speech between two utterances that pass 1 did not
-    transcribe belongs to neither.
+    nearest its last phrase's end; an edge that still lies inside speech moves out to that
+    speech's end, so no word is cut. Speech that no utterance covers then (pass 1 did not
+    transcribe it) becomes utterances of its own with empty pass-1 text: every second of
+    speech the VAD heard lies inside an utterance.
     """
     silences = pauses(speech)
     if speech:  # the recording's edges are pauses too
@@ -84,10 +88,74 @@ def cut_utterances(
     for left in range(len(groups) - 1):
         if ends[left] > starts[left + 1]:  # no pause found between them: cut once
             ends[left] = starts[left + 1] = (ends[left] + starts[left + 1]) / 2
+    spans = _whole_words(list(zip(starts, ends)), speech, config)
+    found = [TimedText(a, b, " ".join(p.text for p in g)) for (a, b), g in zip(spans, groups)]
+    untranscribed = _uncovered_runs([(u.start, u.end) for u in found], speech, config)
+    everything = sorted(
+        found + [TimedText(a, b, "") for a, b in untranscribed], key=lambda u: u.start
+    )
     return [
-        TimedText(round(max(0.0, a), 3), round(min(duration, b), 3), " ".join(p.text for p in g))
-        for a, b, g in zip(starts, ends, groups)
+        TimedText(round(max(0.0, u.start), 3), round(min(duration, u.end), 3), u.text)
+        for u in everything
     ]
+
+
+def _whole_words(spans: list[Span], speech: list[Span], config: UtteranceConfig) -> list[Span]:
+    """Move an utterance edge that lies inside speech out to that speech's edge (plus the
+    pad), as far as the neighbouring utterance and `max_s` allow."""
+    widened: list[Span] = []
+    for index, (start, end) in enumerate(spans):
+        floor = widened[-1][1] if widened else 0.0
+        ceiling = spans[index + 1][0] if index + 1 < len(spans) else float("inf")
+        for a, b in speech:
+            if a < end < b:
+                end = max(end, min(b + config.pad_s, ceiling, start + config.max_s))
+            if a < start < b:
+                start = min(start, max(a - config.pad_s, floor, end - config.max_s))
+        widened.append((start, end))
+    return widened
+
+
+MIN_PIECE_S = 0.02  # less uncovered speech than this is rounding, not a word
+
+
+def _uncovered_runs(spans: list[Span], speech: list[Span], config: UtteranceConfig):
+    """Speech outside every span, as utterance spans: pieces closer than `pause_s` join (up
+    to `max_s`, never across a span), with `pad_s` around them where there is room."""
+    pieces: list[Span] = []
+    for a, b in speech:
+        for start, end in spans:
+            if start <= a < end:
+                a = end
+            if a < start < b:
+                pieces.append((a, start))
+                a = min(b, end)
+        if b - a >= MIN_PIECE_S:
+            pieces.append((a, b))
+    pieces = [p for p in pieces if p[1] - p[0] >= MIN_PIECE_S]
+    runs: list[Span] = []
+    for a, b in pieces:
+        if runs:
+            last_start, last_end = runs[-1]
+            between = any(last_end <= s < a for s, _ in spans)
+            if not between and a - last_end < config.pause_s and b - last_start <= config.max_s:
+                runs[-1] = (last_start, b)
+                continue
+        runs.extend(_split(a, b, config.max_s))
+    taken = sorted(spans + runs)
+    padded: list[Span] = []
+    for a, b in runs:
+        floor = max([e for _, e in taken + padded if e <= a] + [a - config.pad_s])
+        ceiling = min([s for s, _ in taken if s >= b] + [b + config.pad_s])
+        padded.append((floor, ceiling))
+    return padded
+
+
+def _split(start: float, end: float, max_s: float) -> list[Span]:
+    """`start`-`end` in equal parts of at most `max_s`."""
+    parts = max(1, math.ceil((end - start) / max_s))
+    step = (end - start) / parts
+    return [(start + i * step, start + (i + 1) * step) for i in range(parts)]
 
 
 def _late_in(pause: Span, pad: float) -> float:

@@ -22,7 +22,9 @@ def timed_phrases(
 ) -> tuple[TimedText, ...]:
     """Whisper's `<|t0|> text <|t1|>` pairs as phrases; an unclosed last one ends at `duration`.
 
-    Tokens below `timestamp_begin` are text (special tokens are already removed).
+    Tokens below `timestamp_begin` are text (special tokens are already removed). Times past
+    the audio's end (Whisper sees it padded) are cut to `duration`; a phrase that starts
+    there is text the model made up after the audio ended, and is left out.
     """
     phrases: list[TimedText] = []
     opened: float | None = None
@@ -39,4 +41,8 @@ def timed_phrases(
             opened = time
     if text:
         phrases.append(TimedText(opened or 0.0, max(duration, opened or 0.0), decode(text).strip()))
-    return tuple(p for p in phrases if p.text)
+    return tuple(
+        TimedText(p.start, min(p.end, duration), p.text)
+        for p in phrases
+        if p.text and p.start < duration
+    )

@@ -212,6 +212,9 @@ def print_summary(result: CurationResult) -> None:
     table.add_row("hours kept", f"{summary.hours_kept:.3f}")
     for reason, (count, hours) in summary.dropped.items():
         table.add_row(f"  dropped: {reason}", f"{count} segments, {hours:.3f} h")
+    for source, (speech, _, coverage) in summary.speech_coverage.items():
+        share = "no speech" if coverage is None else f"{coverage:.1%} of {speech:.3f} h"
+        table.add_row(f"speech coverage: {source}", share)
     for status, count in summary.punctuation.items():
         table.add_row(f"punctuation: {status}", f"{count} segments")
     for (lang, outcome), count in summary.translations.items():

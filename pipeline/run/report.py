@@ -1,4 +1,5 @@
-"""The curation report: where the hours went, stage by stage, and what each rule dropped.
+"""The curation report: where the hours went, stage by stage, what each rule dropped, and how
+much of the speech the VAD heard lies inside a row (speech coverage, per source).
 
 Everything comes from the SQL views of a workdir, so the report describes exactly what
 `vaglio sql` shows. It is written as Markdown and as a self-contained HTML page, next to
@@ -28,6 +29,7 @@ class Report:
     examples: dict[str, list[dict]]  # reason -> a few dropped rows
     punctuation: dict[str, int]  # pnc_status -> segments
     translations: dict[tuple[str, str], int]  # (target, "kept" or reason) -> segments
+    speech_coverage: dict[str, tuple[float, float, float | None]]  # as in the summary
 
 
 def gather(workdir: Path, examples_per_reason: int = 3) -> Report:
@@ -69,7 +71,14 @@ def gather(workdir: Path, examples_per_reason: int = 3) -> Report:
         examples[reason].append(
             {"segment_id": segment_id, "lang": lang, "duration": duration, "text": text}
         )
-    return Report(funnel, drops, dict(examples), summary.punctuation, summary.translations)
+    return Report(
+        funnel,
+        drops,
+        dict(examples),
+        summary.punctuation,
+        summary.translations,
+        summary.speech_coverage,
+    )
 
 
 def _order(reason: str) -> int:
@@ -139,6 +148,13 @@ def _tables(report: Report) -> list[tuple[str, list[str], list[list[str]]]]:
             ],
         ),
     ]
+    coverage = [
+        [source, f"{speech:.3f}", f"{covered:.3f}", "–" if share is None else f"{share:.1%}"]
+        for source, (speech, covered, share) in report.speech_coverage.items()
+    ]
+    tables.append(
+        ("Speech coverage", ["source", "VAD speech h", "inside rows h", "coverage"], coverage)
+    )
     if report.punctuation:
         rows = [[status, str(n)] for status, n in report.punctuation.items()]
         tables.append(("Punctuation", ["status", "segments"], rows))

@@ -1,4 +1,5 @@
-"""The end-of-run summary: hours in, hours kept, and where the rest went, from the SQL views."""
+"""The end-of-run summary: hours in, hours kept, where the rest went, and how much of the speech
+the VAD heard lies inside a row (speech coverage), from the SQL views."""
 
 from __future__ import annotations
 
@@ -22,6 +23,8 @@ class RunSummary:
     dropped: dict[str, tuple[int, float]]  # every drop reason -> (segments, hours), 0 too
     punctuation: dict[str, int]  # pnc_status -> kept segments (empty when PnC is off)
     translations: dict[tuple[str, str], int]  # (target, "kept" or refusal reason) -> segments
+    # source (and "overall") -> (VAD speech hours, speech hours inside rows, their ratio or None)
+    speech_coverage: dict[str, tuple[float, float, float | None]]
 
 
 def summarize(workdir: Path) -> RunSummary:
@@ -65,6 +68,12 @@ def summarize(workdir: Path) -> RunSummary:
                 "ORDER BY lang, outcome <> 'kept', n DESC, outcome"
             ).fetchall()
         }
+        speech_coverage = {
+            source: (speech or 0.0, covered or 0.0, coverage)
+            for source, speech, covered, coverage in con.execute(
+                "SELECT source, speech_hours, covered_hours, coverage FROM speech_coverage"
+            ).fetchall()
+        }
     # Every rule in the order it is checked, so a rule that dropped nothing shows as 0.
     dropped = {reason: found.pop(reason, (0, 0.0)) for reason in DROP_REASONS} | found
     return RunSummary(
@@ -79,4 +88,5 @@ def summarize(workdir: Path) -> RunSummary:
         dropped,
         punctuation,
         translations,
+        speech_coverage,
     )

@@ -4,7 +4,9 @@ The language of a recording is Whisper's language probabilities averaged over up
 `lid_windows` chunks spread through it (not only the first). A recording whose language is
 not one its source declares, or is less certain than `min_lang_prob`, fails the gate: its
 chunks are kept as rows with the reason and are not transcribed. The others are decoded
-chunk by chunk with the language forced, with phrase timestamps for pass 2 to cut at.
+chunk by chunk with the language forced, with phrase timestamps for pass 2 to cut at; a chunk
+whose decoder stopped while the VAD still hears speech is decoded again from its last
+timestamp (`pipeline.asr.seek`), so no sentence is left out because the model ended early.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import pyarrow as pa
 from manifests.schemas import PASS1, TIMED_TEXT, with_versions
 from pipeline.asr import require_backend
 from pipeline.asr.base import Hypothesis
+from pipeline.asr.seek import SeekConfig, transcribe_to_speech_end
 from pipeline.asr.shared import AsrModelConfig, loaded_backend
 from pipeline.audio.cut import segment_samples
 from pipeline.stage import ShardContext, Stage
@@ -30,6 +33,7 @@ LANG_UNCERTAIN = "audio_lang_uncertain"
 class Pass1Config:
     asr: AsrModelConfig = field(default_factory=AsrModelConfig)
     lid: AsrModelConfig = field(default_factory=AsrModelConfig)  # a Whisper model
+    seek: SeekConfig = field(default_factory=SeekConfig)
     lid_windows: int = 3
     min_lang_prob: float = 0.7
 
@@ -60,7 +64,7 @@ def _timed(items, offset: float) -> list[dict]:
 
 class Pass1(Stage):
     name = "pass1"
-    version = "1"
+    version = "2"
     inputs = ("segment", "standardise")
     max_parallel_shards = 1
 
@@ -84,16 +88,22 @@ class Pass1(Stage):
             for r, d in zip(recording_ids, declared)
         ]
         passed = [i for i, reason in enumerate(reasons) if reason is None]
+        offsets = segments["offset"].to_pylist()
+        speech = [
+            [(r["start"] - offset, r["end"] - offset) for r in regions]
+            for regions, offset in zip(segments["speech_regions"].to_pylist(), offsets)
+        ]
         hypotheses: list[Hypothesis | None] = [None] * len(chunks)
         if passed:
-            decoded = loaded_backend(self.config.asr).transcribe(
+            decoded = transcribe_to_speech_end(
+                loaded_backend(self.config.asr),
                 [chunks[i] for i in passed],
                 [languages[recording_ids[i]][0] for i in passed],
-                timestamps=True,
+                [speech[i] for i in passed],
+                self.config.seek,
             )
             for i, hypothesis in zip(passed, decoded):
                 hypotheses[i] = hypothesis
-        offsets = segments["offset"].to_pylist()
         timed = pa.list_(TIMED_TEXT)
         added = {
             "lang": pa.array([languages[r][0] for r in recording_ids], pa.string()),

@@ -3,8 +3,10 @@
 Each utterance is transcribed again with the recording's language forced, on exactly its own
 audio (no neighbouring speech to borrow words from). Both texts are kept, with their word
 error rate (`pass_wer`, pass 1 against pass 2) so the filter can drop rows where the passes
-disagree. Chunks of recordings that failed the language gate, and chunks where pass 1 heard
-no words, carry through as rows of their own so that the manifest accounts for all speech.
+disagree. Speech where pass 1 heard no words is an utterance of its own with empty pass-1 text
+and no `pass_wer` (there is nothing to agree with): pass 2 alone transcribes it. Chunks of
+recordings that failed the language gate carry through as rows of their own, so the manifest
+accounts for all speech.
 """
 
 from __future__ import annotations
@@ -62,22 +64,21 @@ class _Utterance(NamedTuple):
 def _recording_utterances(
     chunks: list[dict], duration: float, config: UtteranceConfig
 ) -> list[_Utterance]:
-    """A recording's utterances in time order; chunks without pass-1 words (or not
-    transcribed) become one row each, with empty (or null) pass-1 text."""
+    """A recording's utterances in time order; the chunks of a recording that was not
+    transcribed (it failed the language gate) are one row each, with null pass-1 text."""
     if chunks[0]["gate_reason"] is not None:
         return [_Utterance(c["offset"], c["offset"] + c["duration"], None) for c in chunks]
     phrases = [TimedText(p["start"], p["end"], p["text"]) for c in chunks for p in c["phrases"]]
     speech = [(r["start"], r["end"]) for c in chunks for r in c["speech_regions"]]
-    silent = [
-        _Utterance(c["offset"], c["offset"] + c["duration"], "") for c in chunks if not c["phrases"]
+    return [
+        _Utterance(u.start, u.end, u.text)
+        for u in cut_utterances(phrases, speech, duration, config)
     ]
-    found = cut_utterances(phrases, speech, duration, config) if phrases else []
-    return sorted([_Utterance(u.start, u.end, u.text) for u in found] + silent)
 
 
 class Pass2(Stage):
     name = "pass2"
-    version = "1"
+    version = "2"
     inputs = ("pass1", "standardise")
     max_parallel_shards = 1
 
@@ -129,11 +130,11 @@ class Pass2(Stage):
         return with_versions(table, self.name, self.version_tag)
 
     def _transcribe(self, context, carried, utterances, offsets, lengths) -> dict[str, pa.Array]:
-        """Pass-2 text, scores and agreement; only rows with pass-1 words long enough to hear."""
+        """Pass-2 text, scores and agreement; every transcribed row long enough to hear."""
         todo = [
             i
             for i, u in enumerate(utterances)
-            if u.text and lengths[i] >= self.config.utterances.min_s
+            if u.text is not None and lengths[i] >= self.config.utterances.min_s
         ]
         wanted = pa.table(
             {
@@ -158,8 +159,7 @@ class Pass2(Stage):
             logprob[i] = hypothesis.avg_logprob
             no_speech[i] = hypothesis.no_speech_prob
         wer = [
-            None if u.text is None else pass_disagreement(u.text, t or "")
-            for u, t in zip(utterances, text)
+            pass_disagreement(u.text, t or "") if u.text else None for u, t in zip(utterances, text)
         ]
         return {
             "text": pa.array(text, pa.string()),
