@@ -25,10 +25,18 @@ def command_line() -> str:
     return shlex.join(["python", str(script), *sys.argv[1:]])
 
 
+def _rounded(value):
+    """Floats to 3 decimals, inside mappings too (per-language and per-source figures)."""
+    if isinstance(value, float):
+        return round(value, 3)
+    if isinstance(value, dict):
+        return {k: _rounded(v) for k, v in value.items()}
+    return value
+
+
 def emit(benchmark: str, **figures) -> None:
     """One JSON line: the benchmark, its figures, the machine's cores and the command."""
-    rounded = {k: round(v, 3) if isinstance(v, float) else v for k, v in figures.items()}
-    line = {"benchmark": benchmark, **rounded, "cores": CORES, "command": command_line()}
+    line = {"benchmark": benchmark, **_rounded(figures), "cores": CORES, "command": command_line()}
     print(json.dumps(line), flush=True)
 
 
