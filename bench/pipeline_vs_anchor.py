@@ -112,7 +112,9 @@ def in_fresh_process(side: str, scale: int, catalog: Path, workdir: Path) -> dic
 def wer_per_language(texts: dict[str, str], workdir: Path, catalog: Path) -> dict[str, float]:
     references = demo_references(catalog, workdir)
     with connect(workdir) as con:
-        declared = dict(con.execute("SELECT recording_id, declared_languages FROM recordings"))
+        declared = dict(
+            con.execute("SELECT recording_id, declared_languages FROM recordings").fetchall()
+        )
     pairs: dict[str, tuple[list[str], list[str]]] = defaultdict(lambda: ([], []))
     for recording_id, _, _, _ in usable_recordings(workdir):
         if recording_id not in references:
