@@ -41,10 +41,16 @@ def test_the_filter_drops_english_text_on_italian_audio_and_keeps_italian():
     assert (kept.drop_reason, kept.text_lang) == (None, "it")
 
 
-def test_langid_stays_selectable_and_an_unknown_backend_is_refused():
-    assert identify_language(SHORT_TEXTS["de"], TextLidConfig(backend="langid"))[0] == "de"
+def test_an_unknown_backend_or_a_model_file_for_langid_is_refused(tmp_path):
+    """langid.py stays selectable (`backend: langid`); loading its model takes seconds, so
+    its answers are left to bench/text_lid.py."""
+    assert TextLidConfig(backend="langid").backend == "langid"
     with pytest.raises(StageConfigError, match=r"text_lid\.backend: 'cld3' is not one of"):
         TextLidConfig(backend="cld3")
+    model = tmp_path / "lid.176.bin"
+    model.write_bytes(b"")
+    with pytest.raises(StageConfigError, match="fasttext_model applies to backend: fasttext"):
+        TextLidConfig(backend="langid", fasttext_model=str(model))
 
 
 def test_the_model_is_taken_from_the_wheel_and_a_tampered_one_is_refused(tmp_path, monkeypatch):
