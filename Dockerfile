@@ -21,7 +21,8 @@ COPY training ./training
 
 RUN python3 -m venv /opt/vaglio \
     && pip install --upgrade pip \
-    && pip install '.[gpu]'
+    && pip install '.[gpu]' \
+    && python -m pipeline.text.offline_lid
 
 WORKDIR /work
 ENTRYPOINT ["vaglio"]

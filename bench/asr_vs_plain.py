@@ -13,7 +13,6 @@ speed with Whisper's full 30 s padding, to show what batching alone gives.
 from __future__ import annotations
 
 import argparse
-import csv
 import time
 from collections import defaultdict
 from dataclasses import replace
@@ -22,20 +21,21 @@ import jiwer
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from bench.common import CACHE, CORES, emit
+from bench.common import CACHE, CORES, demo_references, emit
 from pipeline.asr.offline_models import resolve_whisper_model
 from pipeline.asr.shared import AsrModelConfig, loaded_backend
 from pipeline.audio.cut import segment_samples
 from pipeline.audio.decode import SAMPLE_RATE
 from pipeline.config import CurateConfig
-from pipeline.demo_corpus import REFERENCES_NAME, build_demo_corpus
+from pipeline.demo_corpus import build_demo_corpus
 from pipeline.run.curate import ThreadExecutor, curate
 from pipeline.stage import ShardContext
 from pipeline.text.normalise import normalise_text
 
 
 def utterances(scale: int):
-    """Transcribed (not gated, not silent) pass-2 utterances of a curated demo corpus."""
+    """The references, and the transcribed (not gated, not silent) pass-2 utterances with their
+    audio, of a curated demo corpus."""
     catalog = build_demo_corpus(CACHE / f"demo-x{scale}", scale=scale)
     workdir = CACHE / f"asr-x{scale}"
     result = curate(catalog, workdir, CurateConfig(), ThreadExecutor(CORES))
@@ -47,7 +47,8 @@ def utterances(scale: int):
         table = table.filter(pc.fill_null(pc.greater(pc.utf8_length(table["text"]), 0), False))
         rows.append(table.select(["recording_id", "offset", "lang"]))
         audio += segment_samples(context, table)
-    return catalog, pa.concat_tables(rows).to_pylist(), audio
+    references = demo_references(catalog, workdir)
+    return references, pa.concat_tables(rows).to_pylist(), audio
 
 
 def wer_per_language(rows, texts, references) -> dict[str, float]:
@@ -68,12 +69,7 @@ def main() -> None:
     args = parser.parse_args()
     from faster_whisper import WhisperModel
 
-    catalog, rows, audio = utterances(args.scale)
-    with open(catalog.parent / REFERENCES_NAME, encoding="utf-8") as f:
-        references = {
-            f"{r['source']}/{r['file']}": (r["lang"], r["text"])
-            for r in csv.DictReader(f, delimiter="\t")
-        }
+    references, rows, audio = utterances(args.scale)
     audio_s = sum(len(a) for a in audio) / SAMPLE_RATE
     config = AsrModelConfig(cpu_threads=CORES)
     languages = [r["lang"] for r in rows]

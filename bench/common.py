@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import contextlib
+import csv
 import json
 import os
 import shlex
 import sys
 from pathlib import Path
+
+from manifests.views import connect
+from pipeline.demo_corpus import REFERENCES_NAME
 
 CACHE = Path(os.environ.get("VAGLIO_BENCH_CACHE", Path(__file__).resolve().parent / ".cache"))
 CORES = os.cpu_count() or 1
@@ -21,8 +25,36 @@ def command_line() -> str:
     return shlex.join(["python", str(script), *sys.argv[1:]])
 
 
+def _rounded(value):
+    """Floats to 3 decimals, inside mappings too (per-language and per-source figures)."""
+    if isinstance(value, float):
+        return round(value, 3)
+    if isinstance(value, dict):
+        return {k: _rounded(v) for k, v in value.items()}
+    return value
+
+
 def emit(benchmark: str, **figures) -> None:
     """One JSON line: the benchmark, its figures, the machine's cores and the command."""
-    rounded = {k: round(v, 3) if isinstance(v, float) else v for k, v in figures.items()}
-    line = {"benchmark": benchmark, **rounded, "cores": CORES, "command": command_line()}
+    line = {"benchmark": benchmark, **_rounded(figures), "cores": CORES, "command": command_line()}
     print(json.dumps(line), flush=True)
+
+
+def demo_references(catalog: Path, workdir: Path) -> dict[str, tuple[str, str]]:
+    """recording_id -> (language, what was said), for every recording of a curated demo corpus.
+
+    Files of the local sources have their script in `references.tsv`; a labelled source (the
+    NeMo manifest, whose windows of one file are recordings of their own) brings its
+    transcripts, which the workdir keeps as `text_source`.
+    """
+    with open(Path(catalog).parent / REFERENCES_NAME, encoding="utf-8") as f:
+        references = {
+            f"{r['source']}/{r['file']}": (r["lang"], r["text"])
+            for r in csv.DictReader(f, delimiter="\t")
+        }
+    with connect(Path(workdir)) as con:
+        labelled = con.execute(
+            "SELECT recording_id, declared_languages[1], text_source FROM recordings "
+            "WHERE text_source IS NOT NULL"
+        ).fetchall()
+    return references | {rid: (lang, text) for rid, lang, text in labelled}

@@ -9,7 +9,10 @@ from pathlib import Path
 BENCHMARKS = (
     "segment_vs_silero",
     "asr_vs_plain",
+    "pipeline_vs_anchor",
+    "pipeline_profile",
     "pipeline_speed_memory",
+    "text_lid",
     "sql_vs_pandas",
     "marker_proof",
     "export_speed",

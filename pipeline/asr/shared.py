@@ -7,6 +7,7 @@ flat and saves the load time of every shard after the first.
 from __future__ import annotations
 
 import dataclasses
+import os
 import threading
 from dataclasses import dataclass
 
@@ -34,10 +35,22 @@ _loaded: dict[AsrModelConfig, AsrBackend] = {}
 _lock = threading.Lock()
 
 
+def available_cores() -> int:
+    """Cores this process may run on (its CPU affinity, which containers and taskset narrow)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
 def loaded_backend(config: AsrModelConfig) -> AsrBackend:
-    """The backend for `config`, loaded on first use and kept for the life of the process."""
+    """The backend for `config`, loaded on first use and kept for the life of the process.
+
+    `cpu_threads: 0` becomes the number of available cores here (unless OMP_NUM_THREADS says
+    otherwise): CTranslate2 reads 0 as its own default of 4 threads, which oversubscribes a
+    2-core machine and leaves most of a 16-core one idle.
+    """
     with _lock:
         if config not in _loaded:
             options = dataclasses.asdict(config)
+            if not config.cpu_threads and "OMP_NUM_THREADS" not in os.environ:
+                options["cpu_threads"] = available_cores()
             _loaded[config] = load_backend(options.pop("backend"), **options)
         return _loaded[config]

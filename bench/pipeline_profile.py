@@ -1,0 +1,123 @@
+"""Where `vaglio curate`'s time goes on the demo corpus: each stage's wall and CPU seconds, and
+inside the two ASR passes, audio decoding (FLAC to samples, cut), Whisper's language ID and
+transcription.
+
+The run is in this process with the threads engine and the default config; the parts inside
+the passes are timed by wrapping the functions the stages call (nothing else changes). Stages
+run one after another, so process CPU time between two stage starts is that stage's.
+
+    python bench/pipeline_profile.py [--scale 1] [--config pipeline.yaml]
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import time
+from collections import defaultdict
+from contextlib import contextmanager
+from pathlib import Path
+
+from bench.common import CACHE, emit
+from manifests.views import connect
+from pipeline.asr import shared
+from pipeline.config import load_config
+from pipeline.demo_corpus import build_demo_corpus
+from pipeline.run.curate import ThreadExecutor, curate
+from pipeline.stages import pass1, pass2
+
+spent: dict[str, list[float]] = defaultdict(lambda: [0.0, 0.0])  # part -> [wall, cpu]
+
+
+@contextmanager
+def timed(part: str):
+    wall, cpu = time.perf_counter(), time.process_time()
+    try:
+        yield
+    finally:
+        spent[part][0] += time.perf_counter() - wall
+        spent[part][1] += time.process_time() - cpu
+
+
+def wrap(owner, name: str, part: str) -> None:
+    """Time every call of `owner.name` as `part`."""
+    original = getattr(owner, name)
+
+    def timed_call(*args, **kwargs):
+        with timed(part):
+            return original(*args, **kwargs)
+
+    setattr(owner, name, timed_call)
+
+
+class TimedBackend:
+    """A loaded ASR backend whose calls are timed under the pass that makes them."""
+
+    def __init__(self, backend, stage: str):
+        self.backend, self.stage = backend, stage
+
+    def transcribe(self, *args, **kwargs):
+        with timed(f"{self.stage}.transcribe"):
+            return self.backend.transcribe(*args, **kwargs)
+
+    def language_probabilities(self, *args, **kwargs):
+        with timed(f"{self.stage}.language_id"):
+            return self.backend.language_probabilities(*args, **kwargs)
+
+
+class StageClock:
+    """The curate progress hook: wall and process CPU time from one stage start to the next."""
+
+    def __init__(self):
+        self.current: str | None = None
+        self.started = (0.0, 0.0)
+
+    def start(self, stage: str, total: int) -> None:
+        self.stop()
+        self.current, self.started = stage, (time.perf_counter(), time.process_time())
+
+    def advance(self, outcome) -> None:
+        pass
+
+    def stop(self) -> None:
+        if self.current:
+            spent[self.current][0] += time.perf_counter() - self.started[0]
+            spent[self.current][1] += time.process_time() - self.started[1]
+        self.current = None
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--scale", type=int, default=1, help="demo corpus size multiplier")
+    parser.add_argument("--config", type=Path, help="a pipeline config YAML (default: none)")
+    args = parser.parse_args()
+    catalog = build_demo_corpus(CACHE / f"demo-x{args.scale}", scale=args.scale)
+    workdir = CACHE / f"profile-x{args.scale}-{args.config.stem if args.config else 'default'}"
+    shutil.rmtree(workdir, ignore_errors=True)
+    for module, stage in ((pass1, "pass1"), (pass2, "pass2")):
+        wrap(module, "segment_samples", f"{stage}.decode_audio")
+        module.loaded_backend = lambda config, stage=stage: TimedBackend(
+            shared.loaded_backend(config), stage
+        )
+    clock, config = StageClock(), load_config(args.config)
+    with timed("total"):
+        result = curate(catalog, workdir, config, ThreadExecutor(config.workers), clock)
+        clock.stop()
+    total_wall, total_cpu = spent.pop("total")
+    with connect(result.workdir) as con:
+        (audio_s,) = con.execute("SELECT coalesce(sum(duration), 0) FROM recordings").fetchone()
+    emit(
+        "pipeline_profile",
+        scale=args.scale,
+        config=str(args.config) if args.config else None,
+        audio_s=audio_s,
+        wall_s=total_wall,
+        cpu_s=total_cpu,
+        rtfx=audio_s / total_wall,
+        wall_share={part: round(w / total_wall, 3) for part, (w, _) in sorted(spent.items())},
+        cpu_share={part: round(c / total_cpu, 3) for part, (_, c) in sorted(spent.items())},
+    )
+
+
+if __name__ == "__main__":
+    main()
