@@ -212,6 +212,8 @@ def _check(config: TrainConfig, origin: str) -> None:
     for key in ("d_model", "encoder_layers", "decoder_layers", "ffn_dim", "heads", "n_mels"):
         if getattr(m, key) < 1:
             raise bad(f"model.{key}", "must be at least 1")
+    if m.ffn_dim % m.d_model:
+        raise bad("model.ffn_dim", f"must be a multiple of model.d_model ({m.d_model})")
     if m.d_model % m.heads:
         raise bad("model.heads", f"must divide model.d_model ({m.d_model})")
     if not 1 <= m.inter_ctc_layer <= m.encoder_layers:
