@@ -36,8 +36,9 @@ def average_checkpoints(paths: list[Path]) -> dict[str, torch.Tensor]:
                 total[name] += tensor.double()
             else:
                 total[name] = tensor.double()
-    return {name: (t / len(paths)).float() if t.is_floating_point() else t
-            for name, t in total.items()}  # fmt: skip
+    return {
+        name: (t / len(paths)).float() if t.is_floating_point() else t for name, t in total.items()
+    }
 
 
 def average_last(folder: Path, count: int) -> tuple[dict[str, torch.Tensor], list[Path]]:

@@ -197,8 +197,7 @@ def _typed(value: Any, annotation: str, name: str, origin: str) -> Any:
     if wanted is str and isinstance(value, int | float) and not isinstance(value, bool):
         return str(value)  # precision: 32
     if not ok:
-        raise ConfigError(
-f"{origin}: '{name}' must be {wanted.__name__}, not {value!r}")
+        raise ConfigError(f"{origin}: '{name}' must be {wanted.__name__}, not {value!r}")
     return float(value) if wanted is float else value
 
 
@@ -241,8 +240,14 @@ def _check(config: TrainConfig, origin: str) -> None:
         raise bad("optim.betas", "must be two numbers")
     if config.trainer.accelerator not in ("cpu", "gpu", "auto"):
         raise bad("trainer.accelerator", "must be cpu, gpu or auto")
-    for key in ("checkpoint.every_steps", "checkpoint.keep_last", "checkpoint.average_last",
-                "validation.every_steps", "trainer.devices", "trainer.num_nodes"):  # fmt: skip
+    for key in (
+        "checkpoint.every_steps",
+        "checkpoint.keep_last",
+        "checkpoint.average_last",
+        "validation.every_steps",
+        "trainer.devices",
+        "trainer.num_nodes",
+    ):
         section, name = key.split(".")
         if getattr(getattr(config, section), name) < 1:
             raise bad(key, "must be at least 1")
@@ -263,7 +268,9 @@ def build_config(settings: dict, origin: str = "config") -> TrainConfig:
     for f in fields(TrainConfig)[1:]:
         section = globals()[f.type]  # annotations are strings here
         kinds = {g.name: g.type for g in fields(section)}
-        values = {k: _typed(v, kinds[k], f"{f.name}.{k}", origin) for k, v in merged[f.name].items()}
+        values = {
+            k: _typed(v, kinds[k], f"{f.name}.{k}", origin) for k, v in merged[f.name].items()
+        }
         sections[f.name] = section(**values)
     config = TrainConfig(preset=preset, **sections)
     _check(config, origin)

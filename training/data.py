@@ -118,13 +118,31 @@ def examples_of(row: dict, tasks: tuple[str, ...]) -> list[Example]:
     """The ASR pair of a row and/or one ST pair per translation it carries."""
     out = []
     if "asr" in tasks:
-        out.append(Example(row["segment_id"], row["audio"], row["lang"], row["text"],
-                           row["lang"], row["text"], "asr"))  # fmt: skip
+        out.append(
+            Example(
+                row["segment_id"],
+                row["audio"],
+                row["lang"],
+                row["text"],
+                row["lang"],
+                row["text"],
+                "asr",
+            )
+        )
     if "st" in tasks:
         for translation in row.get("translations") or []:
             if translation.get("text"):
-                out.append(Example(row["segment_id"], row["audio"], row["lang"], row["text"],
-                                   translation["lang"], translation["text"], "st"))  # fmt: skip
+                out.append(
+                    Example(
+                        row["segment_id"],
+                        row["audio"],
+                        row["lang"],
+                        row["text"],
+                        translation["lang"],
+                        translation["text"],
+                        "st",
+                    )
+                )
     return out
 
 
@@ -148,8 +166,11 @@ class Batch:
     examples: list[Example] = field(default_factory=list)
 
     def to(self, device: torch.device | str) -> Batch:
-        tensors = {f.name: getattr(self, f.name).to(device) for f in fields(self)
-                   if isinstance(getattr(self, f.name), torch.Tensor)}  # fmt: skip
+        tensors = {
+            f.name: getattr(self, f.name).to(device)
+            for f in fields(self)
+            if isinstance(getattr(self, f.name), torch.Tensor)
+        }
         return Batch(**tensors, examples=self.examples)
 
     @property
@@ -175,12 +196,24 @@ def collate(examples: list[Example], tokenizer: Tokenizer) -> Batch:
     tags = [tokenizer.lang_id(e.target_lang) for e in examples]
     transcript, transcript_len = _pad(transcripts, tokenizer.pad_id)
     target, target_len = _pad(targets, tokenizer.pad_id)
-    decoder_in, _ = _pad([[tokenizer.bos_id, tag, *t] for tag, t in zip(tags, targets)],
-                         tokenizer.pad_id)  # fmt: skip
-    decoder_out, _ = _pad([[tokenizer.pad_id, *t, tokenizer.eos_id] for t in targets],
-                          tokenizer.pad_id)  # fmt: skip
-    return Batch(audio, torch.tensor(lengths), transcript, transcript_len, target, target_len,
-                 torch.tensor(tags), decoder_in, decoder_out, examples)  # fmt: skip
+    decoder_in, _ = _pad(
+        [[tokenizer.bos_id, tag, *t] for tag, t in zip(tags, targets)], tokenizer.pad_id
+    )
+    decoder_out, _ = _pad(
+        [[tokenizer.pad_id, *t, tokenizer.eos_id] for t in targets], tokenizer.pad_id
+    )
+    return Batch(
+        audio,
+        torch.tensor(lengths),
+        transcript,
+        transcript_len,
+        target,
+        target_len,
+        torch.tensor(tags),
+        decoder_in,
+        decoder_out,
+        examples,
+    )
 
 
 def _share() -> tuple[int, int]:
@@ -197,8 +230,15 @@ class TrainStream(torch.utils.data.IterableDataset):
     """Endless shuffled batches of one split; with `p_asr < 1`, one coin per batch picks
     ASR or ST (ST only from rows that carry translations)."""
 
-    def __init__(self, paths: list[Path], keep: RowFilter, tokenizer: Tokenizer,
-                 config: DataConfig, p_asr: float = 1.0, seed: int = 1):  # fmt: skip
+    def __init__(
+        self,
+        paths: list[Path],
+        keep: RowFilter,
+        tokenizer: Tokenizer,
+        config: DataConfig,
+        p_asr: float = 1.0,
+        seed: int = 1,
+    ):
         self.paths, self.keep, self.tokenizer = paths, keep, tokenizer
         self.config, self.p_asr, self.seed = config, p_asr, seed
 
@@ -241,8 +281,13 @@ class TrainStream(torch.utils.data.IterableDataset):
         return collate(chosen, self.tokenizer)
 
 
-def eval_batches(paths: list[Path], keep: RowFilter, tokenizer: Tokenizer, tasks: tuple[str, ...],
-                 batch_size: int) -> Iterator[Batch]:  # fmt: skip
+def eval_batches(
+    paths: list[Path],
+    keep: RowFilter,
+    tokenizer: Tokenizer,
+    tasks: tuple[str, ...],
+    batch_size: int,
+) -> Iterator[Batch]:
     """Every example of one split once, in shard order (for validation and `eval`)."""
     pending: list[Example] = []
     for row in iter_rows(paths, keep):
@@ -255,8 +300,14 @@ def eval_batches(paths: list[Path], keep: RowFilter, tokenizer: Tokenizer, tasks
 
 
 class EvalSet(torch.utils.data.IterableDataset):
-    def __init__(self, paths: list[Path], keep: RowFilter, tokenizer: Tokenizer,
-                 tasks: tuple[str, ...], batch_size: int):  # fmt: skip
+    def __init__(
+        self,
+        paths: list[Path],
+        keep: RowFilter,
+        tokenizer: Tokenizer,
+        tasks: tuple[str, ...],
+        batch_size: int,
+    ):
         self.args = (paths, keep, tokenizer, tasks, batch_size)
 
     def __iter__(self) -> Iterator[Batch]:
@@ -291,8 +342,18 @@ def corpus_summary(paths: list[Path], ratios: dict, policy: str | None) -> dict:
     for path in paths:
         shard = pq.ParquetFile(path)
         names = shard.schema_arrow.names
-        columns = [c for c in (*META_COLUMNS, "source", "attribution", "obligations",
-                               "translations", "drop_reason") if c in names]  # fmt: skip
+        columns = [
+            c
+            for c in (
+                *META_COLUMNS,
+                "source",
+                "attribution",
+                "obligations",
+                "translations",
+                "drop_reason",
+            )
+            if c in names
+        ]
         for row in pq.read_table(path, columns=columns).to_pylist():
             if row.get("drop_reason"):
                 continue

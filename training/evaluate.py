@@ -50,14 +50,22 @@ def metrics_of(pairs: list[tuple[Example, object]]) -> dict:
     return {"wer": wer, "st": translation, "flat": flat}
 
 
-def evaluate_model(model, config: TrainConfig, workdir: Path, split: str = "test",
-                   beam: int | None = None, exit_layer: int | None = None,
-                   limit: int | None = None) -> dict:  # fmt: skip
+def evaluate_model(
+    model,
+    config: TrainConfig,
+    workdir: Path,
+    split: str = "test",
+    beam: int | None = None,
+    exit_layer: int | None = None,
+    limit: int | None = None,
+) -> dict:
     """Decode one split of the workdir's shards and score it; with `exit_layer`, also the
     early exit (the intermediate CTC head, which sits on layer `model.inter_ctc_layer`)."""
     if exit_layer is not None and exit_layer != config.model.inter_ctc_layer:
-        raise ValueError(f"--exit-layer {exit_layer}: this model's CTC exit is at layer "
-                         f"{config.model.inter_ctc_layer}")  # fmt: skip
+        raise ValueError(
+            f"--exit-layer {exit_layer}: this model's CTC exit is at layer "
+            f"{config.model.inter_ctc_layer}"
+        )
     beam = beam or config.decoding.beam
     keep = RowFilter(split, config.data.split, config.data.policy, config.data.max_duration)
     tasks = ("asr", "st") if config.stage2.max_steps else ("asr",)
@@ -81,11 +89,18 @@ def evaluate_model(model, config: TrainConfig, workdir: Path, split: str = "test
                 texts = model.decode_early_exit(batch)
                 seconds["early_exit"] += time.perf_counter() - started
                 early.extend((batch.examples[i], texts[i]) for i in asr)
-    result = {"split": split, "beam": beam, "audio_seconds": seconds["audio"],
-              "full": {**metrics_of(full), "rtfx": _rtfx(seconds, "full")}}  # fmt: skip
+    result = {
+        "split": split,
+        "beam": beam,
+        "audio_seconds": seconds["audio"],
+        "full": {**metrics_of(full), "rtfx": _rtfx(seconds, "full")},
+    }
     if exit_layer is not None:
-        result["early_exit"] = {"layer": exit_layer, **metrics_of(early),
-                                "rtfx": _rtfx(seconds, "early_exit")}  # fmt: skip
+        result["early_exit"] = {
+            "layer": exit_layer,
+            **metrics_of(early),
+            "rtfx": _rtfx(seconds, "early_exit"),
+        }
     return result
 
 

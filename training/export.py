@@ -42,20 +42,26 @@ def model_card(config: TrainConfig, data: dict, metrics: dict, parameters: int) 
         "Only rows that the curation kept and whose licence the policy in force allowed "
         f"({data['rows_refused_by_policy']} rows refused at training time).",
         "",
-        *_table([(lang, _hours(h)) for lang, h in data["hours_per_language"].items()],
-                ("language", "hours")),  # fmt: skip
+        *_table(
+            [(lang, _hours(h)) for lang, h in data["hours_per_language"].items()],
+            ("language", "hours"),
+        ),
         "",
-        *_table([(split, _hours(h)) for split, h in data["hours_per_split"].items()],
-                ("split (by recording)", "hours")),  # fmt: skip
+        *_table(
+            [(split, _hours(h)) for split, h in data["hours_per_split"].items()],
+            ("split (by recording)", "hours"),
+        ),
         "",
-        *_table([(lic, _hours(h)) for lic, h in data["hours_per_licence"].items()],
-                ("licence", "hours")),  # fmt: skip
+        *_table(
+            [(lic, _hours(h)) for lic, h in data["hours_per_licence"].items()], ("licence", "hours")
+        ),
         "",
-        *_table([(src, ", ".join(lic)) for src, lic in data["sources"].items()],
-                ("source", "licences")),  # fmt: skip
+        *_table(
+            [(src, ", ".join(lic)) for src, lic in data["sources"].items()], ("source", "licences")
+        ),
         "",
-        "Translation pairs: " + (", ".join(f"{k}: {v}" for k, v in
-                                           data["translation_pairs"].items()) or "none"),
+        "Translation pairs: "
+        + (", ".join(f"{k}: {v}" for k, v in data["translation_pairs"].items()) or "none"),
         "",
         "### Obligations the training data carries",
         "",
@@ -82,14 +88,25 @@ def model_card(config: TrainConfig, data: dict, metrics: dict, parameters: int) 
         "",
         f"Split `{metrics['split']}`, beam {metrics['beam']}:",
         "",
-        *_table([(lang, s["utterances"], "-" if s["wer"] is None else f"{s['wer']:.3f}")
-                 for lang, s in metrics["full"]["wer"].items()],
-                ("language", "utterances", "WER")),  # fmt: skip
+        *_table(
+            [
+                (lang, s["utterances"], "-" if s["wer"] is None else f"{s['wer']:.3f}")
+                for lang, s in metrics["full"]["wer"].items()
+            ],
+            ("language", "utterances", "WER"),
+        ),
         "",
-        *(_table([(d, s["segments"], f"{s['bleu']:.1f}", f"{s['chrf']:.1f}")
-                  for d, s in metrics["full"]["st"].items()], ("direction", "segments", "BLEU",
-                                                                "chrF"))
-          if metrics["full"]["st"] else []),  # fmt: skip
+        *(
+            _table(
+                [
+                    (d, s["segments"], f"{s['bleu']:.1f}", f"{s['chrf']:.1f}")
+                    for d, s in metrics["full"]["st"].items()
+                ],
+                ("direction", "segments", "BLEU", "chrF"),
+            )
+            if metrics["full"]["st"]
+            else []
+        ),
         "",
     ]
     return "\n".join(lines)

@@ -51,16 +51,29 @@ if "training." not in nemo_common.ALLOWED_TARGET_PREFIXES:  # NeMo 3 restores li
     nemo_common.ALLOWED_TARGET_PREFIXES.append("training.")
 
 
-def ctc_sum_per_token(log_probs: torch.Tensor, lengths: torch.Tensor, targets: torch.Tensor,
-                      target_lengths: torch.Tensor, blank: int) -> torch.Tensor:  # fmt: skip
+def ctc_sum_per_token(
+    log_probs: torch.Tensor,
+    lengths: torch.Tensor,
+    targets: torch.Tensor,
+    target_lengths: torch.Tensor,
+    blank: int,
+) -> torch.Tensor:
     """CTC summed over the batch, divided by the number of target tokens."""
-    loss = F.ctc_loss(log_probs.transpose(0, 1).float(), targets, lengths, target_lengths,
-                      blank=blank, reduction="sum", zero_infinity=True)  # fmt: skip
+    loss = F.ctc_loss(
+        log_probs.transpose(0, 1).float(),
+        targets,
+        lengths,
+        target_lengths,
+        blank=blank,
+        reduction="sum",
+        zero_infinity=True,
+    )
     return loss / target_lengths.sum().clamp(min=1)
 
 
-def smoothed_ce_per_token(log_probs: torch.Tensor, labels: torch.Tensor, pad: int,
-                          smoothing: float) -> torch.Tensor:  # fmt: skip
+def smoothed_ce_per_token(
+    log_probs: torch.Tensor, labels: torch.Tensor, pad: int, smoothing: float
+) -> torch.Tensor:
     """Label-smoothed cross-entropy (ε spread uniformly over the vocabulary) summed over the
     non-pad labels, divided by their number."""
     mask = labels != pad
@@ -83,15 +96,17 @@ class FamaModel(ASRModel):
     """Conformer encoder + Transformer decoder with an intermediate and a top CTC head.
 
     `cfg` is the resolved training config (`training.config.TrainConfig.as_dict()`, its
-    `model` section renamed `architecture`) plus `tokenizer.model_path`; the tokenizer file travels inside the `.nemo`.
+    `model` section renamed `architecture`) plus `tokenizer.model_path`; the tokenizer file
+    travels inside the `.nemo`.
     """
 
     prompted_by_language = True  # the pipeline's nemo backend passes source/target languages
 
     def __init__(self, cfg: DictConfig, trainer: Trainer | None = None):
         super().__init__(cfg=cfg, trainer=trainer)
-        self.tokenizer = Tokenizer(self.register_artifact("tokenizer.model_path",
-                                                          cfg.tokenizer.model_path))  # fmt: skip
+        self.tokenizer = Tokenizer(
+            self.register_artifact("tokenizer.model_path", cfg.tokenizer.model_path)
+        )
         m = cfg.architecture
         vocab = self.tokenizer.vocab_size
         self.blank = vocab  # CTC heads have one more output than the vocabulary
@@ -104,24 +119,41 @@ class FamaModel(ASRModel):
             else None
         )
         self.encoder = ConformerEncoder(
-            feat_in=m.n_mels, n_layers=m.encoder_layers, d_model=m.d_model,
-            subsampling="striding", subsampling_factor=4,  # ×4; FAMA's conv1d one is broken in NeMo 3.0
-            ff_expansion_factor=m.ffn_dim // m.d_model, self_attention_model="rel_pos",
-            n_heads=m.heads, conv_kernel_size=m.conv_kernel, dropout=m.dropout,
-            dropout_pre_encoder=m.dropout, dropout_emb=m.dropout, dropout_att=m.dropout,
-        )  # fmt: skip
+            feat_in=m.n_mels,
+            n_layers=m.encoder_layers,
+            d_model=m.d_model,
+            subsampling="striding",
+            subsampling_factor=4,  # ×4; FAMA's conv1d one is broken in NeMo 3.0
+            ff_expansion_factor=m.ffn_dim // m.d_model,
+            self_attention_model="rel_pos",
+            n_heads=m.heads,
+            conv_kernel_size=m.conv_kernel,
+            dropout=m.dropout,
+            dropout_pre_encoder=m.dropout,
+            dropout_emb=m.dropout,
+            dropout_att=m.dropout,
+        )
         self.decoder = TransformerDecoderNM(
-            vocab_size=vocab, hidden_size=m.d_model, num_layers=m.decoder_layers,
-            inner_size=m.ffn_dim, num_attention_heads=m.heads,
-            max_sequence_length=cfg.decoding.max_tokens + 8, embedding_dropout=m.dropout,
-            ffn_dropout=m.dropout, attn_score_dropout=m.dropout, attn_layer_dropout=m.dropout,
+            vocab_size=vocab,
+            hidden_size=m.d_model,
+            num_layers=m.decoder_layers,
+            inner_size=m.ffn_dim,
+            num_attention_heads=m.heads,
+            max_sequence_length=cfg.decoding.max_tokens + 8,
+            embedding_dropout=m.dropout,
+            ffn_dropout=m.dropout,
+            attn_score_dropout=m.dropout,
+            attn_layer_dropout=m.dropout,
             pre_ln=True,
-        )  # fmt: skip
+            num_token_types=0,  # no segment embedding (DDP: all params are used)
+        )
         self.head = TokenClassifier(hidden_size=m.d_model, num_classes=vocab, log_softmax=True)
-        self.inter_ctc = torch.nn.Sequential(torch.nn.LayerNorm(m.d_model),
-                                             torch.nn.Linear(m.d_model, vocab + 1))  # fmt: skip
-        self.top_ctc = torch.nn.Sequential(torch.nn.LayerNorm(m.d_model),
-                                           torch.nn.Linear(m.d_model, vocab + 1))  # fmt: skip
+        self.inter_ctc = torch.nn.Sequential(
+            torch.nn.LayerNorm(m.d_model), torch.nn.Linear(m.d_model, vocab + 1)
+        )
+        self.top_ctc = torch.nn.Sequential(
+            torch.nn.LayerNorm(m.d_model), torch.nn.Linear(m.d_model, vocab + 1)
+        )
         self._inter: torch.Tensor | None = None
         self.encoder.layers[m.inter_ctc_layer - 1].register_forward_hook(self._keep_inter)
         self._val_outputs: list[dict] = []
@@ -147,17 +179,34 @@ class FamaModel(ASRModel):
     def losses(self, batch: Batch) -> dict[str, torch.Tensor]:
         weights = self.cfg.loss
         encoded, lengths, inter = self.encode(batch.audio, batch.audio_len)
-        ctc_inter = ctc_sum_per_token(self.inter_ctc(inter).log_softmax(-1), lengths,
-                                      batch.transcript, batch.transcript_len, self.blank)  # fmt: skip
-        ctc_top = ctc_sum_per_token(self.top_ctc_log_probs(encoded, batch.tag), lengths,
-                                    batch.target, batch.target_len, self.blank)  # fmt: skip
+        ctc_inter = ctc_sum_per_token(
+            self.inter_ctc(inter).log_softmax(-1),
+            lengths,
+            batch.transcript,
+            batch.transcript_len,
+            self.blank,
+        )
+        ctc_top = ctc_sum_per_token(
+            self.top_ctc_log_probs(encoded, batch.tag),
+            lengths,
+            batch.target,
+            batch.target_len,
+            self.blank,
+        )
         frames = torch.arange(encoded.shape[1], device=encoded.device)
         encoder_mask = (frames[None, :] < lengths[:, None]).float()
-        hidden = self.decoder(input_ids=batch.decoder_in,
-                              decoder_mask=(batch.decoder_in != self.tokenizer.pad_id).float(),
-                              encoder_embeddings=encoded, encoder_mask=encoder_mask)  # fmt: skip
-        ce = smoothed_ce_per_token(self.head(hidden_states=hidden), batch.decoder_out,
-                                   self.tokenizer.pad_id, weights.label_smoothing)  # fmt: skip
+        hidden = self.decoder(
+            input_ids=batch.decoder_in,
+            decoder_mask=(batch.decoder_in != self.tokenizer.pad_id).float(),
+            encoder_embeddings=encoded,
+            encoder_mask=encoder_mask,
+        )
+        ce = smoothed_ce_per_token(
+            self.head(hidden_states=hidden),
+            batch.decoder_out,
+            self.tokenizer.pad_id,
+            weights.label_smoothing,
+        )
         loss = weights.ctc_inter * ctc_inter + weights.ce * ce + weights.ctc_top * ctc_top
         return {"loss": loss, "ctc_inter": ctc_inter, "ce": ce, "ctc_top": ctc_top}
 
@@ -177,8 +226,13 @@ class FamaModel(ASRModel):
     def validation_step(self, batch: Batch, batch_idx: int) -> None:
         losses = self.losses(batch)
         hypotheses = self.decode(batch, beam=1)
-        self._val_outputs.append({"loss": float(losses["loss"]), "size": len(batch.examples),
-                                  "pairs": list(zip(batch.examples, hypotheses))})  # fmt: skip
+        self._val_outputs.append(
+            {
+                "loss": float(losses["loss"]),
+                "size": len(batch.examples),
+                "pairs": list(zip(batch.examples, hypotheses)),
+            }
+        )
 
     def on_validation_epoch_end(self) -> None:
         from training.evaluate import metrics_of  # evaluation imports this module
@@ -187,20 +241,29 @@ class FamaModel(ASRModel):
         if not outputs:
             return
         size = sum(o["size"] for o in outputs)
-        self.log("val_loss", sum(o["loss"] * o["size"] for o in outputs) / size, batch_size=size)
+        val_loss = sum(o["loss"] * o["size"] for o in outputs) / size
+        # every rank scores the whole dev set (same data, same weights): the mean is that value
+        self.log("val_loss", val_loss, batch_size=size, sync_dist=True)
         metrics = metrics_of([pair for o in outputs for pair in o["pairs"]])
         for key, value in metrics["flat"].items():
-            self.log(f"val_{key}", value, batch_size=size)
+            self.log(f"val_{key}", value, batch_size=size, sync_dist=True)
 
     def configure_optimizers(self):
         """Adam (β 0.9, 0.98) with decoupled weight decay, as fairseq's `adam` applies it."""
         optim = self.cfg.optim
-        optimizer = torch.optim.AdamW(self.parameters(), lr=optim.lr, betas=tuple(optim.betas),
-                                      weight_decay=optim.weight_decay)  # fmt: skip
-        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_factor(optim.lr,
-                                                                           self.cfg.schedule))
-        return {"optimizer": optimizer,
-                "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}  # fmt: skip
+        optimizer = torch.optim.AdamW(
+            self.parameters(),
+            lr=optim.lr,
+            betas=tuple(optim.betas),
+            weight_decay=optim.weight_decay,
+        )
+        scheduler = torch.optim.lr_scheduler.LambdaLR(
+            optimizer, lr_factor(optim.lr, self.cfg.schedule)
+        )
+        return {
+            "optimizer": optimizer,
+            "lr_scheduler": {"scheduler": scheduler, "interval": "step"},
+        }
 
     def setup_training_data(self, train_data_config) -> None:
         """Data comes from `training.trainer` (streamed shards), not from the model's config."""
@@ -219,18 +282,25 @@ class FamaModel(ASRModel):
         frames = torch.arange(encoded.shape[1], device=encoded.device)
         encoder_mask = (frames[None, :] < lengths[:, None]).float()
         tok = self.tokenizer
-        common = {"pad": tok.pad_id, "bos": tok.bos_id, "eos": tok.eos_id,
-                  "max_sequence_length": self.cfg.decoding.max_tokens + 8,
-                  "max_delta_length": self.cfg.decoding.max_tokens}  # fmt: skip
+        common = {
+            "pad": tok.pad_id,
+            "bos": tok.bos_id,
+            "eos": tok.eos_id,
+            "max_sequence_length": self.cfg.decoding.max_tokens + 8,
+            "max_delta_length": self.cfg.decoding.max_tokens,
+        }
         if beam > 1:
-            generator = BeamSearchSequenceGenerator(self.decoder.embedding, self.decoder.decoder,
-                                                    self.head, beam_size=beam, **common)  # fmt: skip
+            generator = BeamSearchSequenceGenerator(
+                self.decoder.embedding, self.decoder.decoder, self.head, beam_size=beam, **common
+            )
         else:
-            generator = GreedySequenceGenerator(self.decoder.embedding, self.decoder.decoder,
-                                                self.head, **common)  # fmt: skip
+            generator = GreedySequenceGenerator(
+                self.decoder.embedding, self.decoder.decoder, self.head, **common
+            )
         prefix = torch.stack([torch.full_like(batch.tag, tok.bos_id), batch.tag], dim=1)
-        output = generator(decoder_input_ids=prefix, encoder_hidden_states=encoded,
-                           encoder_input_mask=encoder_mask)  # fmt: skip
+        output = generator(
+            decoder_input_ids=prefix, encoder_hidden_states=encoded, encoder_input_mask=encoder_mask
+        )
         sequences = output[0] if isinstance(output, tuple) else output
         hypotheses = []
         for row in sequences[:, 2:].tolist():
@@ -240,8 +310,13 @@ class FamaModel(ASRModel):
         self._score(hypotheses, batch.tag, encoded, encoder_mask)
         return hypotheses
 
-    def _score(self, hypotheses: list[Hypothesis], tag: torch.Tensor, encoded: torch.Tensor,
-               encoder_mask: torch.Tensor) -> None:  # fmt: skip
+    def _score(
+        self,
+        hypotheses: list[Hypothesis],
+        tag: torch.Tensor,
+        encoded: torch.Tensor,
+        encoder_mask: torch.Tensor,
+    ) -> None:
         """Each hypothesis's log-probability (with its end-of-sentence), by one teacher-forced
         pass: the same figure whether it was found greedily or by beam."""
         tok = self.tokenizer
@@ -252,8 +327,12 @@ class FamaModel(ASRModel):
         for i, (row, h) in enumerate(zip(rows, hypotheses)):
             inputs[i, : len(row)] = torch.tensor(row)
             labels[i, 1 : len(row)] = torch.tensor([*h.y_sequence, tok.eos_id])
-        hidden = self.decoder(input_ids=inputs, decoder_mask=(inputs != tok.pad_id).float(),
-                              encoder_embeddings=encoded, encoder_mask=encoder_mask)  # fmt: skip
+        hidden = self.decoder(
+            input_ids=inputs,
+            decoder_mask=(inputs != tok.pad_id).float(),
+            encoder_embeddings=encoded,
+            encoder_mask=encoder_mask,
+        )
         log_probs = self.head(hidden_states=hidden).gather(-1, labels.unsqueeze(-1)).squeeze(-1)
         totals = (log_probs * (labels != tok.pad_id)).sum(-1)
         for h, total in zip(hypotheses, totals.tolist()):
@@ -279,9 +358,15 @@ class FamaModel(ASRModel):
 
     # --- the pipeline's entry point ------------------------------------------------------
     @torch.inference_mode()
-    def transcribe(self, audio: list[np.ndarray], batch_size: int = 8,
-                   return_hypotheses: bool = False, source_lang: str | None = None,
-                   target_lang: str | None = None, **_ignored) -> list:  # fmt: skip
+    def transcribe(
+        self,
+        audio: list[np.ndarray],
+        batch_size: int = 8,
+        return_hypotheses: bool = False,
+        source_lang: str | None = None,
+        target_lang: str | None = None,
+        **_ignored,
+    ) -> list:
         """Decode arrays of 16 kHz audio: ASR in `source_lang`, or ST into `target_lang`.
         Options NeMo's `transcribe` takes and this model has no use for (timestamps, task,
         pnc, verbose) are accepted and ignored."""
@@ -293,9 +378,18 @@ class FamaModel(ASRModel):
         results: list = []
         started = time.perf_counter()
         for start in range(0, len(audio), batch_size):
-            chunk = [Example("", np.asarray(a, dtype=np.float32), source_lang or lang, "", lang, "",
-                             "asr" if lang == (source_lang or lang) else "st")
-                     for a in audio[start : start + batch_size]]  # fmt: skip
+            chunk = [
+                Example(
+                    "",
+                    np.asarray(a, dtype=np.float32),
+                    source_lang or lang,
+                    "",
+                    lang,
+                    "",
+                    "asr" if lang == (source_lang or lang) else "st",
+                )
+                for a in audio[start : start + batch_size]
+            ]
             batch = collate(chunk, self.tokenizer).to(self.device)
             hypotheses = self.decode(batch, beam=self.cfg.decoding.beam)
             results.extend(hypotheses if return_hypotheses else [h.text for h in hypotheses])
@@ -306,4 +400,3 @@ class FamaModel(ASRModel):
 
 def parameter_count(model: torch.nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
-

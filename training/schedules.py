@@ -76,13 +76,18 @@ def plot_schedules(peak: float, schedule: ScheduleConfig, steps: int, path: Path
     for name in SCHEDULE_NAMES:
         variant = dataclasses.replace(schedule, name=name)
         chosen = name == schedule.name
-        axes.plot(xs, [learning_rate(x, peak, variant) for x in xs], label=name,
-                  linewidth=2.5 if chosen else 1.0)  # fmt: skip
+        axes.plot(
+            xs,
+            [learning_rate(x, peak, variant) for x in xs],
+            label=name,
+            linewidth=2.5 if chosen else 1.0,
+        )
     axes.axvline(schedule.warmup_steps, color="grey", linestyle=":", linewidth=0.8)
     axes.set_xlabel("update")
     axes.set_ylabel("learning rate")
-    axes.set_title(f"warmup {schedule.warmup_steps} steps to {peak:g}, then η·sqrt(w/i); "
-                   f"bold: {schedule.name}")  # fmt: skip
+    axes.set_title(
+        f"warmup {schedule.warmup_steps} steps to {peak:g}, then η·sqrt(w/i); bold: {schedule.name}"
+    )
     axes.legend()
     figure.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)

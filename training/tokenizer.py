@@ -67,7 +67,10 @@ def train_tokenizer(texts: list[str], langs: set[str], vocab_size: int, path: Pa
         hard_vocab_limit=False,  # a small corpus gets a smaller vocabulary, not an error
         character_coverage=1.0,
         user_defined_symbols=[lang_tag(lang) for lang in sorted(langs)],
-        pad_id=PAD, unk_id=UNK, bos_id=BOS, eos_id=EOS,
+        pad_id=PAD,
+        unk_id=UNK,
+        bos_id=BOS,
+        eos_id=EOS,
         minloglevel=2,
     )
     return Tokenizer(path)

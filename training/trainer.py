@@ -10,11 +10,12 @@ Layout of a run folder RUN:
     tb/                    TensorBoard logs
     model.nemo, MODEL_CARD.md, metrics.json   the averaged, exported model
 
-Resume: a stage with a `last.ckpt` continues from it (step count, optimizer and scheduler
-state); a finished stage (`done.json`) is skipped; stage 2 starts from the average of the
-last `average_last` stage-1 checkpoints (FAMA: 25) and the exported model is the same
-average over the last stage. The data stream is not positioned where it stopped: a resumed
-stage reseeds its shuffle with the step it resumes at, so it does not replay its first batches.
+Resume: a stage with a `last.ckpt` continues from it, on the same or other devices (step
+count, optimizer and scheduler state); a finished stage (`done.json`) is skipped; stage 2
+starts from the average of the last `average_last` stage-1 checkpoints (FAMA: 25) and the
+exported model is the same average over the last stage. The data stream is not positioned
+where it stopped: a resumed stage reseeds its shuffle with the step it resumes at, so it does
+not replay its first batches.
 
 Processes: with more than one device or node, `launch` starts this module under `torchrun`
 as a subprocess (never Lightning's in-process re-launch, which would re-run whatever called
@@ -41,6 +42,8 @@ from training.data import RowFilter, corpus_summary, shard_paths, texts_for_toke
 from training.tokenizer import Tokenizer, build_or_reuse
 
 console = Console(stderr=True)
+HARDWARE = ("trainer",)
+"""Config sections a resumed run may change: it may continue on other devices or nodes."""
 
 
 @dataclass(frozen=True)
@@ -81,21 +84,26 @@ def prepare_run(config: TrainConfig, workdir: Path, run: Path) -> Tokenizer:
     run.mkdir(parents=True, exist_ok=True)
     if paths.config.exists():
         previous = yaml.safe_load(paths.config.read_text(encoding="utf-8"))
-        if previous != config.as_dict():
-            changed = sorted(k for k in previous if previous.get(k) != config.as_dict().get(k))
-            raise ConfigError(f"{paths.config}: this run was started with other settings "
-                              f"({', '.join(changed)}); use a new --out folder")  # fmt: skip
-    else:
-        write_config(config, paths.config)
+        current = config.as_dict()
+        changed = sorted(k for k in current if k not in HARDWARE and previous.get(k) != current[k])
+        if changed:
+            raise ConfigError(
+                f"{paths.config}: this run was started with other settings "
+                f"({', '.join(changed)}); use a new --out folder"
+            )
+    write_config(config, paths.config)
     shards = shard_paths(workdir)
     summary = corpus_summary(shards, config.data.split, config.data.policy)
     paths.data.write_text(json.dumps(summary, indent=1, ensure_ascii=False) + "\n")
     if not summary["hours_per_split"].get("train"):
-        raise ConfigError(f"{workdir}: no training rows (split {config.data.split}, licences "
-                          f"refused: {summary['rows_refused_by_policy']})")  # fmt: skip
+        raise ConfigError(
+            f"{workdir}: no training rows (split {config.data.split}, licences "
+            f"refused: {summary['rows_refused_by_policy']})"
+        )
     keep = RowFilter("train", config.data.split, config.data.policy, config.data.max_duration)
-    return build_or_reuse(lambda: texts_for_tokenizer(shards, keep), config.tokenizer.vocab_size,
-                          paths.tokenizer)  # fmt: skip
+    return build_or_reuse(
+        lambda: texts_for_tokenizer(shards, keep), config.tokenizer.vocab_size, paths.tokenizer
+    )
 
 
 def model_config(config: TrainConfig, tokenizer: Path):
@@ -106,6 +114,21 @@ def model_config(config: TrainConfig, tokenizer: Path):
     settings["tokenizer"] = {**settings["tokenizer"], "model_path": str(tokenizer)}
     settings["target"] = "training.model.FamaModel"
     return OmegaConf.create(settings)
+
+
+def _record_start(run: Path, stage: str):
+    """A callback that appends {step, world_size} to RUN/<stage>/starts.jsonl when training
+    (re)starts: the run's own account of where each attempt began and on how many processes."""
+    from lightning.pytorch.callbacks import Callback
+
+    class RecordStart(Callback):
+        def on_train_start(self, trainer, pl_module) -> None:
+            if trainer.is_global_zero:
+                line = {"step": trainer.global_step, "world_size": trainer.world_size}
+                with (run / stage / "starts.jsonl").open("a", encoding="utf-8") as out:
+                    out.write(json.dumps(line) + "\n")
+
+    return RecordStart()
 
 
 def _trainer(config: TrainConfig, run: Path, stage: str, max_steps: int):
@@ -120,22 +143,38 @@ def _trainer(config: TrainConfig, run: Path, stage: str, max_steps: int):
     strategy = "auto"
     if distributed:
         on_cpu = accelerator == "cpu"
-        strategy = DDPStrategy(process_group_backend="gloo" if on_cpu else "nccl",
-                               gradient_as_bucket_view=True)  # fmt: skip
+        strategy = DDPStrategy(
+            process_group_backend="gloo" if on_cpu else "nccl", gradient_as_bucket_view=True
+        )
     checkpoints = ModelCheckpoint(
-        dirpath=RunPaths(run).checkpoints(stage), filename="step{step:07d}",
-        auto_insert_metric_name=False, every_n_train_steps=config.checkpoint.every_steps,
-        save_top_k=config.checkpoint.keep_last, monitor="step", mode="max", save_last=True,
-    )  # fmt: skip
+        dirpath=RunPaths(run).checkpoints(stage),
+        filename="step{step:07d}",
+        auto_insert_metric_name=False,
+        every_n_train_steps=config.checkpoint.every_steps,
+        save_top_k=config.checkpoint.keep_last,
+        monitor="step",
+        mode="max",
+        save_last=True,
+    )
     return Trainer(
-        accelerator=accelerator, devices=t.devices, num_nodes=t.num_nodes, strategy=strategy,
-        precision=t.precision, max_steps=max_steps, gradient_clip_val=config.optim.clip,
-        val_check_interval=config.validation.every_steps, check_val_every_n_epoch=None,
-        limit_val_batches=config.validation.batches, num_sanity_val_steps=0,
-        callbacks=[checkpoints], logger=TensorBoardLogger(run / "tb", name=stage),
-        use_distributed_sampler=False, enable_model_summary=False, log_every_n_steps=1,
+        accelerator=accelerator,
+        devices=t.devices,
+        num_nodes=t.num_nodes,
+        strategy=strategy,
+        precision=t.precision,
+        max_steps=max_steps,
+        gradient_clip_val=config.optim.clip,
+        val_check_interval=config.validation.every_steps,
+        check_val_every_n_epoch=None,
+        limit_val_batches=config.validation.batches,
+        num_sanity_val_steps=0,
+        callbacks=[checkpoints, _record_start(run, stage)],
+        logger=TensorBoardLogger(run / "tb", name=stage),
+        use_distributed_sampler=False,
+        enable_model_summary=False,
+        log_every_n_steps=1,
         default_root_dir=run,
-    )  # fmt: skip
+    )
 
 
 def _resume_step(last: Path) -> int:
@@ -144,8 +183,15 @@ def _resume_step(last: Path) -> int:
     return int(torch.load(last, map_location="cpu", weights_only=False)["global_step"])
 
 
-def fit_stage(config: TrainConfig, workdir: Path, run: Path, stage: str, max_steps: int,
-              p_asr: float, init: dict | None = None):  # fmt: skip
+def fit_stage(
+    config: TrainConfig,
+    workdir: Path,
+    run: Path,
+    stage: str,
+    max_steps: int,
+    p_asr: float,
+    init: dict | None = None,
+):
     """Train one stage to `max_steps` updates (resuming from its last.ckpt) and return the
     model with its final weights."""
     import torch
@@ -158,6 +204,7 @@ def fit_stage(config: TrainConfig, workdir: Path, run: Path, stage: str, max_ste
     tokenizer = Tokenizer(paths.tokenizer)
     model = FamaModel(model_config(config, paths.tokenizer))
     last = paths.checkpoints(stage) / "last.ckpt"
+    last.parent.mkdir(parents=True, exist_ok=True)
     start = _resume_step(last) if last.exists() else 0
     if start:
         console.print(f"{stage}: resuming at step {start} from {last}")
@@ -166,15 +213,26 @@ def fit_stage(config: TrainConfig, workdir: Path, run: Path, stage: str, max_ste
     seed_everything(config.trainer.seed + start, workers=True)
     shards = shard_paths(workdir)
     d = config.data
-    train = TrainStream(shards, RowFilter("train", d.split, d.policy, d.max_duration), tokenizer,
-                        d, p_asr=p_asr, seed=config.trainer.seed + start)  # fmt: skip
+    train = TrainStream(
+        shards,
+        RowFilter("train", d.split, d.policy, d.max_duration),
+        tokenizer,
+        d,
+        p_asr=p_asr,
+        seed=config.trainer.seed + start,
+    )
     loader = torch.utils.data.DataLoader(train, batch_size=None, num_workers=d.num_workers)
     summary = json.loads(paths.data.read_text())
     validation = None
     if summary["hours_per_split"].get("dev"):
         tasks = ("asr", "st") if p_asr < 1.0 else ("asr",)
-        dev = EvalSet(shards, RowFilter("dev", d.split, d.policy, d.max_duration), tokenizer,
-                      tasks, batch_size=d.max_batch_size)  # fmt: skip
+        dev = EvalSet(
+            shards,
+            RowFilter("dev", d.split, d.policy, d.max_duration),
+            tokenizer,
+            tasks,
+            batch_size=d.max_batch_size,
+        )
         validation = torch.utils.data.DataLoader(dev, batch_size=None)
     trainer = _trainer(config, run, stage, max_steps)
     trainer.fit(model, loader, validation, ckpt_path=str(last) if start else None)
@@ -201,8 +259,9 @@ def train(config: TrainConfig, workdir: Path, run: Path) -> Path | None:
             continue
         init = None
         if index:
-            init, used = average_last(paths.checkpoints(stages[index - 1][0]),
-                                      config.checkpoint.average_last)  # fmt: skip
+            init, used = average_last(
+                paths.checkpoints(stages[index - 1][0]), config.checkpoint.average_last
+            )
             console.print(f"{stage}: starting from the average of {len(used)} checkpoints")
         model, _ = fit_stage(config, workdir, run, stage, steps, p_asr, init)
     if int(os.environ.get("RANK", "0")):  # under torchrun, rank 0 exports
@@ -218,20 +277,39 @@ def train(config: TrainConfig, workdir: Path, run: Path) -> Path | None:
     return export_run(model, config, workdir, run)
 
 
-def torchrun_command(config: TrainConfig, workdir: Path, run: Path, node_rank: int = 0,
-                     master_addr: str = "127.0.0.1", master_port: int = 29500) -> list[str]:  # fmt: skip
+def torchrun_command(
+    config: TrainConfig,
+    workdir: Path,
+    run: Path,
+    node_rank: int = 0,
+    master_addr: str = "127.0.0.1",
+    master_port: int = 29500,
+) -> list[str]:
     """The command every node runs: one process per device, all of them running `train`."""
     torchrun = shutil.which("torchrun", path=str(Path(sys.executable).parent)) or "torchrun"
     return [
-        torchrun, f"--nnodes={config.trainer.num_nodes}",
-        f"--nproc-per-node={config.trainer.devices}", f"--node-rank={node_rank}",
-        f"--master-addr={master_addr}", f"--master-port={master_port}",
-        "-m", "training.trainer", str(run), "--workdir", str(workdir),
-    ]  # fmt: skip
+        torchrun,
+        f"--nnodes={config.trainer.num_nodes}",
+        f"--nproc-per-node={config.trainer.devices}",
+        f"--node-rank={node_rank}",
+        f"--master-addr={master_addr}",
+        f"--master-port={master_port}",
+        "-m",
+        "training.trainer",
+        str(run),
+        "--workdir",
+        str(workdir),
+    ]
 
 
-def launch(config: TrainConfig, workdir: Path, run: Path, node_rank: int = 0,
-           master_addr: str = "127.0.0.1", master_port: int = 29500) -> Path:  # fmt: skip
+def launch(
+    config: TrainConfig,
+    workdir: Path,
+    run: Path,
+    node_rank: int = 0,
+    master_addr: str = "127.0.0.1",
+    master_port: int = 29500,
+) -> Path:
     """Prepare the run here, then train: in this process for one device, else under torchrun."""
     prepare_run(config, workdir, run)
     if _world_size(config) == 1:
@@ -239,8 +317,12 @@ def launch(config: TrainConfig, workdir: Path, run: Path, node_rank: int = 0,
     else:
         command = torchrun_command(config, workdir, run, node_rank, master_addr, master_port)
         console.print("launching: " + " ".join(command))
-        env = {**os.environ, "PYTHONPATH": os.pathsep.join(
-            [str(Path(__file__).resolve().parents[1]), os.environ.get("PYTHONPATH", "")])}
+        env = {
+            **os.environ,
+            "PYTHONPATH": os.pathsep.join(
+                [str(Path(__file__).resolve().parents[1]), os.environ.get("PYTHONPATH", "")]
+            ),
+        }
         completed = subprocess.run(command, env=env, check=False)
         if completed.returncode:
             raise RuntimeError(f"torchrun exited with status {completed.returncode}")

@@ -4,6 +4,7 @@ so the curation CLI starts as fast without it."""
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import sys
 from pathlib import Path
@@ -33,14 +34,12 @@ def _fail(message: str) -> typer.Exit:
 
 
 def _training():
-    try:
-        import training.model  # noqa: F401  (NeMo comes with it)
-        from training import config, evaluate, trainer
-    except ImportError as error:
-        if "nemo" in str(error) or "lightning" in str(error):
-            missing = MissingExtraError("`vaglio train`", "nemo_toolkit", extra="train")
-            raise _fail(str(missing)) from None
-        raise
+    """The training modules; NeMo itself loads later, where a model is built."""
+    if importlib.util.find_spec("nemo") is None or importlib.util.find_spec("lightning") is None:
+        missing = MissingExtraError("`vaglio train`", "nemo_toolkit", extra="train")
+        raise _fail(str(missing))
+    from training import config, evaluate, trainer
+
     return config, evaluate, trainer
 
 
@@ -109,8 +108,9 @@ def train_command(
     _print_metrics(json.loads((out / "metrics.json").read_text(encoding="utf-8")))
 
 
-def _evaluate(run: Path, workdir: Path | None, split: str, beam: int | None,
-              exit_layer: int | None) -> None:  # fmt: skip
+def _evaluate(
+    run: Path, workdir: Path | None, split: str, beam: int | None, exit_layer: int | None
+) -> None:
     config_module, evaluate, _ = _training()
     if not (run / "model.nemo").exists():
         raise _fail(f"{run}: no model.nemo; train it first (vaglio train CONFIG --out {run})")
@@ -139,8 +139,12 @@ def _print_metrics(result: dict) -> None:
         rtfx = f"{part['rtfx']:.1f}x real time" if part.get("rtfx") else ""
         for lang, score in part["wer"].items():
             wer = "-" if score["wer"] is None else f"{score['wer']:.3f}"
-            sys.stdout.write(f"{label}\t{result['split']}\t{lang}\tWER {wer}\t"
-                             f"{score['utterances']} utt\t{rtfx}\n")  # fmt: skip
+            sys.stdout.write(
+                f"{label}\t{result['split']}\t{lang}\tWER {wer}\t"
+                f"{score['utterances']} utt\t{rtfx}\n"
+            )
         for direction, score in part["st"].items():
-            sys.stdout.write(f"{label}\t{result['split']}\t{direction}\tBLEU {score['bleu']:.1f}"
-                             f"\tchrF {score['chrf']:.1f}\t{score['segments']} seg\n")  # fmt: skip
+            sys.stdout.write(
+                f"{label}\t{result['split']}\t{direction}\tBLEU {score['bleu']:.1f}"
+                f"\tchrF {score['chrf']:.1f}\t{score['segments']} seg\n"
+            )
