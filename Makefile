@@ -28,9 +28,10 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install -q -e '.[dev]'
 	touch $(STAMP)
 
-# The tests also run the NeMo backend on a tiny real model (~2 min, ~2 GB); the demo does not.
+# The tests also run the NeMo backend and `vaglio train` on tiny real models (~2 min, ~2 GB);
+# the demo does not.
 $(NEMO_STAMP): $(STAMP)
-	$(BIN)/pip install -q -e '.[dev,nemo]'
+	$(BIN)/pip install -q -e '.[dev,nemo,train]'
 	touch $(NEMO_STAMP)
 
 demo: setup
