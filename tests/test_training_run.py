@@ -43,7 +43,7 @@ SETTINGS = {
     "data": {"split": {"train": 0.7, "dev": 0.2, "test": 0.1}},
     "stage1": {"max_steps": 8},
     "stage2": {"max_steps": 4, "p_asr": 0.5},
-    "checkpoint": {"every_steps": 4, "keep_last": 3, "average_last": 2},
+    "checkpoint": {"every_steps": 2, "keep_last": 3, "average_last": 2},
     "validation": {"every_steps": 8, "batches": 1},
 }
 
@@ -128,8 +128,8 @@ def run(workdir, tmp_path_factory) -> Path:
                 f"the DDP job stopped before its first checkpoint:\n"
                 f"{(folder / 'ddp.log').read_text()[-3000:]}"
             )
-        time.sleep(0.5)
-    time.sleep(1.0)  # let last.ckpt be written in full
+        time.sleep(0.2)
+    time.sleep(0.5)  # let last.ckpt be written in full
     os.killpg(job.pid, signal.SIGKILL)  # torchrun and both ranks, mid-training
     job.wait()
     single = _write(folder / "single.yaml", SETTINGS)
@@ -149,7 +149,7 @@ def test_a_killed_two_process_job_resumes_at_its_step(run):
 
     starts = _starts(run, "stage1")
     assert starts[0] == {"step": 0, "world_size": 2}  # DDP over gloo, two ranks
-    assert starts[-1]["world_size"] == 1 and starts[-1]["step"] >= 4  # not from step 0
+    assert starts[-1]["world_size"] == 1 and 2 <= starts[-1]["step"] < 8  # not from step 0
     last = torch.load(run / "stage1" / "checkpoints" / "last.ckpt", weights_only=False)
     assert last["global_step"] == 8
     adam = last["optimizer_states"][0]["state"]
@@ -266,6 +266,8 @@ def test_the_exported_model_pseudo_labels_a_new_curation(run, demo_catalog, tmp_
         {"pass2": {"asr": {"backend": "nemo", "model": model, "batch_size": 4}}},
     )
     curate(catalog, tmp_path / "work", load_curate_config(settings), ThreadExecutor(1))
-    table = pq.read_table(tmp_path / "work" / "pass2")
+    table = pa.concat_tables(
+        pq.read_table(p) for p in (tmp_path / "work" / "pass2").glob("*.parquet")
+    )
     versions = [dict(v) for v in table.column("versions").to_pylist()]
     assert table.num_rows and all(model in v["pass2"] for v in versions)

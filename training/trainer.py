@@ -94,6 +94,7 @@ def prepare_run(config: TrainConfig, workdir: Path, run: Path) -> Tokenizer:
     write_config(config, paths.config)
     shards = shard_paths(workdir)
     summary = corpus_summary(shards, config.data.split, config.data.policy)
+    summary["workdir"] = str(Path(workdir).resolve())  # `vaglio train eval`'s default
     paths.data.write_text(json.dumps(summary, indent=1, ensure_ascii=False) + "\n")
     if not summary["hours_per_split"].get("train"):
         raise ConfigError(

@@ -52,7 +52,8 @@ def train_command(
         Path | None, typer.Argument(metavar="[RUN]", help="With `eval`: the run folder.")
     ] = None,
     workdir: Annotated[
-        Path | None, typer.Option("--workdir", "-w", help="The curated workdir to train on.")
+        Path | None,
+        typer.Option("--workdir", "-w", help="The curated workdir to train on (or score)."),
     ] = None,
     out: Annotated[Path | None, typer.Option("--out", "-o", help="The run folder.")] = None,
     plot_lr: Annotated[
@@ -114,8 +115,8 @@ def _evaluate(
     config_module, evaluate, _ = _training()
     if not (run / "model.nemo").exists():
         raise _fail(f"{run}: no model.nemo; train it first (vaglio train CONFIG --out {run})")
-    if workdir is None:
-        raise _fail("`vaglio train eval` needs --workdir: the curated workdir to score on")
+    if workdir is None:  # the workdir it was trained on
+        workdir = Path(json.loads((run / "data.json").read_text(encoding="utf-8"))["workdir"])
     from training.model import FamaModel
 
     config = config_module.load_config(run / "config.yaml")
