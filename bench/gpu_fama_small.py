@@ -3,7 +3,7 @@ hour) and peak memory at the largest batch that fits. A few minutes; needs no co
 
 The model is the real one (`training.model.FamaModel`, preset `small`: 12/6 layers, d_model
 1024, a 16k-piece vocabulary), trained with its real losses and AdamW on synthetic batches of
-15 s utterances (noise, 60 target tokens each; throughput does not depend on what is said).
+15 s utterances (noise, about 60 target tokens each; throughput does not depend on what is said).
 The batch doubles until the GPU runs out of memory; each size is warmed up, then timed.
 
     python bench/gpu_fama_small.py                 # on a GPU
@@ -37,11 +37,11 @@ def synthetic_tokenizer(folder: Path, vocab_size: int):
     return train_tokenizer(texts, {"en", "it"}, vocab_size, folder / "tokenizer.model")
 
 
-def batch_of(count: int, seconds: float, tokenizer, device: str):
+def batch_of(count: int, seconds: float, tokens: int, tokenizer, device: str):
     from training.data import Example, collate
 
     rng = np.random.default_rng(0)
-    text = " ".join(["word"] * 30)
+    text = tokenizer.model.decode(list(range(10, 10 + tokens)))  # about `tokens` pieces
     examples = [
         Example(
             "",
@@ -101,7 +101,8 @@ def main() -> None:
             if args.device == "cuda":
                 torch.cuda.empty_cache()
                 torch.cuda.reset_peak_memory_stats()
-            batch = batch_of(count, args.seconds, tokenizer, args.device)
+            tokens = min(60, config.decoding.max_tokens // 2)
+            batch = batch_of(count, args.seconds, tokens, tokenizer, args.device)
             step_seconds(model, optimizer, batch, 2, args.device)  # warm-up (and allocator)
             seconds = step_seconds(model, optimizer, batch, args.steps, args.device)
         except torch.OutOfMemoryError:

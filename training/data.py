@@ -226,6 +226,17 @@ def _share() -> tuple[int, int]:
     return rank * workers + worker, world * workers
 
 
+def fits(example: Example, tokenizer: Tokenizer, max_tokens: int | None) -> bool:
+    """Whether both texts fit the decoder's positions (a longer target cannot be trained on:
+    such rows are skipped rather than cut, which would teach the model to stop early)."""
+    if max_tokens is None:
+        return True
+    return (
+        max(len(tokenizer.encode(example.target)), len(tokenizer.encode(example.transcript)))
+        <= max_tokens
+    )
+
+
 class TrainStream(torch.utils.data.IterableDataset):
     """Endless shuffled batches of one split; with `p_asr < 1`, one coin per batch picks
     ASR or ST (ST only from rows that carry translations)."""
@@ -238,9 +249,11 @@ class TrainStream(torch.utils.data.IterableDataset):
         config: DataConfig,
         p_asr: float = 1.0,
         seed: int = 1,
+        max_tokens: int | None = None,
     ):
         self.paths, self.keep, self.tokenizer = paths, keep, tokenizer
         self.config, self.p_asr, self.seed = config, p_asr, seed
+        self.max_tokens = max_tokens
 
     def __iter__(self) -> Iterator[Batch]:
         share = _share()
@@ -248,21 +261,20 @@ class TrainStream(torch.utils.data.IterableDataset):
         tasks = ("asr",) if self.p_asr >= 1.0 else ("asr", "st")
         pools: dict[str, list[Example]] = {"asr": [], "st": []}
         limit = self.config.shuffle_buffer
-        pass_number = 0
         while True:
             rows = iter_rows(self.paths, self.keep, share=share)
             seen = 0
             for row in rows:
                 seen += 1
                 for example in examples_of(row, tasks):
-                    pools[example.task].append(example)
+                    if fits(example, self.tokenizer, self.max_tokens):
+                        pools[example.task].append(example)
                 while sum(len(p) for p in pools.values()) >= limit:
                     yield self._draw(pools, rng)
             if not seen:
                 raise DataError(f"no '{self.keep.split}' rows to train on (split, licences?)")
             while any(pools.values()):
                 yield self._draw(pools, rng)
-            pass_number += 1
 
     def _draw(self, pools: dict[str, list[Example]], rng: random.Random) -> Batch:
         task = "asr" if rng.random() < self.p_asr else "st"
@@ -287,11 +299,13 @@ def eval_batches(
     tokenizer: Tokenizer,
     tasks: tuple[str, ...],
     batch_size: int,
+    max_tokens: int | None = None,
 ) -> Iterator[Batch]:
-    """Every example of one split once, in shard order (for validation and `eval`)."""
+    """Every example of one split once, in shard order (for validation and `eval`); with
+    `max_tokens` (validation computes losses), only those that `fits`."""
     pending: list[Example] = []
     for row in iter_rows(paths, keep):
-        pending.extend(examples_of(row, tasks))
+        pending.extend(e for e in examples_of(row, tasks) if fits(e, tokenizer, max_tokens))
         while len(pending) >= batch_size:
             yield collate(pending[:batch_size], tokenizer)
             pending = pending[batch_size:]
@@ -300,6 +314,8 @@ def eval_batches(
 
 
 class EvalSet(torch.utils.data.IterableDataset):
+    """`eval_batches` as a dataset Lightning can validate on, read afresh each time."""
+
     def __init__(
         self,
         paths: list[Path],
@@ -307,8 +323,9 @@ class EvalSet(torch.utils.data.IterableDataset):
         tokenizer: Tokenizer,
         tasks: tuple[str, ...],
         batch_size: int,
+        max_tokens: int | None = None,
     ):
-        self.args = (paths, keep, tokenizer, tasks, batch_size)
+        self.args = (paths, keep, tokenizer, tasks, batch_size, max_tokens)
 
     def __iter__(self) -> Iterator[Batch]:
         return eval_batches(*self.args)

@@ -221,6 +221,7 @@ def fit_stage(
         d,
         p_asr=p_asr,
         seed=config.trainer.seed + start,
+        max_tokens=config.decoding.max_tokens,
     )
     loader = torch.utils.data.DataLoader(train, batch_size=None, num_workers=d.num_workers)
     summary = json.loads(paths.data.read_text())
@@ -233,6 +234,7 @@ def fit_stage(
             tokenizer,
             tasks,
             batch_size=d.max_batch_size,
+            max_tokens=config.decoding.max_tokens,
         )
         validation = torch.utils.data.DataLoader(dev, batch_size=None)
     trainer = _trainer(config, run, stage, max_steps)
