@@ -119,17 +119,18 @@ def run(workdir, tmp_path_factory) -> Path:
     )
     checkpoints = out / "stage1" / "checkpoints"
     deadline = time.monotonic() + 900
-    while not (
-        (checkpoints / "step0000004.ckpt").exists() and (checkpoints / "last.ckpt").exists()
-    ):
+    while not (checkpoints / "step0000002.ckpt").exists():
         if job.poll() is not None or time.monotonic() > deadline:
             os.killpg(job.pid, signal.SIGKILL)
             pytest.fail(
                 f"the DDP job stopped before its first checkpoint:\n"
                 f"{(folder / 'ddp.log').read_text()[-3000:]}"
             )
-        time.sleep(0.2)
-    time.sleep(0.5)  # let last.ckpt be written in full
+        time.sleep(0.1)
+    size = -1
+    while size != (checkpoints / "step0000002.ckpt").stat().st_size:  # written in full
+        size = (checkpoints / "step0000002.ckpt").stat().st_size
+        time.sleep(0.3)
     os.killpg(job.pid, signal.SIGKILL)  # torchrun and both ranks, mid-training
     job.wait()
     single = _write(folder / "single.yaml", SETTINGS)

@@ -286,7 +286,7 @@ class FamaModel(ASRModel):
             "pad": tok.pad_id,
             "bos": tok.bos_id,
             "eos": tok.eos_id,
-            "max_sequence_length": self.cfg.decoding.max_tokens + 8,
+            "max_sequence_length": self.cfg.decoding.max_tokens + 2,  # + the forced prefix
             "max_delta_length": self.cfg.decoding.max_tokens,
         }
         if beam > 1:
@@ -305,7 +305,7 @@ class FamaModel(ASRModel):
         hypotheses = []
         for row in sequences[:, 2:].tolist():
             ids = row[: row.index(tok.eos_id)] if tok.eos_id in row else row
-            ids = [i for i in ids if i != tok.pad_id]
+            ids = [i for i in ids if i != tok.pad_id][: self.cfg.decoding.max_tokens]
             hypotheses.append(Hypothesis(score=0.0, y_sequence=ids, text=tok.decode(ids)))
         self._score(hypotheses, batch.tag, encoded, encoder_mask)
         return hypotheses

@@ -10,7 +10,7 @@ Layout of a run folder RUN:
     tb/                    TensorBoard logs
     model.nemo, MODEL_CARD.md, metrics.json   the averaged, exported model
 
-Resume: a stage with a `last.ckpt` continues from it, on the same or other devices (step
+Resume: a stage with checkpoints continues from the newest, on the same or other devices (step
 count, optimizer and scheduler state); a finished stage (`done.json`) is skipped; stage 2
 starts from the average of the last `average_last` stage-1 checkpoints (FAMA: 25) and the
 exported model is the same average over the last stage. The data stream is not positioned
@@ -178,10 +178,29 @@ def _trainer(config: TrainConfig, run: Path, stage: str, max_steps: int):
     )
 
 
-def _resume_step(last: Path) -> int:
+def latest_checkpoint(folder: Path) -> tuple[Path | None, int]:
+    """The stage's newest readable checkpoint and its step: `last.ckpt` or the highest
+    `stepNNNNNNN.ckpt`, whichever is further on (a kill may land between the two writes);
+    one that cannot be read (killed while written) is passed over for the next."""
     import torch
 
-    return int(torch.load(last, map_location="cpu", weights_only=False)["global_step"])
+    from training.averaging import step_checkpoints
+
+    candidates = [*step_checkpoints(folder), folder / "last.ckpt"]
+    found: list[tuple[int, Path]] = []
+    for path in candidates:
+        if not path.exists():
+            continue
+        try:
+            state = torch.load(path, map_location="cpu", weights_only=False, mmap=True)
+        except Exception:  # a torn file: torch raises several kinds
+            console.print(f"skipping an unreadable checkpoint: {path}")
+            continue
+        found.append((int(state["global_step"]), path))
+    if not found:
+        return None, 0
+    step, path = max(found)
+    return path, step
 
 
 def fit_stage(
@@ -193,8 +212,8 @@ def fit_stage(
     p_asr: float,
     init: dict | None = None,
 ):
-    """Train one stage to `max_steps` updates (resuming from its last.ckpt) and return the
-    model with its final weights."""
+    """Train one stage to `max_steps` updates (resuming from its newest checkpoint) and
+    return the model with its final weights."""
     import torch
     from lightning.pytorch import seed_everything
 
@@ -204,9 +223,8 @@ def fit_stage(
     paths = RunPaths(run)
     tokenizer = Tokenizer(paths.tokenizer)
     model = FamaModel(model_config(config, paths.tokenizer))
-    last = paths.checkpoints(stage) / "last.ckpt"
-    last.parent.mkdir(parents=True, exist_ok=True)
-    start = _resume_step(last) if last.exists() else 0
+    paths.checkpoints(stage).mkdir(parents=True, exist_ok=True)
+    last, start = latest_checkpoint(paths.checkpoints(stage))
     if start:
         console.print(f"{stage}: resuming at step {start} from {last}")
     elif init is not None:

@@ -116,7 +116,10 @@ def _evaluate(
     if not (run / "model.nemo").exists():
         raise _fail(f"{run}: no model.nemo; train it first (vaglio train CONFIG --out {run})")
     if workdir is None:  # the workdir it was trained on
-        workdir = Path(json.loads((run / "data.json").read_text(encoding="utf-8"))["workdir"])
+        trained_on = json.loads((run / "data.json").read_text(encoding="utf-8")).get("workdir")
+        if trained_on is None:
+            raise _fail("give --workdir: the curated workdir to score on")
+        workdir = Path(trained_on)
     from training.model import FamaModel
 
     config = config_module.load_config(run / "config.yaml")
