@@ -3,7 +3,7 @@ trains (audio seconds per wall second), how far the loss falls in N updates, and
 the training split before and after (a smoke figure: a model this small on 4 minutes of
 speech memorises a little and transcribes nothing useful).
 
-    python bench/train_tiny.py [--steps 60]
+    python bench/train_tiny.py [--steps 60] [--workdir demo-workdir]
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import shutil
 import time
+from pathlib import Path
 
 from bench.common import CACHE, CORES, emit
 from pipeline.config import CurateConfig
@@ -29,6 +30,7 @@ def _scalars(run, stage: str, tag: str) -> list[float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--steps", type=int, default=60)
+    parser.add_argument("--workdir", type=Path, help="an already curated demo workdir")
     args = parser.parse_args()
 
     from training.config import build_config
@@ -36,9 +38,10 @@ def main() -> None:
     from training.model import FamaModel
     from training.trainer import fit_stage, model_config, prepare_run
 
-    catalog = build_demo_corpus(CACHE / "demo-x1")
-    workdir = CACHE / "train-workdir-x1"
-    curate(catalog, workdir, CurateConfig(), ThreadExecutor(CORES))
+    workdir = args.workdir
+    if workdir is None:
+        workdir = CACHE / "train-workdir-x1"
+        curate(build_demo_corpus(CACHE / "demo-x1"), workdir, CurateConfig(), ThreadExecutor(CORES))
     run = CACHE / "train-tiny-run"
     shutil.rmtree(run, ignore_errors=True)
     steps = args.steps
