@@ -14,13 +14,13 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import signal
 import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
 
+import psutil
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
@@ -86,6 +86,15 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+def _kill_job(pid: int) -> None:
+    """SIGKILL the CLI process, its torchrun and every rank (ranks run in their own process
+    groups, so killing the group would leave them training)."""
+    processes = [psutil.Process(pid), *psutil.Process(pid).children(recursive=True)]
+    for process in processes:
+        process.kill()  # SIGKILL
+    psutil.wait_procs(processes, timeout=60)
+
+
 def _write(path: Path, settings: dict) -> Path:
     path.write_text(yaml.safe_dump(settings))
     return path
@@ -114,14 +123,12 @@ def run(workdir, tmp_path_factory) -> Path:
         "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]),
     }
     log = (folder / "ddp.log").open("w")
-    job = subprocess.Popen(
-        command, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
-    )
+    job = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
     checkpoints = out / "stage1" / "checkpoints"
     deadline = time.monotonic() + 900
     while not (checkpoints / "step0000002.ckpt").exists():
         if job.poll() is not None or time.monotonic() > deadline:
-            os.killpg(job.pid, signal.SIGKILL)
+            _kill_job(job.pid)
             pytest.fail(
                 f"the DDP job stopped before its first checkpoint:\n"
                 f"{(folder / 'ddp.log').read_text()[-3000:]}"
@@ -131,8 +138,7 @@ def run(workdir, tmp_path_factory) -> Path:
     while size != (checkpoints / "step0000002.ckpt").stat().st_size:  # written in full
         size = (checkpoints / "step0000002.ckpt").stat().st_size
         time.sleep(0.3)
-    os.killpg(job.pid, signal.SIGKILL)  # torchrun and both ranks, mid-training
-    job.wait()
+    _kill_job(job.pid)  # mid-training
     single = _write(folder / "single.yaml", SETTINGS)
     from training.config import load_config
 
@@ -151,7 +157,10 @@ def test_a_killed_two_process_job_resumes_at_its_step(run):
     starts = _starts(run, "stage1")
     assert starts[0] == {"step": 0, "world_size": 2}  # DDP over gloo, two ranks
     assert starts[-1]["world_size"] == 1 and 2 <= starts[-1]["step"] < 8  # not from step 0
-    last = torch.load(run / "stage1" / "checkpoints" / "last.ckpt", weights_only=False)
+    assert _starts(run, "stage2") == [{"step": 0, "world_size": 1}]  # no rank outlived the kill
+    checkpoints = run / "stage1" / "checkpoints"
+    assert not list(checkpoints.glob("*-v*.ckpt"))  # nor wrote beside the resumed job
+    last = torch.load(checkpoints / "last.ckpt", weights_only=False)
     assert last["global_step"] == 8
     adam = last["optimizer_states"][0]["state"]
     assert {int(state["step"]) for state in adam.values()} == {8}  # Adam's moments continued
