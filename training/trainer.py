@@ -156,6 +156,7 @@ def _trainer(config: TrainConfig, run: Path, stage: str, max_steps: int):
         monitor="step",
         mode="max",
         save_last=True,
+        enable_version_counter=False,  # a resumed stage overwrites what the killed one left
     )
     return Trainer(
         accelerator=accelerator,
