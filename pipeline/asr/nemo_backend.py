@@ -7,7 +7,9 @@ that (NeMo 2.x/3.x `EncDecMultiTaskModel.transcribe(audio, ..., **prompt)` with 
 Canary slots source_lang/target_lang/task/pnc; slots a prompt format lacks are ignored).
 Parakeet models (CTC, RNNT, TDT) take no language: the one asked for is ignored, so the
 stage's language gate (a Whisper model) must keep other languages away from them. NeMo
-models do not identify languages here; pass 1's `lid` model does that.
+models do not identify languages here; pass 1's `lid` model does that. A model trained by
+`vaglio train` (`RUN/model.nemo`) is prompted like Canary: it says so with
+`prompted_by_language` and takes the same source_lang/target_lang keywords.
 """
 
 from __future__ import annotations
@@ -49,6 +51,16 @@ def hypothesis_from_nemo(output: object) -> Hypothesis:
     )
 
 
+def allow_vaglio_trained_models() -> None:
+    """Let NeMo restore models that `vaglio train` exported: their class is
+    `training.model.FamaModel`, and NeMo 3 restores only classes under listed prefixes.
+    (NeMo imports that module itself; the curation library does not.)"""
+    from nemo.core.classes import common
+
+    if "training." not in common.ALLOWED_TARGET_PREFIXES:
+        common.ALLOWED_TARGET_PREFIXES.append("training.")
+
+
 class NemoBackend:
     """Options the stage passes and NeMo does not use (compute_type, cpu_threads, beam_size,
     window_margin_s) are accepted and ignored: decoding follows the model's own config."""
@@ -64,11 +76,14 @@ class NemoBackend:
             ) from None
         self.model_id = model
         if Path(model).suffix == ".nemo" and Path(model).is_file():
+            allow_vaglio_trained_models()
             self.model = ASRModel.restore_from(model, map_location=device)
         else:
             self.model = ASRModel.from_pretrained(model, map_location=device)
         self.model.eval()
-        self.multitask = isinstance(self.model, EncDecMultiTaskModel)
+        self.multitask = isinstance(self.model, EncDecMultiTaskModel) or getattr(
+            self.model, "prompted_by_language", False
+        )
         self.batch_size = batch_size
 
     def language_probabilities(self, windows: list[np.ndarray]) -> list[dict[str, float]]:

@@ -1,0 +1,154 @@
+"""`vaglio train`: train a FAMA-style ASR+ST model on a curated workdir, evaluate it, or draw
+its learning-rate schedules. `training/` (and NeMo) is imported only when a command runs,
+so the curation CLI starts as fast without it."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.markup import escape
+
+from pipeline.cli.common import app, console
+from pipeline.extras import MissingExtraError
+
+EXAMPLES = """
+Examples:
+
+    vaglio train my.yaml --workdir demo-workdir --out runs/tiny     # train (or resume)
+    vaglio train eval runs/tiny --exit-layer 2                       # score, + early exit
+    vaglio train --plot-lr my.yaml                                   # lr.png of the warmups
+
+`my.yaml` names a preset (tiny, small, medium) and overrides, e.g.
+`preset: tiny` / `stage1: {max_steps: 200}`.
+"""
+
+
+def _fail(message: str) -> typer.Exit:
+    console.print(f"[red]error:[/red] {escape(message)}")
+    return typer.Exit(2)
+
+
+def _training():
+    """The training modules; NeMo itself loads later, where a model is built."""
+    if importlib.util.find_spec("nemo") is None or importlib.util.find_spec("lightning") is None:
+        missing = MissingExtraError("`vaglio train`", "nemo_toolkit", extra="train")
+        raise _fail(str(missing))
+    from training import config, evaluate, trainer
+
+    return config, evaluate, trainer
+
+
+@app.command("train", epilog=EXAMPLES)
+def train_command(
+    target: Annotated[
+        str, typer.Argument(metavar="CONFIG | eval", help="A training config YAML, or `eval`.")
+    ],
+    run: Annotated[
+        Path | None, typer.Argument(metavar="[RUN]", help="With `eval`: the run folder.")
+    ] = None,
+    workdir: Annotated[
+        Path | None,
+        typer.Option("--workdir", "-w", help="The curated workdir to train on (or score)."),
+    ] = None,
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="The run folder.")] = None,
+    plot_lr: Annotated[
+        bool, typer.Option("--plot-lr", help="Draw CONFIG's warmups (and the others) to a PNG.")
+    ] = False,
+    split: Annotated[str, typer.Option(help="With `eval`: train, dev or test.")] = "test",
+    beam: Annotated[int | None, typer.Option(help="With `eval`: beam size (1 = greedy).")] = None,
+    exit_layer: Annotated[
+        int | None,
+        typer.Option("--exit-layer", help="With `eval`: also decode from this layer's CTC head."),
+    ] = None,
+    node_rank: Annotated[int, typer.Option(help="Multi-node: this node's rank.")] = 0,
+    master_addr: Annotated[str, typer.Option(help="Multi-node: rank 0's address.")] = "127.0.0.1",
+    master_port: Annotated[int, typer.Option(help="Multi-node: rank 0's port.")] = 29500,
+) -> None:
+    """Train a FAMA-style model (Conformer + Transformer, CTC + CE) on curated shards.
+
+    Stage 1 trains ASR; stage 2 (when `stage2.max_steps` > 0) ASR + ST from the average of
+    the last stage-1 checkpoints. A killed run resumes from its last checkpoint when started
+    again with the same `--out`. The run folder gets `model.nemo`, `MODEL_CARD.md`,
+    `metrics.json` and TensorBoard logs under `tb/`. More than one device or node trains
+    under `torchrun` (DDP).
+    """
+    from training.config import ConfigError, load_config  # light: no NeMo
+
+    if target == "eval":
+        if run is None:
+            raise _fail("`vaglio train eval` needs the run folder: vaglio train eval RUN")
+        _evaluate(run, workdir, split, beam, exit_layer)
+        return
+    try:
+        config = load_config(target)
+    except ConfigError as error:
+        raise _fail(str(error)) from None
+    if plot_lr:
+        from training.schedules import plot_schedules
+
+        path = (out or Path(target).with_suffix("")).with_suffix(".lr.png")
+        steps = max(config.schedule.warmup_steps * 3, config.stage1.max_steps)
+        plot_schedules(config.optim.lr, config.schedule, steps, path)
+        console.print(f"learning-rate schedules: {path}")
+        return
+    if workdir is None or out is None:
+        raise _fail("training needs --workdir (the curated workdir) and --out (the run folder)")
+    _, _, trainer = _training()
+    from training.data import DataError
+
+    try:
+        model = trainer.launch(config, workdir, out, node_rank, master_addr, master_port)
+    except (ConfigError, DataError, ValueError) as error:
+        raise _fail(str(error)) from None
+    console.print(f"model: {model}\nmodel card: {out / 'MODEL_CARD.md'}")
+    _print_metrics(json.loads((out / "metrics.json").read_text(encoding="utf-8")))
+
+
+def _evaluate(
+    run: Path, workdir: Path | None, split: str, beam: int | None, exit_layer: int | None
+) -> None:
+    config_module, evaluate, _ = _training()
+    if not (run / "model.nemo").exists():
+        raise _fail(f"{run}: no model.nemo; train it first (vaglio train CONFIG --out {run})")
+    if workdir is None:  # the workdir it was trained on
+        trained_on = json.loads((run / "data.json").read_text(encoding="utf-8")).get("workdir")
+        if trained_on is None:
+            raise _fail("give --workdir: the curated workdir to score on")
+        workdir = Path(trained_on)
+    from training.model import FamaModel
+
+    config = config_module.load_config(run / "config.yaml")
+    model = FamaModel.restore_from(str(run / "model.nemo"), map_location="cpu")
+    try:
+        result = evaluate.evaluate_model(model, config, workdir, split, beam, exit_layer)
+    except ValueError as error:
+        raise _fail(str(error)) from None
+    path = evaluate.write_metrics(result, run / f"eval-{split}.json")
+    _print_metrics(result)
+    console.print(f"metrics: {path}")
+
+
+def _print_metrics(result: dict) -> None:
+    """WER per language (and BLEU/chrF per direction), full model and early exit."""
+    for name in ("full", "early_exit"):
+        if name not in result:
+            continue
+        part = result[name]
+        label = "model" if name == "full" else f"early exit (layer {part['layer']})"
+        rtfx = f"{part['rtfx']:.1f}x real time" if part.get("rtfx") else ""
+        for lang, score in part["wer"].items():
+            wer = "-" if score["wer"] is None else f"{score['wer']:.3f}"
+            sys.stdout.write(
+                f"{label}\t{result['split']}\t{lang}\tWER {wer}\t"
+                f"{score['utterances']} utt\t{rtfx}\n"
+            )
+        for direction, score in part["st"].items():
+            sys.stdout.write(
+                f"{label}\t{result['split']}\t{direction}\tBLEU {score['bleu']:.1f}"
+                f"\tchrF {score['chrf']:.1f}\t{score['segments']} seg\n"
+            )

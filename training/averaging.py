@@ -1,0 +1,46 @@
+"""The average of the last N checkpoints, as FAMA starts stage 2 and builds its final model.
+
+Floating-point tensors are averaged; integer ones (BatchNorm's `num_batches_tracked`) are
+taken from the newest checkpoint, since an average count means nothing. Lightning
+checkpoints hold pickled Python (hyper-parameters), so they are loaded with
+`weights_only=False`: only ever average checkpoints this run wrote.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import torch
+
+_STEP = re.compile(r"step(\d+)\.ckpt$")
+
+
+def step_checkpoints(folder: Path) -> list[Path]:
+    """The numbered checkpoints of a stage (`stepNNNNNNN.ckpt`), oldest first."""
+    found = [(int(m.group(1)), p) for p in folder.glob("step*.ckpt") if (m := _STEP.search(p.name))]
+    return [p for _, p in sorted(found)]
+
+
+def average_checkpoints(paths: list[Path]) -> dict[str, torch.Tensor]:
+    """The element-wise mean of the model weights in `paths` (newest last)."""
+    if not paths:
+        raise ValueError("no checkpoints to average")
+    total: dict[str, torch.Tensor] = {}
+    for path in paths:
+        state = torch.load(path, map_location="cpu", weights_only=False)["state_dict"]
+        for name, tensor in state.items():
+            if not tensor.is_floating_point():
+                total[name] = tensor.clone()
+            elif name in total:
+                total[name] += tensor.double()
+            else:
+                total[name] = tensor.double()
+    return {
+        name: (t / len(paths)).float() if t.is_floating_point() else t for name, t in total.items()
+    }
+
+
+def average_last(folder: Path, count: int) -> tuple[dict[str, torch.Tensor], list[Path]]:
+    paths = step_checkpoints(folder)[-count:]
+    return average_checkpoints(paths), paths

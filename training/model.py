@@ -1,0 +1,402 @@
+"""The FAMA model as a NeMo model: Conformer encoder, Transformer decoder, two CTC heads.
+
+`FamaModel` is a NeMo `ASRModel` (so `.nemo` save/restore, `ASRModel.restore_from` and
+Lightning training come with it) built from NeMo's own modules. It is *not* a subclass of
+`EncDecMultiTaskModel` (Canary): that class brings a Canary tokenizer, prompt formats and a
+Lhotse data path we would replace entirely, a head tied to the decoder embedding (FAMA's is
+not), and no CTC at all (see ../shared/notes/training_nemo.md).
+
+The recipe (FBK-fairseq `conformer_joint_ctc`):
+
+    loss = w_inter · CTC(layer L, transcript)
+         + w_ce    · label-smoothed CE(decoder, target)
+         + w_top   · CTC(top + embedding(target tag), target)
+
+Reductions, since weights mean nothing without them: **each term is a sum over the batch
+divided by the number of target tokens of that term** (fairseq's `sum / ntokens`); CE
+counts the target tokens and the end-of-sentence, never the forced language tag.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Iterator
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from lightning.pytorch import Trainer
+from nemo.collections.asr.models import ASRModel
+from nemo.collections.asr.modules import (
+    AudioToMelSpectrogramPreprocessor,
+    ConformerEncoder,
+    SpectrogramAugmentation,
+)
+from nemo.collections.asr.modules.transformer.transformer import TransformerDecoderNM
+from nemo.collections.asr.modules.transformer.transformer_generators import (
+    BeamSearchSequenceGenerator,
+    GreedySequenceGenerator,
+)
+from nemo.collections.asr.parts.submodules.token_classifier import TokenClassifier
+from nemo.collections.asr.parts.utils.rnnt_utils import Hypothesis
+from nemo.core.classes import common as nemo_common
+from omegaconf import DictConfig
+
+from training.data import SAMPLE_RATE, Batch, Example, collate
+from training.schedules import lr_factor
+from training.tokenizer import Tokenizer
+
+if "training." not in nemo_common.ALLOWED_TARGET_PREFIXES:  # NeMo 3 restores listed classes only
+    nemo_common.ALLOWED_TARGET_PREFIXES.append("training.")
+
+
+def ctc_sum_per_token(
+    log_probs: torch.Tensor,
+    lengths: torch.Tensor,
+    targets: torch.Tensor,
+    target_lengths: torch.Tensor,
+    blank: int,
+) -> torch.Tensor:
+    """CTC summed over the batch, divided by the number of target tokens."""
+    loss = F.ctc_loss(
+        log_probs.transpose(0, 1).float(),
+        targets,
+        lengths,
+        target_lengths,
+        blank=blank,
+        reduction="sum",
+        zero_infinity=True,
+    )
+    return loss / target_lengths.sum().clamp(min=1)
+
+
+def smoothed_ce_per_token(
+    log_probs: torch.Tensor, labels: torch.Tensor, pad: int, smoothing: float
+) -> torch.Tensor:
+    """Label-smoothed cross-entropy (ε spread uniformly over the vocabulary) summed over the
+    non-pad labels, divided by their number."""
+    mask = labels != pad
+    log_probs = log_probs.float()
+    nll = -log_probs.gather(-1, labels.unsqueeze(-1)).squeeze(-1)
+    uniform = -log_probs.mean(-1)
+    loss = (1.0 - smoothing) * nll + smoothing * uniform
+    return (loss * mask).sum() / mask.sum().clamp(min=1)
+
+
+def _ctc_greedy(log_probs: torch.Tensor, lengths: torch.Tensor, blank: int) -> list[list[int]]:
+    out = []
+    for best, length in zip(log_probs.argmax(-1), lengths):
+        ids = torch.unique_consecutive(best[: int(length)]).tolist()
+        out.append([i for i in ids if i != blank])
+    return out
+
+
+class FamaModel(ASRModel):
+    """Conformer encoder + Transformer decoder with an intermediate and a top CTC head.
+
+    `cfg` is the resolved training config (`training.config.TrainConfig.as_dict()`, its
+    `model` section renamed `architecture`) plus `tokenizer.model_path`; the tokenizer file
+    travels inside the `.nemo`.
+    """
+
+    prompted_by_language = True  # the pipeline's nemo backend passes source/target languages
+
+    def __init__(self, cfg: DictConfig, trainer: Trainer | None = None):
+        super().__init__(cfg=cfg, trainer=trainer)
+        self.tokenizer = Tokenizer(
+            self.register_artifact("tokenizer.model_path", cfg.tokenizer.model_path)
+        )
+        m = cfg.architecture
+        vocab = self.tokenizer.vocab_size
+        self.blank = vocab  # CTC heads have one more output than the vocabulary
+        self.preprocessor = AudioToMelSpectrogramPreprocessor(
+            sample_rate=SAMPLE_RATE, features=m.n_mels, normalize="per_feature", pad_to=0
+        )
+        self.spec_augment = (
+            SpectrogramAugmentation(freq_masks=2, freq_width=27, time_masks=10, time_width=0.05)
+            if m.spec_augment
+            else None
+        )
+        self.encoder = ConformerEncoder(
+            feat_in=m.n_mels,
+            n_layers=m.encoder_layers,
+            d_model=m.d_model,
+            subsampling="striding",
+            subsampling_factor=4,  # ×4; FAMA's conv1d one is broken in NeMo 3.0
+            ff_expansion_factor=m.ffn_dim // m.d_model,
+            self_attention_model="rel_pos",
+            n_heads=m.heads,
+            conv_kernel_size=m.conv_kernel,
+            dropout=m.dropout,
+            dropout_pre_encoder=m.dropout,
+            dropout_emb=m.dropout,
+            dropout_att=m.dropout,
+        )
+        self.decoder = TransformerDecoderNM(
+            vocab_size=vocab,
+            hidden_size=m.d_model,
+            num_layers=m.decoder_layers,
+            inner_size=m.ffn_dim,
+            num_attention_heads=m.heads,
+            max_sequence_length=cfg.decoding.max_tokens + 8,
+            embedding_dropout=m.dropout,
+            ffn_dropout=m.dropout,
+            attn_score_dropout=m.dropout,
+            attn_layer_dropout=m.dropout,
+            pre_ln=True,
+            num_token_types=0,  # no segment embedding (DDP: all params are used)
+        )
+        self.head = TokenClassifier(hidden_size=m.d_model, num_classes=vocab, log_softmax=True)
+        self.inter_ctc = torch.nn.Sequential(
+            torch.nn.LayerNorm(m.d_model), torch.nn.Linear(m.d_model, vocab + 1)
+        )
+        self.top_ctc = torch.nn.Sequential(
+            torch.nn.LayerNorm(m.d_model), torch.nn.Linear(m.d_model, vocab + 1)
+        )
+        self._inter: torch.Tensor | None = None
+        self.encoder.layers[m.inter_ctc_layer - 1].register_forward_hook(self._keep_inter)
+        self._val_outputs: list[dict] = []
+
+    # --- the network ---------------------------------------------------------------------
+    def _keep_inter(self, _module, _inputs, output) -> None:
+        self._inter = output[0] if isinstance(output, tuple) else output
+
+    def encode(self, audio: torch.Tensor, audio_len: torch.Tensor):
+        """(top frames B×T×D, their lengths, frames of the interCTC layer B×T×D)."""
+        features, lengths = self.preprocessor(input_signal=audio, length=audio_len)
+        if self.spec_augment is not None and self.training:
+            features = self.spec_augment(input_spec=features, length=lengths)
+        self._inter = None
+        encoded, lengths = self.encoder(audio_signal=features, length=lengths)
+        return encoded.transpose(1, 2), lengths, self._inter
+
+    def top_ctc_log_probs(self, encoded: torch.Tensor, tag: torch.Tensor) -> torch.Tensor:
+        """FBK's `CtcDecoder`: the target-language tag's embedding is added to every frame."""
+        tag_embedding = self.decoder.embedding.token_embedding(tag).unsqueeze(1)
+        return self.top_ctc(encoded + tag_embedding).log_softmax(-1)
+
+    def losses(self, batch: Batch) -> dict[str, torch.Tensor]:
+        weights = self.cfg.loss
+        encoded, lengths, inter = self.encode(batch.audio, batch.audio_len)
+        ctc_inter = ctc_sum_per_token(
+            self.inter_ctc(inter).log_softmax(-1),
+            lengths,
+            batch.transcript,
+            batch.transcript_len,
+            self.blank,
+        )
+        ctc_top = ctc_sum_per_token(
+            self.top_ctc_log_probs(encoded, batch.tag),
+            lengths,
+            batch.target,
+            batch.target_len,
+            self.blank,
+        )
+        frames = torch.arange(encoded.shape[1], device=encoded.device)
+        encoder_mask = (frames[None, :] < lengths[:, None]).float()
+        hidden = self.decoder(
+            input_ids=batch.decoder_in,
+            decoder_mask=(batch.decoder_in != self.tokenizer.pad_id).float(),
+            encoder_embeddings=encoded,
+            encoder_mask=encoder_mask,
+        )
+        ce = smoothed_ce_per_token(
+            self.head(hidden_states=hidden),
+            batch.decoder_out,
+            self.tokenizer.pad_id,
+            weights.label_smoothing,
+        )
+        loss = weights.ctc_inter * ctc_inter + weights.ce * ce + weights.ctc_top * ctc_top
+        return {"loss": loss, "ctc_inter": ctc_inter, "ce": ce, "ctc_top": ctc_top}
+
+    # --- Lightning -----------------------------------------------------------------------
+    def transfer_batch_to_device(self, batch: Batch, device, dataloader_idx: int = 0) -> Batch:
+        return batch.to(device)
+
+    def training_step(self, batch: Batch, batch_idx: int) -> torch.Tensor:
+        losses = self.losses(batch)
+        size = len(batch.examples)
+        for name, value in losses.items():
+            self.log(f"train_{name}", value.detach(), batch_size=size, prog_bar=name == "loss")
+        self.log("train_audio_seconds", batch.seconds, reduce_fx="sum", batch_size=size)
+        self.log("lr", self.trainer.optimizers[0].param_groups[0]["lr"], batch_size=size)
+        return losses["loss"]
+
+    def validation_step(self, batch: Batch, batch_idx: int) -> None:
+        losses = self.losses(batch)
+        hypotheses = self.decode(batch, beam=1)
+        self._val_outputs.append(
+            {
+                "loss": float(losses["loss"]),
+                "size": len(batch.examples),
+                "pairs": list(zip(batch.examples, hypotheses)),
+            }
+        )
+
+    def on_validation_epoch_end(self) -> None:
+        from training.evaluate import metrics_of  # evaluation imports this module
+
+        outputs, self._val_outputs = self._val_outputs, []
+        if not outputs:
+            return
+        size = sum(o["size"] for o in outputs)
+        val_loss = sum(o["loss"] * o["size"] for o in outputs) / size
+        # every rank scores the whole dev set (same data, same weights): the mean is that value
+        self.log("val_loss", val_loss, batch_size=size, sync_dist=True)
+        metrics = metrics_of([pair for o in outputs for pair in o["pairs"]])
+        for key, value in metrics["flat"].items():
+            self.log(f"val_{key}", value, batch_size=size, sync_dist=True)
+
+    def configure_optimizers(self):
+        """Adam (β 0.9, 0.98) with decoupled weight decay, as fairseq's `adam` applies it."""
+        optim = self.cfg.optim
+        optimizer = torch.optim.AdamW(
+            self.parameters(),
+            lr=optim.lr,
+            betas=tuple(optim.betas),
+            weight_decay=optim.weight_decay,
+        )
+        scheduler = torch.optim.lr_scheduler.LambdaLR(
+            optimizer, lr_factor(optim.lr, self.cfg.schedule)
+        )
+        return {
+            "optimizer": optimizer,
+            "lr_scheduler": {"scheduler": scheduler, "interval": "step"},
+        }
+
+    def setup_training_data(self, train_data_config) -> None:
+        """Data comes from `training.trainer` (streamed shards), not from the model's config."""
+
+    def setup_validation_data(self, val_data_config) -> None:
+        """As `setup_training_data`."""
+
+    @classmethod
+    def list_available_models(cls) -> list:
+        return []
+
+    # --- decoding ------------------------------------------------------------------------
+    def decode(self, batch: Batch, beam: int = 1) -> list[Hypothesis]:
+        """Autoregressive decoding (greedy or beam) with `<bos><lang:tgt>` forced as prefix."""
+        encoded, lengths, _ = self.encode(batch.audio, batch.audio_len)
+        frames = torch.arange(encoded.shape[1], device=encoded.device)
+        encoder_mask = (frames[None, :] < lengths[:, None]).float()
+        tok = self.tokenizer
+        common = {
+            "pad": tok.pad_id,
+            "bos": tok.bos_id,
+            "eos": tok.eos_id,
+            "max_sequence_length": self.cfg.decoding.max_tokens + 2,  # + the forced prefix
+            "max_delta_length": self.cfg.decoding.max_tokens,
+        }
+        if beam > 1:
+            generator = BeamSearchSequenceGenerator(
+                self.decoder.embedding, self.decoder.decoder, self.head, beam_size=beam, **common
+            )
+        else:
+            generator = GreedySequenceGenerator(
+                self.decoder.embedding, self.decoder.decoder, self.head, **common
+            )
+        prefix = torch.stack([torch.full_like(batch.tag, tok.bos_id), batch.tag], dim=1)
+        output = generator(
+            decoder_input_ids=prefix, encoder_hidden_states=encoded, encoder_input_mask=encoder_mask
+        )
+        sequences = output[0] if isinstance(output, tuple) else output
+        hypotheses = []
+        for row in sequences[:, 2:].tolist():
+            ids = row[: row.index(tok.eos_id)] if tok.eos_id in row else row
+            ids = [i for i in ids if i != tok.pad_id][: self.cfg.decoding.max_tokens]
+            hypotheses.append(Hypothesis(score=0.0, y_sequence=ids, text=tok.decode(ids)))
+        self._score(hypotheses, batch.tag, encoded, encoder_mask)
+        return hypotheses
+
+    def _score(
+        self,
+        hypotheses: list[Hypothesis],
+        tag: torch.Tensor,
+        encoded: torch.Tensor,
+        encoder_mask: torch.Tensor,
+    ) -> None:
+        """Each hypothesis's log-probability (with its end-of-sentence), by one teacher-forced
+        pass: the same figure whether it was found greedily or by beam."""
+        tok = self.tokenizer
+        rows = [[tok.bos_id, int(t), *h.y_sequence] for h, t in zip(hypotheses, tag)]
+        width = max(len(r) for r in rows)
+        inputs = torch.full((len(rows), width), tok.pad_id, device=encoded.device)
+        labels = torch.full_like(inputs, tok.pad_id)
+        for i, (row, h) in enumerate(zip(rows, hypotheses)):
+            inputs[i, : len(row)] = torch.tensor(row)
+            labels[i, 1 : len(row)] = torch.tensor([*h.y_sequence, tok.eos_id])
+        hidden = self.decoder(
+            input_ids=inputs,
+            decoder_mask=(inputs != tok.pad_id).float(),
+            encoder_embeddings=encoded,
+            encoder_mask=encoder_mask,
+        )
+        log_probs = self.head(hidden_states=hidden).gather(-1, labels.unsqueeze(-1)).squeeze(-1)
+        totals = (log_probs * (labels != tok.pad_id)).sum(-1)
+        for h, total in zip(hypotheses, totals.tolist()):
+            h.score = total
+
+    @contextlib.contextmanager
+    def _exit_at(self, layer: int) -> Iterator[None]:
+        """Run only the first `layer` encoder layers (an early exit), restoring them after."""
+        layers = self.encoder.layers
+        self.encoder.layers = layers[:layer]
+        try:
+            yield
+        finally:
+            self.encoder.layers = layers
+
+    def decode_early_exit(self, batch: Batch) -> list[str]:
+        """CTC greedy decoding from the intermediate head, without running the layers above
+        it: a free, faster and weaker decoder (dynamic depth)."""
+        with self._exit_at(self.cfg.architecture.inter_ctc_layer):
+            _, lengths, inter = self.encode(batch.audio, batch.audio_len)
+        ids = _ctc_greedy(self.inter_ctc(inter).log_softmax(-1), lengths, self.blank)
+        return [self.tokenizer.decode(i) for i in ids]
+
+    # --- the pipeline's entry point ------------------------------------------------------
+    @torch.inference_mode()
+    def transcribe(
+        self,
+        audio: list[np.ndarray],
+        batch_size: int = 8,
+        return_hypotheses: bool = False,
+        source_lang: str | None = None,
+        target_lang: str | None = None,
+        **_ignored,
+    ) -> list:
+        """Decode arrays of 16 kHz audio: ASR in `source_lang`, or ST into `target_lang`.
+        Options NeMo's `transcribe` takes and this model has no use for (timestamps, task,
+        pnc, verbose) are accepted and ignored."""
+        lang = target_lang or source_lang
+        if lang is None:
+            raise ValueError("FamaModel.transcribe needs source_lang (and target_lang for ST)")
+        was_training = self.training
+        self.eval()
+        results: list = []
+        started = time.perf_counter()
+        for start in range(0, len(audio), batch_size):
+            chunk = [
+                Example(
+                    "",
+                    np.asarray(a, dtype=np.float32),
+                    source_lang or lang,
+                    "",
+                    lang,
+                    "",
+                    "asr" if lang == (source_lang or lang) else "st",
+                )
+                for a in audio[start : start + batch_size]
+            ]
+            batch = collate(chunk, self.tokenizer).to(self.device)
+            hypotheses = self.decode(batch, beam=self.cfg.decoding.beam)
+            results.extend(hypotheses if return_hypotheses else [h.text for h in hypotheses])
+        self.last_transcribe_seconds = time.perf_counter() - started
+        self.train(was_training)
+        return results
+
+
+def parameter_count(model: torch.nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
