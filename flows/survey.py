@@ -1,5 +1,6 @@
 """`vaglio survey` as a Prefect flow: one task per source, retried, so a slow or flaky source
-(a hub dataset's card, a network share) neither stops nor serialises the others."""
+(a hub dataset's card, a network share) neither stops nor serialises the others. Its
+parameters are JSON (paths as strings), so it can be deployed and scheduled."""
 
 from __future__ import annotations
 
@@ -19,9 +20,10 @@ def survey_one(source: Source, policy: Path | None) -> list[dict]:
     return survey_source(source, policy)
 
 
-@flow(name="survey", validate_parameters=False)
-def survey_flow(catalog: Path, workdir: Path, policy: Path | None = None) -> Path:
+@flow(name="survey", validate_parameters=False)  # Python callers may pass `Path`s
+def survey_flow(catalog: str, workdir: str, policy: str | None = None) -> Path:
     """Survey every source of `catalog`; write the table, report and chart under `workdir`."""
-    futures = [survey_one.submit(source, policy) for source in load_catalog(catalog)]
+    policy_path = Path(policy) if policy else None
+    futures = [survey_one.submit(source, policy_path) for source in load_catalog(Path(catalog))]
     rows = [row for future in futures for row in future.result()]
-    return write_survey(survey_table(rows), workdir)
+    return write_survey(survey_table(rows), Path(workdir))
