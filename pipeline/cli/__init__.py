@@ -4,7 +4,7 @@ One module per group of commands; importing them registers their commands on `ap
 order `vaglio --help` lists them.
 """
 
-from pipeline.cli import curation, publish, query, sources  # noqa: F401  (registers the commands)
+from pipeline.cli import curation, publish, query, schedule, sources  # noqa: F401  (registers)
 from pipeline.cli.common import app
 
 __all__ = ["app"]
