@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import shutil
 import signal
 import subprocess
 import sys
@@ -45,6 +46,8 @@ OBJECT_STORE = str(100 * 1024 * 1024)
 
 
 def _can_unshare() -> bool:
+    if shutil.which("ip") is None:
+        return False
     try:
         return subprocess.run(["unshare", "--net", "true"], capture_output=True).returncode == 0
     except FileNotFoundError:
@@ -54,7 +57,7 @@ def _can_unshare() -> bool:
 @pytest.mark.skipif(INSIDE, reason="this is the test that enters the namespace")
 def test_curation_on_a_two_node_ray_cluster_in_a_loopback_namespace(demo_catalog):
     if not _can_unshare():
-        pytest.skip("needs `unshare --net` (root, or user namespaces)")
+        pytest.skip("needs `unshare --net` (root, or user namespaces) and `ip`")
     command = [
         "unshare", "--net", "sh", "-c", 'ip link set lo up && exec "$0" "$@"',
         sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider", "-m", "not slow",
