@@ -15,7 +15,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, get_args
 
 from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
@@ -28,7 +28,7 @@ from pipeline.run.curate import CurationResult, ShardExecutor, StageProgress, Th
 from pipeline.run.runner import ShardOutcome
 from pipeline.stage import Stage
 
-ENGINES = ("prefect", "threads", "ray")
+Engine = Literal["prefect", "threads", "ray"]
 
 
 @task(
@@ -114,7 +114,7 @@ def curate_flow(
     workdir: str,
     config: str | None = None,
     policy: str | None = None,
-    engine: str = "prefect",
+    engine: Engine = "prefect",
     ray_address: str | None = None,
 ) -> dict:
     """Curate every openly licensed source of `catalog` into `workdir`; completed shards are
@@ -123,8 +123,8 @@ def curate_flow(
     `config` is a pipeline YAML, `policy` a licence policy YAML; `engine` is `prefect` (one task
     per stage × shard, shown in the UI), `threads`, or `ray` (on the cluster at `ray_address`).
     """
-    if engine not in ENGINES:
-        raise ValueError(f"engine: expected one of {ENGINES}, got {engine!r}")
+    if engine not in get_args(Engine):
+        raise ValueError(f"engine: expected one of {get_args(Engine)}, got {engine!r}")
     settings = load_config(Path(config) if config else None)
     if policy:
         settings = dataclasses.replace(settings, license_policy=policy)

@@ -30,11 +30,18 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-import ray
+from pipeline.extras import MissingExtraError
+
+try:
+    import ray
+except ImportError:  # `vaglio curate --engine ray` says what to install, in one line
+    raise MissingExtraError("--engine ray", "ray", "ray") from None
 
 from pipeline.config import CurateConfig
 from pipeline.run.curate import CurationResult, StageProgress, curate
 from pipeline.run.runner import ShardOutcome, StageRunner
+from pipeline.sources.catalog import Source
+from pipeline.sources.survey import survey_source
 from pipeline.stage import Stage
 
 PLACEMENTS = "ray/placements.jsonl"
@@ -117,6 +124,12 @@ class RayExecutor:
                 log.write(json.dumps(asdict(placement)) + "\n")
                 log.flush()
                 yield outcome
+
+
+def survey_on_ray(sources: list[Source], policy: Path | None) -> list[dict]:
+    """The survey rows of every source, each source surveyed as a Ray task, in catalog order."""
+    task = ray.remote(max_retries=3)(survey_source)
+    return [row for rows in ray.get([task.remote(s, policy) for s in sources]) for row in rows]
 
 
 def read_placements(workdir: Path) -> list[Placement]:

@@ -36,6 +36,8 @@ from clusters import (
 
 from pipeline.config import load_config
 from pipeline.run.curate import ThreadExecutor, curate
+from pipeline.sources.catalog import load_catalog
+from pipeline.sources.survey import survey_sources, survey_table
 
 ray = pytest.importorskip("ray")
 
@@ -72,6 +74,21 @@ def test_curation_on_a_two_node_ray_cluster_in_a_loopback_namespace(demo_catalog
     result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-3000:]
     assert " passed" in result.stdout and "skipped" not in result.stdout.splitlines()[-1]
+
+
+@pytest.mark.skipif(INSIDE, reason="outside the namespace only")
+def test_resources_name_known_stages_and_an_address_needs_the_ray_engine(tmp_path):
+    config = tmp_path / "config.yaml"
+    config.write_text("resources: {pass3: {num_gpus: 1}}\n")
+    catalog = tmp_path / "catalog.yaml"
+    args = ["curate", str(catalog), "-w", str(tmp_path / "w")]
+    bad_stage = vaglio(*args, "-c", str(config), "--engine", "threads", env=child_env())
+    assert bad_stage.returncode == 2
+    assert "resources: unknown stage(s) ['pass3']" in bad_stage.stderr
+    address = vaglio(
+        *args, "--engine", "threads", "--ray-address", "10.0.0.1:6379", env=child_env()
+    )
+    assert address.returncode == 2 and "--ray-address needs --engine ray" in address.stderr
 
 
 @pytest.fixture(scope="module")
@@ -152,6 +169,19 @@ def test_ray_engine_writes_what_threads_write_using_both_nodes(corpus, cluster, 
     again = vaglio(*args, "--ray-address", address, env=env)
     assert again.returncode == 0, again.stderr
     assert f"skipped as already complete: {8 * len(FILES)}" in again.stderr
+
+
+@inner
+def test_the_survey_on_ray_gives_the_rows_of_the_plain_survey(corpus, cluster):
+    from flows.ray_engine import ray_session, survey_on_ray
+
+    catalog, _, _ = corpus
+    sources = load_catalog(catalog)
+    with ray_session(cluster[0]):
+        rows = survey_on_ray(sources, None)
+    surveyed = survey_table(rows).to_pylist()
+    assert surveyed == survey_sources(sources).to_pylist()
+    assert surveyed[0]["files"] == len(FILES) and surveyed[0]["unreadable_files"] >= 1
 
 
 @inner

@@ -84,6 +84,17 @@ def test_schedule_needs_a_server(tmp_path):
     assert "Traceback" not in result.stderr
 
 
+def test_schedule_add_names_the_bad_option(tmp_path):
+    env = child_env(PREFECT_HOME=str(tmp_path))
+    common = ["schedule", "add", "x", "--catalog", "c.yaml", "--workdir", str(tmp_path)]
+    unknown = vaglio(*common, "--every", "60", "--param", "speed=3", env=env)
+    assert unknown.returncode == 2
+    assert "flow 'curate' takes no parameter ['speed']" in unknown.stderr
+    cron = vaglio(*common, "--cron", "every night", env=env)
+    assert cron.returncode == 2 and "--cron 'every night'" in cron.stderr
+    assert "Traceback" not in unknown.stderr + cron.stderr
+
+
 def test_two_scheduled_curations_complete_and_take_turns_on_the_gpu(
     prefect_server, demo_catalog, tmp_path
 ):

@@ -98,7 +98,9 @@ def _schedule(cron: str | None, every: float | None, timezone: str | None):
     try:
         return Cron(cron, timezone=timezone) if cron else Interval(every, timezone=timezone)
     except ValueError as error:
-        raise _fail(f"--cron {cron!r}: {error}") from None
+        given = f"--cron {cron!r}" if cron else f"--every {every:g}"
+        given += f" --timezone {timezone!r}" if timezone else ""
+        raise _fail(f"{given}: {str(error).splitlines()[0]}") from None
 
 
 def _ensure_pool(name: str) -> None:
@@ -166,7 +168,8 @@ def add_command(
     schedule = _schedule(cron, every, timezone)
     with prefect_server():
         _deploy(flow, name, pool, schedule, paused, parameters)
-    when = f"cron {cron!r}" + (f" ({timezone})" if timezone else "") if cron else f"every {every}s"
+    when = f"cron {cron!r}" if cron else f"every {every:g}s"
+    when += f" ({timezone})" if timezone else ""
     console.print(
         f"[green]✓[/green] {flow.name}/{name}: {when}, on pool {pool!r}\n"
         f"  run it with: prefect worker start --pool {pool}"
