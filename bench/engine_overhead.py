@@ -1,6 +1,8 @@
 """What each engine costs per (stage, shard) task, and what a second Ray node buys.
 
-1. Overhead: the demo corpus is curated once on threads; then each engine re-runs it on a copy
+The corpus: six spoken files of the demo corpus (1.8 min), one shard each.
+
+1. Overhead: the corpus is curated once on threads; then each engine re-runs it on a copy
    of that workdir, where every shard is already complete, so each task only checks its
    fingerprint: the re-run's wall time over its task count is the engine's own cost per task.
    Engines (each already started): threads, Prefect tasks (temporary server), Ray tasks (this
@@ -12,7 +14,7 @@
 Ray must stay on loopback, so the script re-runs itself in a private network namespace with
 only `lo` (`unshare --net`, as root). Nodes are ended by process group, never `ray stop`.
 
-    python bench/engine_overhead.py [--files-per-shard 2]
+    python bench/engine_overhead.py
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ import time
 from pathlib import Path
 
 import pyarrow.parquet as pq
+import yaml
 
 from bench.common import CACHE, emit
 from pipeline.config import CurateConfig
@@ -37,6 +40,7 @@ from pipeline.demo_corpus import build_demo_corpus
 from pipeline.run.curate import CurationResult, ThreadExecutor, curate
 
 INSIDE = "VAGLIO_BENCH_NAMESPACE"
+SPOKEN = ["en-02.mp3", "en-03.wav", "en-04.m4a", "it-01.ogg", "it-03.mp3", "it-04.wav"]
 
 
 def _same_outputs(left: Path, right: Path) -> bool:
@@ -162,11 +166,25 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def run(files_per_shard: int) -> None:
-    catalog = build_demo_corpus(CACHE / "demo-x1")
+def small_catalog(root: Path) -> Path:
+    """The spoken files of the demo corpus's open source, one shard each."""
+    demo = build_demo_corpus(CACHE / "demo-x1").parent
+    corpus = root / "corpus"
+    corpus.mkdir(parents=True)
+    for name in SPOKEN:
+        shutil.copy(demo / "open-radio" / name, corpus / name)
+    source = {"name": "radio", "kind": "local", "path": "corpus", "license": "CC BY 4.0",
+              "attribution": "vaglio demo corpus", "languages": ["en", "it"]}  # fmt: skip
+    catalog = root / "catalog.yaml"
+    catalog.write_text(yaml.safe_dump({"sources": [source]}))
+    return catalog
+
+
+def run() -> None:
     root = CACHE / "engine-overhead"
     shutil.rmtree(root, ignore_errors=True)
-    config = CurateConfig(files_per_shard=files_per_shard)
+    catalog = small_catalog(root)
+    config = CurateConfig(files_per_shard=1)
     reference = root / "threads"
     seconds, result = _timed(lambda: curate(catalog, reference, config, ThreadExecutor(2)))
     emit("engine_full_run", engine="threads", tasks=len(result.outcomes), wall_s=seconds)
@@ -183,11 +201,9 @@ def run(files_per_shard: int) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--files-per-shard", type=int, default=2)
-    args = parser.parse_args()
+    argparse.ArgumentParser(description=__doc__.splitlines()[0]).parse_args()
     if os.environ.get(INSIDE) == "1":
-        run(args.files_per_shard)
+        run()
         return
     env = os.environ | {
         INSIDE: "1",
