@@ -43,12 +43,8 @@ def prefect_server(tmp_path_factory):
     home = tmp_path_factory.mktemp("prefect-home")
     port = free_port()
     url = f"http://127.0.0.1:{port}/api"
-    env = child_env(
-        PREFECT_HOME=str(home),
-        PREFECT_SERVER_UI_ENABLED="false",
-        PREFECT_API_URL="",  # the server itself must not think it is a client of another
-    )
-    env.pop("PREFECT_API_URL")
+    env = child_env(PREFECT_HOME=str(home), PREFECT_SERVER_UI_ENABLED="false")
+    env.pop("PREFECT_API_URL", None)  # the server is not a client of another one
     log = home / "server.log"
     server = start(
         [str(BIN / "prefect"), "server", "start", "--host", "127.0.0.1", "--port", str(port)],
