@@ -25,7 +25,9 @@ def sql(workdir, query):
 
 def test_refused_source_is_reported_and_never_processed(curated):
     workdir, result = curated
-    refused = {p.source.name: v for p in result.plans for v in p.verdicts.values() if not v.allowed}
+    refused = {
+        p.source.name: v for p in result.plans for v in p.verdicts.values() if not v.allowed
+    }
     assert set(refused) == {"nc-lectures"}
     assert "non-commercial" in refused["nc-lectures"].reason
     assert sql(workdir, "SELECT * FROM recordings WHERE source = 'nc-lectures'") == []
@@ -158,7 +160,7 @@ def test_windows_of_a_nemo_manifest_keep_the_source_transcript(curated):
     workdir, _ = curated
     windows = sql(
         workdir,
-        'SELECT recording_id, "offset", duration, text_source FROM recordings '
+        "SELECT recording_id, \"offset\", duration, text_source FROM recordings "
         "WHERE source = 'read-aloud' ORDER BY \"offset\"",
     )
     assert len(windows) == 2 and all(w["text_source"] for w in windows)
