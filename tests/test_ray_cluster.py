@@ -21,6 +21,7 @@ import tempfile
 from pathlib import Path
 
 import pytest
+import yaml
 from clusters import (
     BIN,
     assert_same_outputs,
@@ -81,6 +82,9 @@ def test_resources_name_known_stages_and_an_address_needs_the_ray_engine(tmp_pat
     config = tmp_path / "config.yaml"
     config.write_text("resources: {pass3: {num_gpus: 1}}\n")
     catalog = tmp_path / "catalog.yaml"
+    source = {"name": "m", "kind": "metadata", "license": "CC0", "hours": 1.0,
+              "attribution": "test", "languages": ["en"]}  # fmt: skip
+    catalog.write_text(yaml.safe_dump({"sources": [source]}))
     args = ["curate", str(catalog), "-w", str(tmp_path / "w")]
     bad_stage = vaglio(*args, "-c", str(config), "--engine", "threads", env=child_env())
     assert bad_stage.returncode == 2
