@@ -5,7 +5,7 @@ Ray is used directly, not through prefect-ray's `RayTaskRunner`, because:
   (the serialised context carries `PREFECT_API_URL`); a run without a server would point
   remote nodes at the driver's temporary 127.0.0.1 server, which they cannot reach;
 - a bare Ray task costs a few milliseconds, a Prefect task run on Ray a round of API calls
-  (`bench/engine_overhead.py`, 2 cores: 8.8 ms per (stage, shard) task against 337 ms);
+  (`bench/engine_overhead.py`, 2 cores: 6.7 ms per (stage, shard) task against 274 ms);
 - Ray itself re-runs a task whose node died (`max_retries`), and the library's markers make
   a re-run resume, so Prefect's retries add nothing here.
 A scheduled `curate` flow with `engine="ray"` still shows up as one Prefect flow run.
