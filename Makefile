@@ -4,6 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.vaglio-installed
 NEMO_STAMP := $(VENV)/.vaglio-nemo-installed
+RAY_STAMP  := $(VENV)/.vaglio-ray-installed
 DEMO_WORKDIR ?= demo-workdir
 SYSTEM_PACKAGES := espeak-ng ffmpeg
 
@@ -35,10 +36,15 @@ $(NEMO_STAMP): $(STAMP)
 	$(BIN)/pip install -q -e '.[dev,nemo,train]'
 	touch $(NEMO_STAMP)
 
+# The Ray engine and its two-node test (the extra's markers make it a no-op before Python 3.11).
+$(RAY_STAMP): $(STAMP)
+	$(BIN)/pip install -q -e '.[dev,ray]'
+	touch $(RAY_STAMP)
+
 demo: setup
 	$(BIN)/vaglio demo --workdir $(DEMO_WORKDIR)
 
-test: setup $(NEMO_STAMP) lint
+test: setup $(NEMO_STAMP) $(RAY_STAMP) lint
 	$(BIN)/python -m pytest -q
 
 lint: setup

@@ -10,6 +10,7 @@ the reference values, e.g.
     filter: {max_pass_wer: 0.5}
     punctuate: {llm: {backend: openai, model: Qwen/Qwen2.5-7B-Instruct}}
     translate: {llm: {backend: vllm}, targets: {"*": [en], open-radio: [en, de]}}
+    resources: {pass1: {num_gpus: 1}, pass2: {num_gpus: 1}}
 """
 
 from __future__ import annotations
@@ -37,6 +38,19 @@ class ConfigError(ValueError):
 
 
 @dataclass(frozen=True)
+class StageResources:
+    """What one shard task of a stage reserves: Ray schedules by it (`--engine ray`), and a
+    stage with `num_gpus > 0` takes a slot of the Prefect `gpu` concurrency limit."""
+
+    num_cpus: float = 1.0
+    num_gpus: float = 0.0
+
+    def __post_init__(self):
+        if self.num_cpus < 0 or self.num_gpus < 0:
+            raise ValueError("num_cpus and num_gpus cannot be negative")
+
+
+@dataclass(frozen=True)
 class CurateConfig:
     files_per_shard: int = 4
     license_policy: str | None = None  # a policy YAML that replaces licenses/policy.yaml
@@ -49,6 +63,18 @@ class CurateConfig:
     punctuate: PunctuateConfig = field(default_factory=PunctuateConfig)
     translate: TranslateConfig = field(default_factory=TranslateConfig)
     shard: ShardConfig = field(default_factory=ShardConfig)
+    resources: dict[str, StageResources] = field(default_factory=dict)  # by stage name
+
+    def __post_init__(self):
+        hints = typing.get_type_hints(type(self)).items()
+        stages = {name for name, hint in hints if dataclasses.is_dataclass(hint)}
+        unknown = sorted(set(self.resources) - stages)
+        if unknown:
+            raise ValueError(f"resources: unknown stage(s) {unknown}; known: {sorted(stages)}")
+
+    def resources_for(self, stage: str) -> StageResources:
+        """What a shard task of `stage` reserves (one CPU, no GPU unless configured)."""
+        return self.resources.get(stage, StageResources())
 
 
 def _build(cls: type, values: object, where: str):
@@ -67,6 +93,10 @@ def _build(cls: type, values: object, where: str):
         if nested is not None and value is not None:  # `llm: {…}` for `LlmConfig | None`
             kwargs[key] = _build(nested, value, f"{where}.{key}")
             continue
+        entries = _dataclass_values(hint)
+        if entries is not None and isinstance(value, dict):  # `resources: {pass1: {…}}`
+            kwargs[key] = {k: _build(entries, v, f"{where}.{key}.{k}") for k, v in value.items()}
+            continue
         if float in allowed and isinstance(value, int) and not isinstance(value, bool):
             value = float(value)
         if not any(_is_a(value, t) for t in allowed):
@@ -76,6 +106,14 @@ def _build(cls: type, values: object, where: str):
         return cls(**kwargs)
     except ValueError as error:  # a config's own checks (`__post_init__`) name the field
         raise ConfigError(f"{where}: {error}") from None
+
+
+def _dataclass_values(hint: object) -> type | None:
+    """The dataclass `T` of a `dict[str, T]` hint, else None."""
+    args = typing.get_args(hint)
+    if typing.get_origin(hint) is dict and len(args) == 2 and dataclasses.is_dataclass(args[1]):
+        return args[1]
+    return None
 
 
 def _is_a(value: object, hint: object) -> bool:

@@ -4,7 +4,14 @@ One module per group of commands; importing them registers their commands on `ap
 order `vaglio --help` lists them.
 """
 
-from pipeline.cli import curation, publish, query, sources, train  # noqa: F401  (registers the commands)
+from pipeline.cli import (  # noqa: F401  (registers the commands)
+    curation,
+    publish,
+    query,
+    schedule,
+    sources,
+    train,
+)
 from pipeline.cli.common import app
 
 __all__ = ["app"]

@@ -45,6 +45,7 @@ app = typer.Typer(
 class Engine(str, Enum):
     prefect = "prefect"
     threads = "threads"
+    ray = "ray"  # `vaglio[ray]`: every (stage, shard) as a task on a Ray cluster
 
 
 Workdir = Annotated[
@@ -58,7 +59,18 @@ PolicyOption = Annotated[
         show_default=False,
     ),
 ]
-EngineOption = Annotated[Engine, typer.Option(help="Run as a Prefect flow, or on plain threads.")]
+EngineOption = Annotated[
+    Engine, typer.Option(help="Run as a Prefect flow, on plain threads, or on a Ray cluster.")
+]
+RayAddressOption = Annotated[
+    str | None,
+    typer.Option(
+        "--ray-address",
+        help="With `--engine ray`: the cluster to join (HOST:PORT, `auto`, ray://…); "
+        "default: $RAY_ADDRESS, else a local Ray started for the run.",
+        show_default=False,
+    ),
+]
 
 
 class OutputFormat(str, Enum):

@@ -24,6 +24,7 @@ from pipeline.cli.common import (
     Engine,
     EngineOption,
     PolicyOption,
+    RayAddressOption,
     Workdir,
     app,
     console,
@@ -111,7 +112,11 @@ def stop_on_interrupt(workdir: Path, progress: RichStageProgress):
             signal.signal(signum, handler)
 
 
-def _orchestrator(engine: Engine):
+def _orchestrator(engine: Engine, ray_address: str | None = None):
+    if ray_address and engine is not Engine.ray:
+        raise typer.BadParameter("--ray-address needs --engine ray", param_hint="--ray-address")
+    if ray_address:
+        os.environ["RAY_ADDRESS"] = ray_address  # where the `ray` engine connects
     if engine is Engine.threads:
         return lambda catalog, workdir, config, progress: curate(
             catalog, workdir, config, ThreadExecutor(config.workers), progress
@@ -130,6 +135,7 @@ def run_curation(
     config_path: Path | None,
     engine: Engine,
     policy: Path | None = None,
+    ray_address: str | None = None,
 ) -> CurationResult:
     """Load config, run the stages with progress bars, print the summary."""
     try:
@@ -137,7 +143,7 @@ def run_curation(
         load_catalog(catalog)  # a broken catalog is told at once, before any engine starts
         if policy is not None:
             config = dataclasses.replace(config, license_policy=str(policy))
-        orchestrate = _orchestrator(engine)
+        orchestrate = _orchestrator(engine, ray_address)
         columns = (
             TextColumn("{task.description:>12}"),
             BarColumn(),
@@ -229,6 +235,7 @@ def curate_command(
     config: Annotated[Path | None, typer.Option("--config", "-c", help="Pipeline YAML.")] = None,
     engine: EngineOption = Engine.prefect,
     policy: PolicyOption = None,
+    ray_address: RayAddressOption = None,
 ) -> None:
     """Curate every source of a catalog whose licence is open.
 
@@ -237,8 +244,11 @@ def curate_command(
     filter (hallucinations, language, pass disagreement), shard (Parquet with audio).
     Refused sources are listed with the reason. Re-running on the same workdir skips
     completed shards; a changed config re-runs only the stages it affects.
+
+    `--engine ray --ray-address HOST:PORT` runs every stage × shard on a Ray cluster whose
+    nodes all see WORKDIR at the same path (see the README, Scheduling and clusters).
     """
-    run_curation(catalog, workdir, config, engine, policy)
+    run_curation(catalog, workdir, config, engine, policy, ray_address)
 
 
 @app.command("demo")
