@@ -50,4 +50,3 @@ def smollm2_path() -> Path:
         )
     staging.replace(target)  # atomic: a concurrent first use writes the same verified bytes
     return target
-
