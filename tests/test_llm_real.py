@@ -1,0 +1,85 @@
+"""PnC and translation by a real model: SmolLM2-135M-Instruct, assembled offline from its PyPI
+wheel, served on the CPU by llama-cpp-python's OpenAI-compatible server on 127.0.0.1, reached
+through vaglio's `openai` backend. The model is small and often wrong; the guards must keep
+every row safe whatever it answers, and the counts must show what they refused and why."""
+
+from __future__ import annotations
+
+import os
+import shutil
+
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from pipeline.cli import app
+from pipeline.llm import offline_model
+from pipeline.llm.local_server import local_server
+from pipeline.query.sql import run_query
+from pipeline.run.report import write_report
+from pipeline.text.normalise import normalise_text
+from pipeline.text.pnc import REJECTED
+from pipeline.text.translation import REASONS
+
+
+@pytest.fixture(scope="module")
+def real_llm_workdir(curated, demo_catalog, tmp_path_factory):
+    """The curated demo, curated again with PnC (on every kept row, punctuated or not) and
+    English -> Italian translation of the read-aloud source by the real model."""
+    reference, _ = curated
+    folder = tmp_path_factory.mktemp("real-llm")
+    workdir = folder / "work"
+    shutil.copytree(reference, workdir)
+    with local_server() as server:
+        llm = {"backend": "openai", "model": server.model, "base_url": server.base_url}
+        config = {
+            "punctuate": {"llm": llm, "guard": {"force": True}},
+            "translate": {"llm": llm, "targets": {"read-aloud": ["it"]}},
+        }
+        path = folder / "pipeline.yaml"
+        path.write_text(yaml.safe_dump(config))
+        args = ["curate", str(demo_catalog), "-w", str(workdir), "-c", str(path)]
+        result = CliRunner().invoke(app, [*args, "--engine", "threads"])
+    assert result.exit_code == 0, result.output
+    return workdir, " ".join(result.output.split()), server.pid
+
+
+def sql(workdir, query: str) -> list[dict]:
+    return run_query(workdir, query).to_pylist()
+
+
+def test_every_punctuated_row_keeps_its_words_or_its_transcript(real_llm_workdir):
+    workdir, said, _ = real_llm_workdir
+    rows = sql(workdir, "SELECT text, text_asr, pnc_status FROM segments WHERE drop_reason IS NULL")
+    assert rows and {r["pnc_status"] for r in rows} <= {"accepted", *REJECTED}
+    accepted = [r for r in rows if r["pnc_status"] == "accepted"]
+    assert accepted, "the real model got no row through the guard"
+    assert all(normalise_text(r["text"]) == normalise_text(r["text_asr"]) for r in accepted)
+    assert all(r["text"] == r["text_asr"] for r in rows if r["pnc_status"] != "accepted")
+    assert "punctuation: accepted" in said
+
+
+def test_translations_are_kept_or_refused_with_a_reason(real_llm_workdir):
+    workdir, said, _ = real_llm_workdir
+    rows = sql(workdir, "SELECT lang, text, reason, answer FROM translations")
+    assert rows and {r["lang"] for r in rows} == {"it"}
+    assert {r["reason"] for r in rows} <= {None, *REASONS}
+    assert all((r["text"] is None) != (r["reason"] is None) for r in rows)
+    assert all(r["answer"] for r in rows if r["reason"] != "translation_source_too_short")
+    assert "translation to it:" in said
+
+
+def test_the_server_is_stopped_by_its_process_id(real_llm_workdir):
+    _, _, pid = real_llm_workdir
+    with pytest.raises(ProcessLookupError):
+        os.kill(pid, 0)
+
+
+def test_a_model_file_that_fails_its_checksum_is_refused(tmp_path, monkeypatch):
+    monkeypatch.setenv("VAGLIO_CACHE", str(tmp_path / "cache"))
+    damaged = tmp_path / offline_model.SMOLLM2_FILE
+    damaged.write_bytes(b"GGUF but not the published bytes")
+    monkeypatch.setattr(offline_model, "_packaged_file", lambda: damaged)
+    with pytest.raises(RuntimeError, match="checksum mismatch"):
+        offline_model.smollm2_path()
+    assert not list((tmp_path / "cache" / "models").iterdir())  # nothing half-written stays
