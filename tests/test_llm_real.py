@@ -83,3 +83,11 @@ def test_a_model_file_that_fails_its_checksum_is_refused(tmp_path, monkeypatch):
     with pytest.raises(RuntimeError, match="checksum mismatch"):
         offline_model.smollm2_path()
     assert not list((tmp_path / "cache" / "models").iterdir())  # nothing half-written stays
+
+
+def test_the_report_shows_what_the_model_answered_and_what_the_guards_did(real_llm_workdir):
+    workdir, _, _ = real_llm_workdir
+    report = (write_report(workdir) / "report.md").read_text()
+    assert "## Punctuation" in report and "| accepted |" in report
+    assert "## Translations" in report
+    assert "## What the LLM answered" in report and "| translation to it |" in report

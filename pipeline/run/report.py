@@ -163,7 +163,9 @@ def _tables(report: Report) -> list[tuple[str, list[str], list[list[str]]]]:
         tables.append(("Translations", ["target", "outcome", "segments"], rows))
     if report.llm_examples:
         rows = [[c or "" for c in example] for example in report.llm_examples]
-        tables.append(("What the LLM answered", ["stage", "outcome", "input", "row text / answer"], rows))
+        tables.append(
+            ("What the LLM answered", ["stage", "outcome", "input", "row text / answer"], rows)
+        )
     for reason in sorted(report.examples, key=_order):
         rows = [
             [e["segment_id"], e["lang"] or "?", f"{e['duration']:.1f}", e["text"] or ""]
