@@ -5,8 +5,11 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.vaglio-installed
 NEMO_STAMP := $(VENV)/.vaglio-nemo-installed
 LLM_STAMP  := $(VENV)/.vaglio-llm-installed
-# llama-cpp-python is built from source: CPU only, no BLAS, no tests or tools (~N min on 2 cores).
-LLAMA_CMAKE_ARGS := -DGGML_BLAS=OFF -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF \
+# llama-cpp-python is built from source (~13 CPU-minutes): CPU only, no BLAS, no tests or
+# tools, and portable AVX2 rather than -march=native, whose AMX code dies with SIGILL on CPUs
+# that report AMX under a kernel that does not enable it.
+LLAMA_CMAKE_ARGS := -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON \
+	-DGGML_BMI2=ON -DGGML_BLAS=OFF -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF \
 	-DLLAMA_BUILD_TOOLS=OFF -DLLAMA_CURL=OFF
 DEMO_WORKDIR ?= demo-workdir
 SYSTEM_PACKAGES := espeak-ng ffmpeg
