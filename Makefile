@@ -55,7 +55,7 @@ lint: setup
 	$(BIN)/ruff check .
 	$(BIN)/hadolint Dockerfile
 
-bench: setup
+bench: setup $(LLM_STAMP)
 	$(BIN)/python bench/run_all.py
 
 clean:

@@ -6,7 +6,13 @@ import subprocess
 import sys
 from pathlib import Path
 
-BENCHMARKS = ("segment_vs_silero", "asr_vs_plain", "pipeline_speed_memory", "sql_vs_pandas")
+BENCHMARKS = (
+    "segment_vs_silero",
+    "asr_vs_plain",
+    "pipeline_speed_memory",
+    "sql_vs_pandas",
+    "llm_cpu",
+)
 
 
 def main() -> None:

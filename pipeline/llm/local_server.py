@@ -119,7 +119,8 @@ def local_server(
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
-                env={**os.environ, "PYTHONUNBUFFERED": "1"},
+                # Spinning OpenMP threads stall when the cores are shared: wait passively.
+                env={"OMP_WAIT_POLICY": "passive", **os.environ, "PYTHONUNBUFFERED": "1"},
             )
         try:
             _wait_until_ready(process, port, log, startup_timeout_s)
