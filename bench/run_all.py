@@ -16,6 +16,7 @@ BENCHMARKS = (
     "sql_vs_pandas",
     "marker_proof",
     "export_speed",
+    "llm_cpu",
 )
 
 

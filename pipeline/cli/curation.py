@@ -9,6 +9,7 @@ import os
 import signal
 import sys
 import threading
+from contextlib import nullcontext
 from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Annotated
@@ -255,19 +256,38 @@ def curate_command(
 def demo_command(
     workdir: Workdir,
     engine: EngineOption = Engine.prefect,
+    llm: Annotated[
+        bool,
+        typer.Option(
+            "--llm",
+            help="Also punctuate and translate (English <-> Italian) with SmolLM2 on a local "
+            "CPU server (the llm-cpu extra).",
+        ),
+    ] = False,
 ) -> None:
     """Synthesise a small demo corpus with espeak-ng and curate it.
 
     English and Italian speech with pauses, a long file, a silent, a corrupt, a truncated
     and a duplicated file, a German file its source does not declare, a NeMo manifest whose
     windows bring their own transcripts, and a non-commercial source that must be refused.
-    Also writes the source survey and the curation report.
+    Also writes the source survey and the curation report. With --llm, PnC and translation
+    run through a real model on a local server, and the report counts what the guards kept.
+
+    Examples: vaglio demo -w demo · vaglio demo --llm -w demo
     """
     from pipeline.demo_corpus import build_demo_corpus
 
     console.print("building the demo corpus with espeak-ng…")
     catalog = build_demo_corpus(workdir / "corpus")
-    run_curation(catalog, workdir, None, engine)
+    from pipeline.llm.demo_config import local_llm_config
+    from pipeline.llm.local_server import LocalServerError
+
+    try:
+        with local_llm_config(workdir) if llm else nullcontext() as config:
+            run_curation(catalog, workdir, config, engine)
+    except (MissingExtraError, LocalServerError) as error:
+        console.print(f"[red]error:[/red] {escape(str(error))}")
+        raise typer.Exit(2) from None
     survey = write_survey(survey_sources(load_catalog(catalog)), workdir)
     report = write_report(workdir)
     program = sys.argv[0] if Path(sys.argv[0]).name == "vaglio" else "vaglio"

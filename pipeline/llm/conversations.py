@@ -40,9 +40,10 @@ def pnc_languages() -> list[str]:
     return sorted(_load("pnc.yaml")["languages"])
 
 
-def pnc_conversation(text: str, language: str) -> Conversation:
-    """Ask for `text` (a transcript in `language`) back with punctuation and capitals."""
-    prompts = _load("pnc.yaml")
+def pnc_conversation(text: str, language: str, prompts: dict | None = None) -> Conversation:
+    """Ask for `text` (a transcript in `language`) back with punctuation and capitals.
+    `prompts` replaces pnc.yaml's content (a variant under comparison, bench/llm_cpu.py)."""
+    prompts = prompts or _load("pnc.yaml")
     entry = prompts["languages"].get(language)
     if entry is None:
         raise UnknownLanguageError(
@@ -64,10 +65,13 @@ def pnc_conversation(text: str, language: str) -> Conversation:
     ]
 
 
-def translation_conversation(text: str, source: str, target: str) -> Conversation:
+def translation_conversation(
+    text: str, source: str, target: str, prompts: dict | None = None
+) -> Conversation:
     """Ask for `text` (in `source`) translated into `target`: the pair's own prompt where
-    translation.yaml has one, else the default with the language names filled in."""
-    prompts = _load("translation.yaml")
+    translation.yaml (or `prompts`, a variant) has one, else the default with the language
+    names filled in."""
+    prompts = prompts or _load("translation.yaml")
     template = {**prompts["default"], **prompts.get("pairs", {}).get(f"{source}-{target}", {})}
     names = {"source": language_name(source), "target": language_name(target)}
     return [

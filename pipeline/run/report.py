@@ -30,6 +30,7 @@ class Report:
     punctuation: dict[str, int]  # pnc_status -> segments
     translations: dict[tuple[str, str], int]  # (target, "kept" or reason) -> segments
     speech_coverage: dict[str, tuple[float, float, float | None]]  # as in the summary
+    llm_examples: list[tuple[str, ...]] = ()  # (stage, outcome, input, answer), a few each
 
 
 def gather(workdir: Path, examples_per_reason: int = 3) -> Report:
@@ -59,6 +60,7 @@ def gather(workdir: Path, examples_per_reason: int = 3) -> Report:
             "WHERE drop_reason IS NOT NULL) WHERE n <= ? ORDER BY drop_reason, segment_id",
             [examples_per_reason],
         ).fetchall()
+        llm_examples = con.execute(_LLM_EXAMPLES, [examples_per_reason] * 2).fetchall()
     funnel = [
         ("audio listed", summary.hours_in),
         ("usable (not quarantined, not a duplicate)", usable),
@@ -78,7 +80,20 @@ def gather(workdir: Path, examples_per_reason: int = 3) -> Report:
         summary.punctuation,
         summary.translations,
         summary.speech_coverage,
+        llm_examples,
     )
+
+
+# A few rows per LLM outcome: what the model was given and what it answered, kept or not.
+_LLM_EXAMPLES = """
+SELECT 'punctuation', pnc_status, text_asr, text FROM (SELECT *, row_number() OVER
+  (PARTITION BY pnc_status ORDER BY segment_id) AS n FROM segments WHERE pnc_status IS NOT NULL)
+WHERE n <= ?
+UNION ALL
+SELECT 'translation to ' || lang, coalesce(reason, 'kept'), source_text, answer FROM (SELECT *,
+  row_number() OVER (PARTITION BY lang, reason ORDER BY segment_id) AS n FROM translations)
+WHERE n <= ? ORDER BY 1, 2
+"""
 
 
 def _order(reason: str) -> int:
@@ -161,6 +176,11 @@ def _tables(report: Report) -> list[tuple[str, list[str], list[list[str]]]]:
     if report.translations:
         rows = [[lang, outcome, str(n)] for (lang, outcome), n in report.translations.items()]
         tables.append(("Translations", ["target", "outcome", "segments"], rows))
+    if report.llm_examples:
+        rows = [[c or "" for c in example] for example in report.llm_examples]
+        tables.append(
+            ("What the LLM answered", ["stage", "outcome", "input", "row text / answer"], rows)
+        )
     for reason in sorted(report.examples, key=_order):
         rows = [
             [e["segment_id"], e["lang"] or "?", f"{e['duration']:.1f}", e["text"] or ""]
