@@ -12,8 +12,16 @@ from pathlib import Path
 from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 
+from flows.gpu import GPU_TAG
 
-@task(retries=1, retry_delay_seconds=5, task_run_name="train:{out}", cache_policy=NO_CACHE)
+
+@task(
+    retries=1,
+    retry_delay_seconds=5,
+    task_run_name="train:{out}",
+    cache_policy=NO_CACHE,
+    tags=[GPU_TAG],  # one model on a GPU at a time, with the curation's GPU stages too
+)
 def train_task(
     config: str, workdir: str, out: str, node_rank: int, master_addr: str, master_port: int
 ) -> str:
