@@ -1,4 +1,4 @@
-# vaglio with its GPU extras (vLLM, NeMo) on CUDA. Build: docker build -t vaglio .
+# vaglio with its GPU extras (vLLM, NeMo, training, export) on CUDA. Build: docker build -t vaglio .
 FROM nvidia/cuda:12.8.1-cudnn-runtime-ubuntu24.04
 
 ENV DEBIAN_FRONTEND=noninteractive \
@@ -21,7 +21,7 @@ COPY training ./training
 
 RUN python3 -m venv /opt/vaglio \
     && pip install --upgrade pip \
-    && pip install '.[gpu]' \
+    && pip install '.[gpu,train,export]' \
     && python -m pipeline.text.offline_lid
 
 WORKDIR /work
