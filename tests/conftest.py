@@ -7,7 +7,13 @@ real pipeline (Silero VAD, Whisper base) once and many tests read its results.
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
+
+# datasets caches what it built from a local folder under a key that a new folder at a reused
+# path (pytest's numbered temp folders) can match, and would then load an older build's rows:
+# every test session gets a cache of its own, set before anything imports datasets.
+os.environ["HF_DATASETS_CACHE"] = tempfile.mkdtemp(prefix="vaglio-test-datasets-")
 
 import pytest
 
