@@ -12,7 +12,7 @@ The corpus: six spoken files of the demo corpus (1.8 min), one shard each.
    (a second `ray start` joins), each checked identical to the threads run.
 
 Ray must stay on loopback, so the script re-runs itself in a private network namespace with
-only `lo` (`unshare --net`, as root). Nodes are ended by process group, never `ray stop`.
+only `lo` (`unshare --net`, as root). Nodes are ended by process group id only.
 
     python bench/engine_overhead.py
 """

@@ -5,7 +5,7 @@ Ray advertises the machine's external address even when asked for 127.0.0.1, so 
 must live in a private network namespace that has only `lo`. The outer test re-runs the tests
 marked `inner` in this file under `unshare --net`; there `ray start --head` and a second
 `ray start --address …` are separate processes (1 CPU each, 100 MB object stores), ended by
-process group at the end, never with `ray stop`.
+process group at the end, never by Ray's stop-everything command.
 """
 
 from __future__ import annotations
