@@ -89,16 +89,30 @@ class KeptRows:
                 yield table
 
     def _allowed(self, path: Path, table: pa.Table) -> pa.Array:
-        licenses = table["license"].to_pylist()
-        allowed = [self.verdict(license_id).allowed for license_id in licenses]
-        sources = table["source"].to_pylist() if "source" in table.column_names else None
-        refused: dict[tuple[str, str], int] = {}
-        for index, ok in enumerate(allowed):
-            if not ok:
-                key = (sources[index] if sources else "?", licenses[index])
-                refused[key] = refused.get(key, 0) + 1
-        self._refused[path] = refused  # set, not added: the files may be read more than once
-        return pa.array(allowed, pa.bool_())
+        """Judge each distinct licence once; count the refused rows per (source, licence)."""
+        licenses = table["license"]
+        refused_ids = [
+            license_id
+            for license_id in pc.unique(licenses).to_pylist()
+            if not self.verdict(license_id).allowed
+        ]
+        allowed = pc.invert(pc.is_in(licenses, pa.array(refused_ids, licenses.type)))
+        refused = table.filter(pc.invert(allowed))
+        sources = refused["source"] if "source" in refused.column_names else pa.nulls(
+            len(refused), pa.string()
+        )
+        counts = pa.table({"source": sources, "license": refused["license"]}).group_by(
+            ["source", "license"]
+        ).aggregate([([], "count_all")])
+        self._refused[path] = {  # set, not added: the files may be read more than once
+            (source or "?", license_id): rows
+            for source, license_id, rows in zip(
+                counts["source"].to_pylist(),
+                counts["license"].to_pylist(),
+                counts["count_all"].to_pylist(),
+            )
+        }
+        return allowed
 
     @property
     def refusals(self) -> list[Refusal]:
