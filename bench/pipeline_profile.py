@@ -50,19 +50,50 @@ def wrap(owner, name: str, part: str) -> None:
     setattr(owner, name, timed_call)
 
 
+PARTS = {"language_probabilities": "language_id", "detect": "language_id"}  # method -> part
+
+
 class TimedBackend:
-    """A loaded ASR backend whose calls are timed under the pass that makes them."""
+    """A loaded ASR backend whose calls are timed under the pass that makes them: language ID
+    (`language_probabilities`, `detect`), encoding and decoding of kept encodings (pass 1's
+    language windows), and `transcribe` (encoding and decoding together)."""
 
     def __init__(self, backend, stage: str):
         self.backend, self.stage = backend, stage
 
-    def transcribe(self, *args, **kwargs):
-        with timed(f"{self.stage}.transcribe"):
-            return self.backend.transcribe(*args, **kwargs)
+    def __getattr__(self, name: str):
+        method = getattr(self.backend, name)
+        if not callable(method):
+            return method
+        part = f"{self.stage}.{PARTS.get(name, name)}"
 
-    def language_probabilities(self, *args, **kwargs):
-        with timed(f"{self.stage}.language_id"):
-            return self.backend.language_probabilities(*args, **kwargs)
+        def timed_call(*args, **kwargs):
+            with timed(part):
+                result = method(*args, **kwargs)
+            return timed_iteration(result, part) if name == "encode" else result
+
+        return timed_call
+
+
+def timed_iteration(items, part: str):
+    """The items of a generator, each one's production timed as `part`."""
+    items = iter(items)
+    while True:
+        with timed(part):
+            item = next(items, None)
+        if item is None:
+            return
+        yield item
+
+
+_timed_backends: dict[tuple[int, str], TimedBackend] = {}
+
+
+def timed_backend(config, stage: str) -> TimedBackend:
+    """One timed wrapper per loaded backend and pass, so pass 1 still sees that its language
+    model is its transcribing model."""
+    backend = shared.loaded_backend(config)
+    return _timed_backends.setdefault((id(backend), stage), TimedBackend(backend, stage))
 
 
 class StageClock:
@@ -96,9 +127,7 @@ def main() -> None:
     shutil.rmtree(workdir, ignore_errors=True)
     for module, stage in ((pass1, "pass1"), (pass2, "pass2")):
         wrap(module, "segment_samples", f"{stage}.decode_audio")
-        module.loaded_backend = lambda config, stage=stage: TimedBackend(
-            shared.loaded_backend(config), stage
-        )
+        module.loaded_backend = lambda config, stage=stage: timed_backend(config, stage)
     clock, config = StageClock(), load_config(args.config)
     with timed("total"):
         result = curate(catalog, workdir, config, ThreadExecutor(config.workers), clock)

@@ -194,6 +194,20 @@ class StopsEarly:
         return self.backend.transcribe(audios, languages, timestamps=timestamps)
 
 
+def test_language_windows_encoded_once_decode_as_transcription_does():
+    """Pass 1 keeps its language windows' encodings and decodes them after the language is
+    known: the same text and times as encoding them again."""
+    backend = loaded_backend(AsrModelConfig(beam_size=1))
+    audios = [audio for audio, _ in clips().values()]
+    kept, languages = {}, {}
+    for batch in backend.encode(audios):
+        languages.update(zip(batch.indices, backend.detect(batch)))
+        kept.update(zip(batch.indices, backend.decode(batch, ["en"] * len(batch.indices))))
+    assert {max(d, key=d.get) for d in languages.values()} == {"en"}
+    again = backend.transcribe(audios, ["en"] * len(audios))
+    assert [kept[i].text for i in range(len(audios))] == [h.text for h in again]
+
+
 def test_speech_after_the_model_stopped_early_still_ends_up_in_rows(tmp_path):
     sentences = long_form(list(clips()), random.Random(7), tmp_path / "in-order.wav")
     audio = soundfile.read(tmp_path / "in-order.wav", dtype="float32")[0]

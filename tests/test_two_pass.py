@@ -5,17 +5,27 @@ from __future__ import annotations
 
 from itertools import pairwise
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
 from manifests.schemas import UTTERANCES
-from pipeline.asr.base import TimedText
+from pipeline.asr.base import Encoded, Hypothesis, TimedText
 from pipeline.asr.utterances import UtteranceConfig, cut_utterances
 from pipeline.asr.whisper_tokens import timed_phrases
 from pipeline.stage import ShardContext
 from pipeline.stages.filter import Filter, FilterConfig
-from pipeline.stages.pass1 import LANG_UNCERTAIN, LANG_UNDECLARED, gate_reason, spread
+from pipeline.stages.pass1 import (
+    LANG_UNCERTAIN,
+    LANG_UNDECLARED,
+    Pass1,
+    Pass1Config,
+    averaged,
+    gate_reason,
+    held_groups,
+    spread,
+)
 from pipeline.stages.pass2 import Pass2, Pass2Config, pass_disagreement
 
 TS = 1000  # a made-up first timestamp token id
@@ -57,6 +67,53 @@ def test_language_id_windows_are_spread_through_the_recording():
     assert spread([1, 2], 3) == [1, 2]
 
 
+def test_a_recording_language_is_the_mean_of_its_windows():
+    lang, prob = averaged([{"en": 0.9, "it": 0.1}, {"en": 0.4, "it": 0.6}])
+    assert lang == "en" and prob == pytest.approx(0.65)
+
+
+def test_kept_language_windows_are_held_in_bounded_groups():
+    windows = {"a": [0, 1, 2], "b": [3], "c": [4, 5, 6], "d": list(range(7, 17))}
+    assert held_groups(windows, 4) == [["a", "b"], ["c"], ["d"]]  # a larger one alone
+
+
+class KeptEncodings:
+    """An encoding backend stand-in that counts what it encodes; every window sounds Italian."""
+
+    name, model_id = "fake", "fake"
+
+    def __init__(self):
+        self.encoded: list[int] = []
+
+    def encode(self, audios):
+        for index in range(len(audios)):
+            self.encoded.append(index)
+            yield Encoded((index,), None, (1.0,))
+
+    def detect(self, encoded):
+        return [{"it": 0.8, "en": 0.2}]
+
+    def decode(self, encoded, languages, *, timestamps=False):
+        return [Hypothesis(f"{languages[0]} {encoded.indices[0]}")]
+
+    def transcribe(self, audios, languages, *, timestamps=False):
+        raise AssertionError("a language window was encoded twice")
+
+    def language_probabilities(self, windows):
+        raise AssertionError("language ID did not share the transcription's encodings")
+
+
+def test_pass_one_decodes_its_language_windows_from_the_encodings_it_identified(monkeypatch):
+    backend = KeptEncodings()
+    monkeypatch.setattr("pipeline.stages.pass1.loaded_backend", lambda config: backend)
+    stage = Pass1(Pass1Config(lid_windows=2))
+    recordings = ["a", "a", "a", "b"]
+    languages, first = stage._languages(recordings, [np.zeros(16)] * 4)
+    assert languages == {"a": ("it", pytest.approx(0.8)), "b": ("it", pytest.approx(0.8))}
+    assert len(backend.encoded) == 3  # two windows of a (spread: first, last), one of b
+    assert sorted(first) == [0, 2, 3] and first[2].text == "it 1"
+
+
 SPEECH = [(0.5, 3.0), (3.8, 6.0), (6.1, 9.0), (10.0, 12.0)]
 
 
@@ -66,13 +123,26 @@ def test_utterances_end_at_sentence_ends_and_cuts_land_in_pauses():
         TimedText(3.4, 9.4, "Second one, with a short breath inside."),
         TimedText(9.4, 12.0, "Third."),
     ]
-    cuts = cut_utterances(phrases, SPEECH, duration=12.5, config=UtteranceConfig(pad_s=0.1))
+    one_each = UtteranceConfig(pad_s=0.1, join_s=0.0)
+    cuts = cut_utterances(phrases, SPEECH, duration=12.5, config=one_each)
     assert [u.text for u in cuts] == [p.text for p in phrases]
     assert cuts[0].end == pytest.approx(3.1)  # in the pause 3.0-3.8, not at Whisper's 3.4
     assert cuts[1].start == pytest.approx(3.7)
     assert cuts[1].end == pytest.approx(9.1)  # the 0.1 s breath at 6.0 is not a cut
     assert cuts[2].start == pytest.approx(9.9)
     assert cuts[2].end == pytest.approx(12.1)
+
+
+def test_sentences_join_while_the_utterance_stays_short_and_no_long_pause_parts_them():
+    sentences = [TimedText(i * 4.0 + 0.2, i * 4.0 + 3.6, f"Sentence {i}.") for i in range(6)]
+    speech = [(t.start, t.end) for t in sentences]
+    cuts = cut_utterances(sentences, speech, 24.0, UtteranceConfig(join_s=12.0))
+    assert [u.text for u in cuts] == ["Sentence 0. Sentence 1. Sentence 2.",
+                                      "Sentence 3. Sentence 4. Sentence 5."]  # fmt: skip
+    parted = [*sentences[:2], TimedText(10.6, 11.8, "After a long pause.")]
+    speech = [(t.start, t.end) for t in parted]
+    cuts = cut_utterances(parted, speech, 12.0, UtteranceConfig(join_s=12.0, join_pause_s=2.0))
+    assert [u.text for u in cuts] == ["Sentence 0. Sentence 1.", "After a long pause."]
 
 
 def test_phrases_without_pause_or_full_stop_join_up_to_the_longest_utterance():
@@ -111,6 +181,12 @@ def test_an_utterance_edge_inside_speech_moves_out_to_the_pause():
     cuts = cut_utterances(phrases, SPEECH, duration=12.5, config=UtteranceConfig(pad_s=0.1))
     assert cuts[0].end == pytest.approx(6.0 + 0.1)  # the end of the speech around 4.5
     assert covered(SPEECH, cuts) == pytest.approx(sum(b - a for a, b in SPEECH))
+
+
+def test_numbers_spelled_or_in_digits_are_no_disagreement():
+    assert pass_disagreement("Five, five. Ten of clubs.", "5, 5. 10 of clubs", "en") == 0.0
+    assert pass_disagreement("Ho comprato tre mele.", "ho comprato 3 mele", "it") == 0.0
+    assert pass_disagreement("Five", "5", "xx") == 1.0  # a language text2num does not read
 
 
 def test_pass_disagreement_is_a_word_error_rate_after_normalisation():

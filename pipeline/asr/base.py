@@ -6,8 +6,9 @@ audio that was passed in; stages add the offset of that audio within its recordi
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
@@ -46,4 +47,32 @@ class AsrBackend(Protocol):
     ) -> list[Hypothesis]:
         """One hypothesis per audio, decoding each in the given (forced) language, batched
         across audios. With `timestamps`, segments (and words where possible) are timed."""
+        ...
+
+
+@dataclass(frozen=True)
+class Encoded:
+    """One batch of audio through a model's encoder, kept so that language ID and decoding
+    can both read it."""
+
+    indices: tuple[int, ...]  # positions, in the list given to `encode`, of this batch's audios
+    output: Any  # the encoder's output for the batch, in the backend's own type
+    durations: tuple[float, ...]  # seconds of each audio
+
+
+@runtime_checkable
+class EncodingBackend(AsrBackend, Protocol):
+    """A backend whose encoder output can be kept between language ID and decoding, so that
+    audio whose language must be known before it is decoded is encoded only once."""
+
+    def encode(self, audios: list[np.ndarray]) -> Iterator[Encoded]: ...
+
+    def detect(self, encoded: Encoded) -> list[dict[str, float]]:
+        """Each audio's probability of every language the model knows."""
+        ...
+
+    def decode(
+        self, encoded: Encoded, languages: list[str], *, timestamps: bool = False
+    ) -> list[Hypothesis]:
+        """One hypothesis per audio of the batch, in its forced language."""
         ...

@@ -71,19 +71,27 @@ def transcribe_to_speech_end(
     languages: list[str],
     speech: list[list[Span]],
     config: SeekConfig = SeekConfig(),
+    first: list[Hypothesis | None] | None = None,
 ) -> list[Hypothesis]:
     """Timed hypotheses of `audios`, each decoded until no more than `min_speech_left_s` of its
-    VAD speech (`speech`, seconds from the audio's start) lies after its last phrase."""
+    VAD speech (`speech`, seconds from the audio's start) lies after its last phrase. `first`
+    holds first-round hypotheses already decoded (pass 1's language windows), None elsewhere."""
     rounds: list[list[Hypothesis]] = [[] for _ in audios]
     starts = [0.0] * len(audios)
+    known = list(first) if first else [None] * len(audios)  # decoded, not yet taken up
     pending = list(range(len(audios)))
     for _ in range(config.max_rounds):
         if not pending:
             break
-        pieces = [audios[i][round(starts[i] * SAMPLE_RATE) :] for i in pending]
-        decoded = backend.transcribe(pieces, [languages[i] for i in pending], timestamps=True)
+        todo = [i for i in pending if known[i] is None]
+        if todo:
+            pieces = [audios[i][round(starts[i] * SAMPLE_RATE) :] for i in todo]
+            decoded = backend.transcribe(pieces, [languages[i] for i in todo], timestamps=True)
+            for i, hypothesis in zip(todo, decoded):
+                known[i] = hypothesis
         still = []
-        for i, hypothesis in zip(pending, decoded):
+        for i in pending:
+            hypothesis, known[i] = known[i], None
             hypothesis = Hypothesis(
                 hypothesis.text,
                 hypothesis.avg_logprob,

@@ -1,7 +1,8 @@
 """One loaded ASR model per process, shared by every stage that asks for the same settings.
 
 Pass 1 and pass 2 usually run the same Whisper model; loading it once per worker keeps memory
-flat and saves the load time of every shard after the first.
+flat and saves the load time of every shard after the first. Where the passes only decode
+differently (beam sizes), the faster-whisper backend shares one copy of the weights.
 """
 
 from __future__ import annotations

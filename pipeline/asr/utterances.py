@@ -1,9 +1,13 @@
 """Cut a recording into utterances from its pass-1 phrases and its VAD speech regions.
 
-Whisper's phrases usually end at sentence ends; its timestamps are only roughly right, so each
-cut between two utterances is moved into the nearest pause that the VAD heard, and only the
-utterance's own audio goes to pass 2. A phrase run that never pauses or ends a sentence is cut
-before it grows past `max_s`. Speech that pass 1 left without words (the model skipped it, or
+Whisper's phrases usually end at sentence ends. Consecutive sentences are joined into one
+utterance while it stays within `join_s` and no pause between them is longer than
+`join_pause_s`: a few sentences give pass 2's decoder context (the words of a lone 3 s sentence
+are guessed from 3 s of sound), make better training rows than fragments, and waste less of
+Whisper's window on padding. Its timestamps are only roughly right, so each cut between two
+utterances is moved into the nearest pause that the VAD heard, and only the utterance's own
+audio goes to pass 2. A phrase run that never pauses or ends a sentence is cut before it grows
+past `max_s`. Speech that pass 1 left without words (the model skipped it, or
 heard nothing in the whole chunk) is cut into utterances of its own, so pass 2 hears it too.
 """
 
@@ -25,7 +29,9 @@ _SENTENCE_END = re.compile(r"[.!?…。！？؟]['\"»”’)\]]*$")
 class UtteranceConfig:
     min_s: float = 0.1
     max_s: float = 30.0  # Whisper hears at most 30 s; NeMo models take 40
-    pause_s: float = 0.5  # a pause at least this long ends an utterance
+    pause_s: float = 0.5  # a pause at least this long may end an utterance (as a sentence end may)
+    join_s: float = 20.0  # sentences join while the utterance stays this short (0: one each)
+    join_pause_s: float = 2.0  # a pause at least this long always ends an utterance
     snap_s: float = 0.6  # how far a cut may move to land in a pause
     pad_s: float = 0.15  # silence kept around each utterance, where there is room
 
@@ -46,17 +52,18 @@ def _nearest_pause(time: float, silences: list[Span], within: float) -> Span | N
 
 
 def _group(phrases: list[TimedText], silences: list[Span], config: UtteranceConfig):
+    """Phrases in utterance groups: a group goes on through a sentence end or pause while it
+    stays within `join_s`, and through anything else while it stays within `max_s`."""
     groups: list[list[TimedText]] = []
     for phrase in phrases:
         if groups:
             current, last = groups[-1], groups[-1][-1]
             pause = _nearest_pause((last.end + phrase.start) / 2, silences, config.snap_s)
-            ends = (
-                _SENTENCE_END.search(last.text) is not None
-                or phrase.start - last.end >= config.pause_s
-                or (pause is not None and pause[1] - pause[0] >= config.pause_s)
-            )
-            if not ends and phrase.end - current[0].start <= config.max_s:
+            silence = max(phrase.start - last.end, pause[1] - pause[0] if pause else 0.0)
+            ends = _SENTENCE_END.search(last.text) is not None or silence >= config.pause_s
+            length = phrase.end - current[0].start
+            joins = silence < config.join_pause_s and length <= config.join_s
+            if (joins or not ends) and length <= config.max_s:
                 current.append(phrase)
                 continue
         groups.append([phrase])

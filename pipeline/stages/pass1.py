@@ -1,7 +1,10 @@
 """Pass 1: the language gate, then a timed first transcript of every chunk.
 
 The language of a recording is Whisper's language probabilities averaged over up to
-`lid_windows` chunks spread through it (not only the first). A recording whose language is
+`lid_windows` chunks spread through it (not only the first). When the language model is the
+transcribing model, those chunks are encoded once: their encoder output is kept while the
+recording's language is decided, then decoded in it (up to `MAX_HELD_WINDOWS` at a time, so
+memory stays flat). A recording whose language is
 not one its source declares, or is less certain than `min_lang_prob`, fails the gate: its
 chunks are kept as rows with the reason and are not transcribed. The others are decoded
 chunk by chunk with the language forced, with phrase timestamps for pass 2 to cut at; a chunk
@@ -19,7 +22,7 @@ import pyarrow as pa
 
 from manifests.schemas import PASS1, TIMED_TEXT, with_versions
 from pipeline.asr import require_backend
-from pipeline.asr.base import Hypothesis
+from pipeline.asr.base import EncodingBackend, Hypothesis
 from pipeline.asr.seek import SeekConfig, transcribe_to_speech_end
 from pipeline.asr.shared import AsrModelConfig, loaded_backend
 from pipeline.audio.cut import segment_samples
@@ -27,12 +30,16 @@ from pipeline.stage import ShardContext, Stage
 
 LANG_UNDECLARED = "audio_lang_undeclared"
 LANG_UNCERTAIN = "audio_lang_uncertain"
+MAX_HELD_WINDOWS = 64  # encoded language windows kept at once (Whisper large: ~7 MB each)
 
 
 @dataclass(frozen=True)
 class Pass1Config:
-    asr: AsrModelConfig = field(default_factory=AsrModelConfig)
-    lid: AsrModelConfig = field(default_factory=AsrModelConfig)  # a Whisper model
+    # Pass 1 needs timestamps and the language, not the best words: greedy decoding was as good
+    # for cutting (same utterances and kept WER on the demo and real speech) and cheaper
+    # (bench/README.md). The language model is the same, so its windows are encoded once.
+    asr: AsrModelConfig = field(default_factory=lambda: AsrModelConfig(beam_size=1))
+    lid: AsrModelConfig = field(default_factory=lambda: AsrModelConfig(beam_size=1))
     seek: SeekConfig = field(default_factory=SeekConfig)
     lid_windows: int = 3
     min_lang_prob: float = 0.7
@@ -43,6 +50,28 @@ def spread(items: list, count: int) -> list:
     if len(items) <= count:
         return items
     return [items[round(i)] for i in np.linspace(0, len(items) - 1, count)]
+
+
+def averaged(distributions: list[dict[str, float]]) -> tuple[str, float]:
+    """The most probable language of the mean of `distributions`, with its probability."""
+    total: dict[str, float] = defaultdict(float)
+    for distribution in distributions:
+        for lang, p in distribution.items():
+            total[lang] += p / len(distributions)
+    return max(total.items(), key=lambda kv: kv[1])
+
+
+def held_groups(windows: dict[str, list[int]], most: int) -> list[list[str]]:
+    """Recordings in groups of at most `most` language windows (a larger one alone)."""
+    groups: list[list[str]] = [[]]
+    held = 0
+    for rid, rows in windows.items():
+        if groups[-1] and held + len(rows) > most:
+            groups.append([])
+            held = 0
+        groups[-1].append(rid)
+        held += len(rows)
+    return groups
 
 
 def gate_reason(lang: str, prob: float, declared: list[str], min_prob: float) -> str | None:
@@ -81,7 +110,7 @@ class Pass1(Stage):
         segments = context.read("segment")
         chunks = segment_samples(context, segments)
         recording_ids = segments["recording_id"].to_pylist()
-        languages = self._recording_languages(recording_ids, chunks)
+        languages, first = self._languages(recording_ids, chunks)
         declared = segments["declared_languages"].to_pylist()
         reasons = [
             gate_reason(*languages[r], d or [], self.config.min_lang_prob)
@@ -101,6 +130,7 @@ class Pass1(Stage):
                 [languages[recording_ids[i]][0] for i in passed],
                 [speech[i] for i in passed],
                 self.config.seek,
+                first=[first.get(i) for i in passed],
             )
             for i, hypothesis in zip(passed, decoded):
                 hypotheses[i] = hypothesis
@@ -122,22 +152,47 @@ class Pass1(Stage):
         table = pa.table([*segments.columns, *added.values()], schema=PASS1)
         return with_versions(table, self.name, self.version_tag)
 
-    def _recording_languages(
+    def _languages(
         self, recording_ids: list[str], chunks: list[np.ndarray]
-    ) -> dict[str, tuple[str, float]]:
+    ) -> tuple[dict[str, tuple[str, float]], dict[int, Hypothesis]]:
+        """Each recording's language and its probability; and the first-round hypotheses of
+        the chunks whose encoding language ID shared with transcription (by chunk index)."""
         by_recording: dict[str, list[int]] = defaultdict(list)
         for index, rid in enumerate(recording_ids):
             by_recording[rid].append(index)
         windows = {rid: spread(rows, self.config.lid_windows) for rid, rows in by_recording.items()}
+        lid, asr = loaded_backend(self.config.lid), loaded_backend(self.config.asr)
+        if lid is asr and isinstance(asr, EncodingBackend):
+            return self._languages_decoding(asr, windows, recording_ids, chunks)
         flat = [i for rows in windows.values() for i in rows]
-        backend = loaded_backend(self.config.lid)
-        probabilities = iter(backend.language_probabilities([chunks[i] for i in flat]))
-        languages = {}
-        for rid, rows in windows.items():
-            total: dict[str, float] = defaultdict(float)
-            for distribution in (next(probabilities) for _ in rows):
-                for lang, p in distribution.items():
-                    total[lang] += p / len(rows)
-            lang, prob = max(total.items(), key=lambda kv: kv[1])
-            languages[rid] = (lang, prob)
-        return languages
+        probabilities = iter(lid.language_probabilities([chunks[i] for i in flat]))
+        languages = {
+            rid: averaged([next(probabilities) for _ in rows]) for rid, rows in windows.items()
+        }
+        return languages, {}
+
+    def _languages_decoding(
+        self,
+        backend: EncodingBackend,
+        windows: dict[str, list[int]],
+        recording_ids: list[str],
+        chunks: list[np.ndarray],
+    ) -> tuple[dict[str, tuple[str, float]], dict[int, Hypothesis]]:
+        """Language ID on the windows' encodings, then their first decoding round on the same
+        encodings. A window of a recording that fails the gate is decoded with its batch and
+        its text is not used."""
+        languages: dict[str, tuple[str, float]] = {}
+        first: dict[int, Hypothesis] = {}
+        for group in held_groups(windows, MAX_HELD_WINDOWS):
+            flat = [i for rid in group for i in windows[rid]]
+            encoded = list(backend.encode([chunks[i] for i in flat]))
+            distributions = {}
+            for batch in encoded:
+                distributions.update(zip((flat[j] for j in batch.indices), backend.detect(batch)))
+            for rid in group:
+                languages[rid] = averaged([distributions[i] for i in windows[rid]])
+            for batch in encoded:
+                rows = [flat[j] for j in batch.indices]
+                batch_languages = [languages[recording_ids[i]][0] for i in rows]
+                first.update(zip(rows, backend.decode(batch, batch_languages, timestamps=True)))
+        return languages, first

@@ -25,6 +25,7 @@ from pipeline.asr.utterances import UtteranceConfig, cut_utterances
 from pipeline.audio.cut import segment_samples
 from pipeline.stage import ShardContext, Stage, StageConfigError
 from pipeline.text.normalise import normalise_text
+from pipeline.text.numbers import with_digits
 
 WHISPER_WINDOW_S = 30.0
 _CARRIED = (
@@ -47,9 +48,11 @@ class Pass2Config:
     utterances: UtteranceConfig = field(default_factory=UtteranceConfig)
 
 
-def pass_disagreement(pass1: str, pass2: str) -> float:
-    """Word error rate of the pass-1 text against pass 2's, after normalisation."""
-    reference, hypothesis = normalise_text(pass2), normalise_text(pass1)
+def pass_disagreement(pass1: str, pass2: str, lang: str | None = None) -> float:
+    """Word error rate of the pass-1 text against pass 2's, after normalisation, with number
+    words as digits in `lang` ("Ten" and "10" agree)."""
+    reference = normalise_text(with_digits(pass2, lang))
+    hypothesis = normalise_text(with_digits(pass1, lang))
     if not reference:
         return 0.0 if not hypothesis else 1.0
     return float(jiwer.wer(reference, hypothesis)) if hypothesis else 1.0
@@ -159,7 +162,8 @@ class Pass2(Stage):
             logprob[i] = hypothesis.avg_logprob
             no_speech[i] = hypothesis.no_speech_prob
         wer = [
-            pass_disagreement(u.text, t or "") if u.text else None for u, t in zip(utterances, text)
+            pass_disagreement(u.text, t or "", lang) if u.text else None
+            for u, t, lang in zip(utterances, text, languages)
         ]
         return {
             "text": pa.array(text, pa.string()),
