@@ -6,6 +6,7 @@ STAMP  := $(VENV)/.vaglio-installed
 NEMO_STAMP := $(VENV)/.vaglio-nemo-installed
 RAY_STAMP  := $(VENV)/.vaglio-ray-installed
 LLM_STAMP  := $(VENV)/.vaglio-llm-installed
+EXPORT_STAMP := $(VENV)/.vaglio-export-installed
 # llama-cpp-python is built from source (~13 CPU-minutes): CPU only, no BLAS, no tests or
 # tools, and portable AVX2 rather than -march=native, whose AMX code dies with SIGILL on CPUs
 # that report AMX under a kernel that does not enable it.
@@ -53,6 +54,11 @@ $(LLM_STAMP): $(STAMP)
 	CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" $(BIN)/pip install -q -e '.[dev,llm-cpu]'
 	touch $(LLM_STAMP)
 
+# Lhotse, for `vaglio export lhotse-shar` and its benchmark (the NeMo extra brings it too).
+$(EXPORT_STAMP): $(STAMP)
+	$(BIN)/pip install -q -e '.[dev,export]'
+	touch $(EXPORT_STAMP)
+
 demo: setup $(LLM_STAMP)
 	$(BIN)/vaglio demo --llm --workdir $(DEMO_WORKDIR)
 
@@ -63,7 +69,7 @@ lint: setup
 	$(BIN)/ruff check .
 	$(BIN)/hadolint Dockerfile
 
-bench: setup $(LLM_STAMP)
+bench: setup $(LLM_STAMP) $(EXPORT_STAMP)
 	$(BIN)/python bench/run_all.py
 
 clean:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 from itertools import pairwise
 
 import jiwer
@@ -105,20 +106,22 @@ def test_language_gate_drops_the_recording_in_an_undeclared_language(curated):
     assert all(r["text"] is None for r in rows), "a gated recording is not transcribed"
 
 
-def test_pass2_cuts_sentence_utterances_and_keeps_both_texts(curated):
+def test_pass2_joins_sentences_into_utterances_and_keeps_both_texts(curated):
     workdir, _ = curated
     rows = sql(
         workdir,
         "SELECT * FROM segments WHERE recording_id = 'open-radio/long-lecture.flac' "
         'ORDER BY "offset"',
     )
-    # ~30 spoken sentences in 165 s: utterances are sentences, not 30 s chunks.
-    assert len(rows) >= 20
-    assert all(0.1 <= r["duration"] <= 30.0 for r in rows)
+    # ~30 spoken sentences in 165 s: utterances join whole sentences up to ~20 s.
+    assert len(rows) >= 165 / 21
+    assert all(0.1 <= r["duration"] <= 21.0 for r in rows)
+    ended = [re.search(r"[.!?]$", r["text_pass1"]) is not None for r in rows]
+    assert sum(ended) >= 0.8 * len(rows)  # Whisper leaves out a full stop now and then
     assert all(a["offset"] + a["duration"] <= b["offset"] + 1e-6 for a, b in pairwise(rows))
     kept = [r for r in rows if r["drop_reason"] is None]
     assert all(r["text_pass1"] and r["pass_wer"] <= 0.5 for r in kept)
-    assert sum(r["pass_wer"] == 0 for r in kept) > len(kept) / 2
+    assert sorted(r["pass_wer"] for r in kept)[len(kept) // 2] <= 0.1  # the passes mostly agree
 
 
 def test_tones_and_silence_leave_no_kept_rows(curated):
