@@ -32,7 +32,7 @@ pytest.importorskip("nemo.collections.asr")
 from pipeline.config import load_config as load_curate_config
 from pipeline.run.curate import ThreadExecutor, curate
 from training.config import build_config
-from training.data import RowFilter, TrainStream, iter_rows, shard_paths
+from training.data import DataError, RowFilter, TrainStream, iter_rows, shard_paths
 from training.tokenizer import Tokenizer
 from training.trainer import launch
 
@@ -211,6 +211,15 @@ def test_stage_two_starts_from_the_stage_one_average_and_mixes_whole_batches(run
     tasks = [{e.task for e in next(stream).examples} for _ in range(12)]
     assert all(len(t) == 1 for t in tasks)  # one coin per batch: all ASR or all ST
     assert {"asr"} in tasks and {"st"} in tasks
+
+
+def test_rows_too_long_for_the_decoder_are_an_error_not_an_endless_loop(run, workdir):
+    config = build_config(SETTINGS)
+    tokenizer = Tokenizer(run / "tokenizer" / "tokenizer.model")
+    keep = RowFilter("train", config.data.split)
+    stream = TrainStream(shard_paths(workdir), keep, tokenizer, config.data, max_tokens=1)
+    with pytest.raises(DataError, match=r"decoding\.max_tokens"):
+        next(iter(stream))
 
 
 def test_rows_whose_licence_the_policy_refuses_never_reach_a_batch(workdir):

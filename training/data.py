@@ -263,16 +263,22 @@ class TrainStream(torch.utils.data.IterableDataset):
         limit = self.config.shuffle_buffer
         while True:
             rows = iter_rows(self.paths, self.keep, share=share)
-            seen = 0
+            seen = fitting = 0
             for row in rows:
                 seen += 1
                 for example in examples_of(row, tasks):
                     if fits(example, self.tokenizer, self.max_tokens):
+                        fitting += 1
                         pools[example.task].append(example)
                 while sum(len(p) for p in pools.values()) >= limit:
                     yield self._draw(pools, rng)
             if not seen:
                 raise DataError(f"no '{self.keep.split}' rows to train on (split, licences?)")
+            if not fitting:  # else the stream would read its rows again forever
+                raise DataError(
+                    f"none of the {seen} '{self.keep.split}' rows fits the decoder's "
+                    f"{self.max_tokens} tokens: raise decoding.max_tokens"
+                )
             while any(pools.values()):
                 yield self._draw(pools, rng)
 
