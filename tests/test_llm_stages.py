@@ -69,10 +69,13 @@ def test_pnc_keeps_the_transcript_when_the_answer_changes_a_word(llm_workdir):
     workdir, said, _ = llm_workdir
     rows = sql(workdir, "SELECT text, text_asr, pnc_status FROM segments WHERE drop_reason IS NULL")
     library = [r for r in rows if "library" in r["text_asr"]]
-    assert library and all(r["pnc_status"] == "pnc_changed_words" for r in library)
+    # The canned answer is one sentence with a word changed; in a row of several sentences
+    # it also leaves words out, and the guard names what it saw first.
+    refusals = {r["pnc_status"] for r in library}
+    assert library and len(refusals) == 1 and refusals <= {"pnc_changed_words", "pnc_removed_words"}
     assert all(r["text"] == r["text_asr"] for r in library)  # the LLM corrupted nothing
-    assert {r["pnc_status"] for r in rows} == {"accepted", "pnc_changed_words"}
-    assert "punctuation: pnc_changed_words" in said
+    assert {r["pnc_status"] for r in rows} == {"accepted", *refusals}
+    assert f"punctuation: {next(iter(refusals))}" in said
 
 
 def test_translations_are_kept_or_refused_per_target_and_counted_in_sql(llm_workdir):
