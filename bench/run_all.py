@@ -10,6 +10,7 @@ BENCHMARKS = (
     "segment_vs_silero",
     "asr_vs_plain",
     "pipeline_vs_anchor",
+    "real_speech_wer",
     "pipeline_profile",
     "pipeline_speed_memory",
     "text_lid",
