@@ -77,7 +77,19 @@ class CurateConfig:
         return self.resources.get(stage, StageResources())
 
 
-def _build(cls: type, values: object, where: str):
+def _field_default(cls: type, name: str) -> object:
+    """The default value of the field `name` of dataclass `cls` (None when it has none)."""
+    (spec,) = [f for f in dataclasses.fields(cls) if f.name == name]
+    if spec.default is not dataclasses.MISSING:
+        return spec.default
+    if spec.default_factory is not dataclasses.MISSING:
+        return spec.default_factory()
+    return None
+
+
+def _build(cls: type, values: object, where: str, base: object = None):
+    """`cls` from a config mapping; keys it does not give keep `base`'s values (a stage's own
+    defaults, e.g. pass 1's greedy model), else the class's defaults."""
     if not isinstance(values, dict):
         raise ConfigError(f"{where}: expected a mapping, got {values!r}")
     hints = typing.get_type_hints(cls)
@@ -91,7 +103,9 @@ def _build(cls: type, values: object, where: str):
         allowed = typing.get_args(hint) if isinstance(hint, types.UnionType) else (hint,)
         nested = next((t for t in allowed if dataclasses.is_dataclass(t)), None)
         if nested is not None and value is not None:  # `llm: {…}` for `LlmConfig | None`
-            kwargs[key] = _build(nested, value, f"{where}.{key}")
+            default = getattr(base, key) if base is not None else _field_default(cls, key)
+            default = default if isinstance(default, nested) else None
+            kwargs[key] = _build(nested, value, f"{where}.{key}", default)
             continue
         entries = _dataclass_values(hint)
         if entries is not None and isinstance(value, dict):  # `resources: {pass1: {…}}`
@@ -103,7 +117,7 @@ def _build(cls: type, values: object, where: str):
             raise ConfigError(f"{where}.{key}: expected {hint}, got {value!r}")
         kwargs[key] = value
     try:
-        return cls(**kwargs)
+        return dataclasses.replace(base, **kwargs) if base is not None else cls(**kwargs)
     except ValueError as error:  # a config's own checks (`__post_init__`) name the field
         raise ConfigError(f"{where}: {error}") from None
 

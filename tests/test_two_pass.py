@@ -14,6 +14,7 @@ from manifests.schemas import UTTERANCES
 from pipeline.asr.base import Encoded, Hypothesis, TimedText
 from pipeline.asr.utterances import UtteranceConfig, cut_utterances
 from pipeline.asr.whisper_tokens import timed_phrases
+from pipeline.config import load_config
 from pipeline.stage import ShardContext
 from pipeline.stages.filter import Filter, FilterConfig
 from pipeline.stages.pass1 import (
@@ -261,3 +262,14 @@ def test_speech_only_pass_two_heard_is_judged_without_the_agreement_rule(tmp_pat
     pq.write_table(_utterance_rows(rows), path)
     reasons = Filter(FilterConfig()).run(ShardContext("s1", tmp_path))["drop_reason"]
     assert reasons.to_pylist() == [None, "empty_text"]
+
+
+def test_a_partial_model_setting_keeps_the_rest_of_the_pass_defaults(tmp_path):
+    """`pass1: {asr: {batch_size: 4}}` changes the batch, not pass 1's greedy, short-margin
+    decoding back to the class defaults."""
+    path = tmp_path / "pipeline.yaml"
+    path.write_text("pass1: {asr: {batch_size: 4}}\n", encoding="utf-8")
+    pass1 = load_config(path).pass1
+    assert pass1.asr.batch_size == 4
+    assert (pass1.asr.beam_size, pass1.asr.window_margin_s) == (1, 2.0)
+    assert pass1.lid == Pass1Config().lid

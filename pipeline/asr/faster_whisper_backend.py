@@ -49,6 +49,7 @@ class FasterWhisperBackend:
         import ctranslate2
         from faster_whisper import WhisperModel
         from faster_whisper.tokenizer import Tokenizer
+        from faster_whisper.transcribe import get_suppressed_tokens
 
         ctranslate2.set_random_seed(0)
         self.model_id = model
@@ -65,6 +66,7 @@ class FasterWhisperBackend:
         self.beam_size = beam_size
         self.window_margin_s = window_margin_s
         self._feature_thread = ThreadPoolExecutor(1, thread_name_prefix="whisper-features")
+        self._suppressed = get_suppressed_tokens(self.tokenizer, [-1])
 
     def _fitted_window_s(self, samples: int) -> float:
         """The window for audio of `samples`: its length plus the margin, in steps."""
@@ -145,15 +147,13 @@ class FasterWhisperBackend:
     def decode(
         self, encoded: Encoded, languages: list[str], *, timestamps: bool = False
     ) -> list[Hypothesis]:
-        from faster_whisper.transcribe import get_suppressed_tokens
-
         results = self.model.model.generate(
             encoded.output,
             [self._prompt(language, timestamps) for language in languages],
             beam_size=self.beam_size,
             max_length=self.model.max_length,
             suppress_blank=True,
-            suppress_tokens=get_suppressed_tokens(self.tokenizer, [-1]),
+            suppress_tokens=self._suppressed,
             return_scores=True,
             return_no_speech_prob=True,
         )

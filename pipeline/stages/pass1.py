@@ -40,8 +40,8 @@ class Pass1Config:
     # window margin (timestamps and the seek end its windows; pass 2 keeps 6 s) cut the same
     # utterances with the same kept WER on the demo and on real speech, 15-25 % cheaper
     # (bench/README.md). The language model is the same, so its windows are encoded once.
-    asr: AsrModelConfig = field(default_factory=lambda: PASS1_MODEL)
-    lid: AsrModelConfig = field(default_factory=lambda: PASS1_MODEL)
+    asr: AsrModelConfig = PASS1_MODEL
+    lid: AsrModelConfig = PASS1_MODEL
     seek: SeekConfig = field(default_factory=SeekConfig)
     lid_windows: int = 3
     min_lang_prob: float = 0.7
@@ -95,7 +95,7 @@ def _timed(items, offset: float) -> list[dict]:
 
 class Pass1(Stage):
     name = "pass1"
-    version = "2"
+    version = "3"  # 3: language ID on the fitted windows it transcribes
     inputs = ("segment", "standardise")
     max_parallel_shards = 1
 
