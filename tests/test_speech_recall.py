@@ -13,6 +13,7 @@ import csv
 import random
 from dataclasses import dataclass
 from pathlib import Path
+from types import SimpleNamespace
 
 import jiwer
 import numpy as np
@@ -231,3 +232,40 @@ def test_speech_after_the_model_stopped_early_still_ends_up_in_rows(tmp_path):
     pieces = [audio[round(u.start * SAMPLE_RATE) : round(u.end * SAMPLE_RATE)] for u in recovered]
     heard = " ".join(h.text for h in backend.transcribe(pieces, ["en"] * len(pieces)))
     assert last in words(heard)
+
+
+def test_a_decode_that_runs_away_is_sampled_again_until_one_ends(monkeypatch):
+    """The loop itself cannot be summoned on every CPU, so the decoder's results are stand-ins
+    here; the encoder output, its rows and the tokenizer are the real model's."""
+    backend = loaded_backend(AsrModelConfig(beam_size=1))
+    tokenizer = backend.tokenizer
+    runaway = (tokenizer.encode(" 8 of clubs,") * 60)[: backend._longest_decode]
+    ended = tokenizer.encode(" 8 of spades, 4 of clubs, 7 of hearts.")
+    repeated = tokenizer.encode(" Five, five. Five, five. Five, five. Five, five.")
+    temperatures = []
+
+    def generate(output, prompts, temperature=0.0):
+        temperatures.append(temperature)
+        text = runaway if temperature < 0.4 else ended
+        if temperature == 0:  # the batch's second audio repeats itself, and ends
+            return [SimpleNamespace(sequences_ids=[t], scores=[-0.2], no_speech_prob=0.01)
+                    for t in (text, repeated)]  # fmt: skip
+        assert output.shape[0] == len(prompts) == 1  # only the loop is decoded again
+        return [SimpleNamespace(sequences_ids=[text], scores=[-0.3], no_speech_prob=0.01)]
+
+    monkeypatch.setattr(backend, "_generate", generate)
+    audio = [clips()["cards_005.flac"][0], clips()["cards_004.flac"][0]]
+    (encoded,) = backend.encode(audio)
+    looped, repeating = backend.decode(encoded, ["en", "en"])  # in the batch's order
+    assert temperatures == [0.0, 0.2, 0.4]
+    assert looped.text == "8 of spades, 4 of clubs, 7 of hearts."
+    assert repeating.text.count("Five, five.") == 4
+
+
+def test_speech_that_repeats_itself_is_not_taken_for_a_loop():
+    """Five takes of one clip: a text gzip shrinks 4-fold, that the decoder ended itself."""
+    audio = clips()["cards_005.flac"][0]
+    five = compose([audio] * 5, [0.6] * 4, edge_s=EDGE_S)
+    pass_one = loaded_backend(AsrModelConfig(beam_size=1))
+    (hypothesis,) = pass_one.transcribe([five], ["en"], timestamps=True)
+    assert words(hypothesis.text).split().count("spades") == 5, hypothesis.text

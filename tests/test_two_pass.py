@@ -25,7 +25,7 @@ from pipeline.stages.pass1 import (
     averaged,
     gate_reason,
     held_groups,
-    spread,
+    most_speech,
 )
 from pipeline.stages.pass2 import Pass2, Pass2Config, pass_disagreement
 
@@ -63,14 +63,20 @@ def test_language_gate(lang, prob, declared, expected):
     assert gate_reason(lang, prob, declared, min_prob=0.7) == expected
 
 
-def test_language_id_windows_are_spread_through_the_recording():
-    assert spread(list(range(10)), 3) == [0, 4, 9]
-    assert spread([1, 2], 3) == [1, 2]
+def test_language_id_windows_are_the_chunks_with_the_most_speech():
+    speech_s = [6.4, 3.1, 4.9, 5.3, 1.8]
+    assert most_speech([0, 1, 2, 3, 4], speech_s, 3) == [0, 2, 3]
+    assert most_speech([1, 4], speech_s, 3) == [1, 4]
 
 
-def test_a_recording_language_is_the_mean_of_its_windows():
-    lang, prob = averaged([{"en": 0.9, "it": 0.1}, {"en": 0.4, "it": 0.6}])
+def test_a_recording_language_is_the_mean_of_its_windows_weighted_by_speech():
+    lang, prob = averaged([{"en": 0.9, "it": 0.1}, {"en": 0.4, "it": 0.6}], [1.0, 1.0])
     assert lang == "en" and prob == pytest.approx(0.65)
+    # a short chunk that heard another language weighs little against long English ones
+    long_en, short_ja = {"en": 0.9, "ja": 0.05}, {"ja": 0.52, "en": 0.21}
+    assert averaged([long_en, short_ja], [14.0, 1.8])[0] == "en"
+    assert averaged([long_en, short_ja], [14.0, 1.8])[1] > 0.8
+    assert averaged([long_en, short_ja], [0.0, 0.0]) == ("en", pytest.approx(0.555))
 
 
 def test_kept_language_windows_are_held_in_bounded_groups():
@@ -109,9 +115,9 @@ def test_pass_one_decodes_its_language_windows_from_the_encodings_it_identified(
     monkeypatch.setattr("pipeline.stages.pass1.loaded_backend", lambda config: backend)
     stage = Pass1(Pass1Config(lid_windows=2))
     recordings = ["a", "a", "a", "b"]
-    languages, first = stage._languages(recordings, [np.zeros(16)] * 4)
+    languages, first = stage._languages(recordings, [np.zeros(16)] * 4, [3.0, 1.0, 2.0, 1.0])
     assert languages == {"a": ("it", pytest.approx(0.8)), "b": ("it", pytest.approx(0.8))}
-    assert len(backend.encoded) == 3  # two windows of a (spread: first, last), one of b
+    assert len(backend.encoded) == 3  # two windows of a (the most speech: 0 and 2), one of b
     assert sorted(first) == [0, 2, 3] and first[2].text == "it 1"
 
 

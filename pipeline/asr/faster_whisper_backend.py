@@ -11,11 +11,20 @@ starts to loop; with 6 s the word error rate on the bench's utterances matched f
 (bench/asr_vs_plain.py prints both). A margin of 30 s restores Whisper's own padding.
 `language_probabilities` sees full 30 s windows; pass 1 instead asks for the language on the
 encodings it then transcribes (`encode`, `detect`, `decode`), so its windows are encoded once.
+
+A decoder can run away in a loop: on 28 s of read card names, greedy and beam 5 alike wrote
+"8th of clubs" until the length limit, and sampling at temperature 0.2 heard every card. As in
+Whisper's own `transcribe`, a text that gzip shrinks more than `LOOP_RATIO` is a loop, and its
+audio is decoded again by sampling at rising `LOOP_TEMPERATURES` until a decode ends; unlike
+there, only a decode that never ended counts, because speech can repeat itself ("eight of
+spades, four of clubs" five times, sampled, kept one of the five). A loop no decode escapes
+stays, for the filter to drop.
 """
 
 from __future__ import annotations
 
 import math
+import zlib
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 
@@ -30,7 +39,19 @@ WINDOW_S = 30.0  # Whisper's input window: audio is padded (or cut) to it
 MIN_WINDOW_S = 8.0
 WINDOW_STEP_S = 2.0  # few distinct input shapes keep CTranslate2's cached buffers few
 BATCH_SLACK_S = 4.0
+LOOP_RATIO = 2.4  # the compression ratio of a loop: Whisper's own threshold
+LOOP_TEMPERATURES = (0.2, 0.4, 0.6, 0.8, 1.0)  # Whisper's own fallback steps
 _MODELS: dict[tuple, object] = {}  # loaded weights, shared by backends (built under a lock)
+
+
+def compression_ratio(text: str) -> float:
+    """Bytes of `text` per byte of its gzip: high for text that repeats itself."""
+    data = text.encode("utf-8")
+    return len(data) / len(zlib.compress(data)) if data else 0.0
+
+
+def _text_tokens(result, eot: int) -> list[int]:
+    return [t for t in result.sequences_ids[0] if t < eot]
 
 
 class FasterWhisperBackend:
@@ -67,6 +88,8 @@ class FasterWhisperBackend:
         self.window_margin_s = window_margin_s
         self._feature_thread = ThreadPoolExecutor(1, thread_name_prefix="whisper-features")
         self._suppressed = get_suppressed_tokens(self.tokenizer, [-1])
+        # CTranslate2 decodes at most half of `max_length` tokens (224, Whisper's `sample_len`)
+        self._longest_decode = self.model.max_length // 2
 
     def _fitted_window_s(self, samples: int) -> float:
         """The window for audio of `samples`: its length plus the margin, in steps."""
@@ -144,23 +167,58 @@ class FasterWhisperBackend:
         prompt = [tokenizer.sot, language_token, tokenizer.transcribe]
         return prompt if timestamps else [*prompt, tokenizer.no_timestamps]
 
-    def decode(
-        self, encoded: Encoded, languages: list[str], *, timestamps: bool = False
-    ) -> list[Hypothesis]:
-        results = self.model.model.generate(
-            encoded.output,
-            [self._prompt(language, timestamps) for language in languages],
-            beam_size=self.beam_size,
+    def _generate(self, output, prompts: list[list[int]], temperature: float = 0.0) -> list:
+        """Beam search, or sampling at `temperature` when it is above 0."""
+        sampling = {"sampling_topk": 0, "sampling_temperature": temperature}
+        return self.model.model.generate(
+            output,
+            prompts,
+            beam_size=self.beam_size if temperature == 0 else 1,
             max_length=self.model.max_length,
             suppress_blank=True,
             suppress_tokens=self._suppressed,
             return_scores=True,
             return_no_speech_prob=True,
+            **(sampling if temperature > 0 else {}),
         )
+
+    def decode(
+        self, encoded: Encoded, languages: list[str], *, timestamps: bool = False
+    ) -> list[Hypothesis]:
+        prompts = [self._prompt(language, timestamps) for language in languages]
+        results = self._generate(encoded.output, prompts)
+        loops = {i for i, result in enumerate(results) if self._ran_away(result)}
+        for temperature in LOOP_TEMPERATURES:
+            if not loops:
+                break
+            rows, output = self._rows(encoded.output, sorted(loops))
+            again = self._generate(output, [prompts[i] for i in rows], temperature)
+            for i, result in zip(rows, again):
+                if i in loops and not self._ran_away(result):
+                    results[i] = result
+                    loops.discard(i)
         return [
             self._hypothesis(result, timestamps, duration)
             for result, duration in zip(results, encoded.durations)
         ]
+
+    def _ran_away(self, result) -> bool:
+        """The decoder never ended, repeating itself: a loop, not speech."""
+        text_tokens = _text_tokens(result, self.tokenizer.eot)
+        return (
+            len(result.sequences_ids[0]) >= self._longest_decode
+            and compression_ratio(self.tokenizer.decode(text_tokens)) > LOOP_RATIO
+        )
+
+    @staticmethod
+    def _rows(output, rows: list[int]) -> tuple[list[int], object]:
+        """The encoder output of `rows` of a batch, copied out in host memory; on a GPU the
+        whole batch (all its rows), which is decoded again rather than copied."""
+        import ctranslate2
+
+        if output.device != "cpu":
+            return list(range(output.shape[0])), output
+        return rows, ctranslate2.StorageView.from_array(np.asarray(output)[rows])
 
     def transcribe(
         self, audios: list[np.ndarray], languages: list[str], *, timestamps: bool = False
@@ -179,7 +237,7 @@ class FasterWhisperBackend:
             for t in result.sequences_ids[0]
             if t < tokenizer.eot or t >= tokenizer.timestamp_begin
         ]
-        text_tokens = [t for t in sequence if t < tokenizer.eot]
+        text_tokens = _text_tokens(result, tokenizer.eot)
         length = len(result.sequences_ids[0])
         phrases = (
             timed_phrases(sequence, tokenizer.timestamp_begin, tokenizer.decode, duration)

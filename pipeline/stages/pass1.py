@@ -1,7 +1,10 @@
 """Pass 1: the language gate, then a timed first transcript of every chunk.
 
-The language of a recording is Whisper's language probabilities averaged over up to
-`lid_windows` chunks spread through it (not only the first). When the language model is the
+The language of a recording is Whisper's language probabilities over up to `lid_windows` of
+its chunks, those with the most speech, averaged with their seconds of speech as weights: a
+short chunk is a poor witness (on a real English recording, a closing 1.8 s chunk heard
+Japanese at 0.52 and, counted as much as 14 s of speech, failed the whole recording at 0.68,
+below `min_lang_prob`). When the language model is the
 transcribing model, those chunks are encoded once: their encoder output is kept while the
 recording's language is decided, then decoded in it (up to `MAX_HELD_WINDOWS` at a time, so
 memory stays flat). A recording whose language is
@@ -47,19 +50,22 @@ class Pass1Config:
     min_lang_prob: float = 0.7
 
 
-def spread(items: list, count: int) -> list:
-    """Up to `count` items evenly spaced from first to last."""
-    if len(items) <= count:
-        return items
-    return [items[round(i)] for i in np.linspace(0, len(items) - 1, count)]
+def most_speech(chunks: list[int], speech_s: list[float], count: int) -> list[int]:
+    """Up to `count` of `chunks` (indices into `speech_s`), those with the most speech, in
+    their original order."""
+    chosen = set(sorted(chunks, key=lambda i: -speech_s[i])[:count])
+    return [i for i in chunks if i in chosen]
 
 
-def averaged(distributions: list[dict[str, float]]) -> tuple[str, float]:
-    """The most probable language of the mean of `distributions`, with its probability."""
+def averaged(distributions: list[dict[str, float]], weights: list[float]) -> tuple[str, float]:
+    """The most probable language of the weighted mean of `distributions`, with its
+    probability (equal weights where all are zero)."""
+    if sum(weights) <= 0:
+        weights = [1.0] * len(distributions)
     total: dict[str, float] = defaultdict(float)
-    for distribution in distributions:
+    for distribution, weight in zip(distributions, weights):
         for lang, p in distribution.items():
-            total[lang] += p / len(distributions)
+            total[lang] += p * weight / sum(weights)
     return max(total.items(), key=lambda kv: kv[1])
 
 
@@ -95,7 +101,7 @@ def _timed(items, offset: float) -> list[dict]:
 
 class Pass1(Stage):
     name = "pass1"
-    version = "3"  # 3: language ID on the fitted windows it transcribes
+    version = "4"  # 4: language ID on the chunks with the most speech, weighted by it
     inputs = ("segment", "standardise")
     max_parallel_shards = 1
 
@@ -112,7 +118,8 @@ class Pass1(Stage):
         segments = context.read("segment")
         chunks = segment_samples(context, segments)
         recording_ids = segments["recording_id"].to_pylist()
-        languages, first = self._languages(recording_ids, chunks)
+        speech_s = [s or 0.0 for s in segments["speech_duration"].to_pylist()]
+        languages, first = self._languages(recording_ids, chunks, speech_s)
         declared = segments["declared_languages"].to_pylist()
         reasons = [
             gate_reason(*languages[r], d or [], self.config.min_lang_prob)
@@ -155,21 +162,25 @@ class Pass1(Stage):
         return with_versions(table, self.name, self.version_tag)
 
     def _languages(
-        self, recording_ids: list[str], chunks: list[np.ndarray]
+        self, recording_ids: list[str], chunks: list[np.ndarray], speech_s: list[float]
     ) -> tuple[dict[str, tuple[str, float]], dict[int, Hypothesis]]:
         """Each recording's language and its probability; and the first-round hypotheses of
         the chunks whose encoding language ID shared with transcription (by chunk index)."""
         by_recording: dict[str, list[int]] = defaultdict(list)
         for index, rid in enumerate(recording_ids):
             by_recording[rid].append(index)
-        windows = {rid: spread(rows, self.config.lid_windows) for rid, rows in by_recording.items()}
+        windows = {
+            rid: most_speech(rows, speech_s, self.config.lid_windows)
+            for rid, rows in by_recording.items()
+        }
         lid, asr = loaded_backend(self.config.lid), loaded_backend(self.config.asr)
         if lid is asr and isinstance(asr, EncodingBackend):
-            return self._languages_decoding(asr, windows, recording_ids, chunks)
+            return self._languages_decoding(asr, windows, recording_ids, chunks, speech_s)
         flat = [i for rows in windows.values() for i in rows]
-        probabilities = iter(lid.language_probabilities([chunks[i] for i in flat]))
+        probabilities = dict(zip(flat, lid.language_probabilities([chunks[i] for i in flat])))
         languages = {
-            rid: averaged([next(probabilities) for _ in rows]) for rid, rows in windows.items()
+            rid: averaged([probabilities[i] for i in rows], [speech_s[i] for i in rows])
+            for rid, rows in windows.items()
         }
         return languages, {}
 
@@ -179,6 +190,7 @@ class Pass1(Stage):
         windows: dict[str, list[int]],
         recording_ids: list[str],
         chunks: list[np.ndarray],
+        speech_s: list[float],
     ) -> tuple[dict[str, tuple[str, float]], dict[int, Hypothesis]]:
         """Language ID on the windows' encodings, then their first decoding round on the same
         encodings. A window of a recording that fails the gate is decoded with its batch and
@@ -192,7 +204,10 @@ class Pass1(Stage):
             for batch in encoded:
                 distributions.update(zip((flat[j] for j in batch.indices), backend.detect(batch)))
             for rid in group:
-                languages[rid] = averaged([distributions[i] for i in windows[rid]])
+                chosen = windows[rid]
+                languages[rid] = averaged(
+                    [distributions[i] for i in chosen], [speech_s[i] for i in chosen]
+                )
             for batch in encoded:
                 rows = [flat[j] for j in batch.indices]
                 batch_languages = [languages[recording_ids[i]][0] for i in rows]

@@ -81,7 +81,7 @@ def _recording_utterances(
 
 class Pass2(Stage):
     name = "pass2"
-    version = "3"  # 3: numbers compared as digits in `pass_wer`
+    version = "4"  # 4: a decode that loops is decoded again by sampling (3: numbers as digits)
     inputs = ("pass1", "standardise")
     max_parallel_shards = 1
 
