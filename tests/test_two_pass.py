@@ -25,6 +25,7 @@ from pipeline.stages.pass1 import (
     averaged,
     gate_reason,
     held_groups,
+    most_probable,
     most_speech,
 )
 from pipeline.stages.pass2 import Pass2, Pass2Config, pass_disagreement
@@ -51,16 +52,19 @@ def test_timestamps_without_text_give_no_phrase():
 
 
 @pytest.mark.parametrize(
-    ("lang", "prob", "declared", "expected"),
+    ("distribution", "declared", "expected"),
     [
-        ("en", 0.95, ["en", "it"], None),
-        ("de", 0.95, ["en", "it"], LANG_UNDECLARED),
-        ("it", 0.50, ["en", "it"], LANG_UNCERTAIN),
-        ("fr", 0.90, [], None),  # nothing declared: only certainty counts
+        ({"en": 0.95, "it": 0.05}, ["en", "it"], None),
+        ({"de": 0.95, "en": 0.05}, ["en", "it"], LANG_UNDECLARED),
+        ({"it": 0.50, "en": 0.45}, ["en", "it"], LANG_UNCERTAIN),  # which of the two?
+        ({"it": 0.61, "la": 0.30, "en": 0.01}, ["en", "it"], None),  # sure among the declared
+        ({"it": 0.61, "la": 0.39}, ["it"], None),  # the source says Italian, the model agrees
+        ({"fr": 0.90, "en": 0.10}, [], None),  # nothing declared: sure among all languages
+        ({"fr": 0.61, "la": 0.39}, [], LANG_UNCERTAIN),
     ],
 )
-def test_language_gate(lang, prob, declared, expected):
-    assert gate_reason(lang, prob, declared, min_prob=0.7) == expected
+def test_language_gate(distribution, declared, expected):
+    assert gate_reason(distribution, declared, min_prob=0.7) == expected
 
 
 def test_language_id_windows_are_the_chunks_with_the_most_speech():
@@ -70,13 +74,13 @@ def test_language_id_windows_are_the_chunks_with_the_most_speech():
 
 
 def test_a_recording_language_is_the_mean_of_its_windows_weighted_by_speech():
-    lang, prob = averaged([{"en": 0.9, "it": 0.1}, {"en": 0.4, "it": 0.6}], [1.0, 1.0])
-    assert lang == "en" and prob == pytest.approx(0.65)
-    # a short chunk that heard another language weighs little against long English ones
+    mean = averaged([{"en": 0.9, "it": 0.1}, {"en": 0.4, "it": 0.6}], [1.0, 1.0])
+    assert mean == {"en": pytest.approx(0.65), "it": pytest.approx(0.35)}
+    # a short chunk that heard another language weighs little against a long English one
     long_en, short_ja = {"en": 0.9, "ja": 0.05}, {"ja": 0.52, "en": 0.21}
-    assert averaged([long_en, short_ja], [14.0, 1.8])[0] == "en"
-    assert averaged([long_en, short_ja], [14.0, 1.8])[1] > 0.8
-    assert averaged([long_en, short_ja], [0.0, 0.0]) == ("en", pytest.approx(0.555))
+    lang, prob = most_probable(averaged([long_en, short_ja], [14.0, 1.8]))
+    assert lang == "en" and prob > 0.8
+    assert most_probable(averaged([long_en, short_ja], [0.0, 0.0])) == ("en", pytest.approx(0.555))
 
 
 def test_kept_language_windows_are_held_in_bounded_groups():
@@ -116,7 +120,10 @@ def test_pass_one_decodes_its_language_windows_from_the_encodings_it_identified(
     stage = Pass1(Pass1Config(lid_windows=2))
     recordings = ["a", "a", "a", "b"]
     languages, first = stage._languages(recordings, [np.zeros(16)] * 4, [3.0, 1.0, 2.0, 1.0])
-    assert languages == {"a": ("it", pytest.approx(0.8)), "b": ("it", pytest.approx(0.8))}
+    assert {rid: most_probable(d) for rid, d in languages.items()} == {
+        "a": ("it", pytest.approx(0.8)),
+        "b": ("it", pytest.approx(0.8)),
+    }
     assert len(backend.encoded) == 3  # two windows of a (the most speech: 0 and 2), one of b
     assert sorted(first) == [0, 2, 3] and first[2].text == "it 1"
 
