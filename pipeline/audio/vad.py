@@ -8,8 +8,9 @@ carries a window of every piece: hundreds of streams per call.
 
 from __future__ import annotations
 
+import importlib.util
 from dataclasses import dataclass
-from importlib import resources
+from pathlib import Path
 
 import numpy as np
 import onnxruntime
@@ -34,8 +35,12 @@ class VadConfig:
 
 
 def silero_onnx_path() -> str:
-    """The ONNX model that the `silero-vad` package ships."""
-    return str(resources.files("silero_vad") / "data" / "silero_vad.onnx")
+    """The ONNX model that the `silero-vad` package ships, found without importing the
+    package: its `__init__` imports torch, 2.2 s of a 30 s curation run on 2 cores."""
+    spec = importlib.util.find_spec("silero_vad")
+    if spec is None or spec.origin is None:
+        raise ModuleNotFoundError("silero-vad is not installed: pip install silero-vad")
+    return str(Path(spec.origin).parent / "data" / "silero_vad.onnx")
 
 
 class SileroVad:
