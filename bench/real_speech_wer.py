@@ -4,10 +4,11 @@ would run instead, on the same recordings with the same model (Whisper base, int
 The recordings join the seven real clips of `tests/data/real_speech` (CMU Sphinx test data,
 BSD-2-Clause; one speaker) in six orders, with pauses of 0.4-1.5 s. Printed: the WER of the
 kept rows, of pass 1's text in the same rows, of faster-whisper's `BatchedInferencePipeline`
-(batch 8, beam 5, its own VAD) on each whole recording, and of Whisper base on each clip
-alone; rows dropped, and speech coverage. `--config` curates with a pipeline config (e.g.
-`bench/configs/one_sentence_per_row.yaml`). Numbers are compared as digits. Forty-two
-sentences of one voice: a difference of a word or two is noise.
+(batch 8, beam 5, its own VAD) on each whole recording, of its sequential `transcribe` on
+each whole recording (beam 5, each window prompted with the text before it), and of Whisper
+base on each clip alone; rows dropped, and speech coverage. `--config` curates with a
+pipeline config (e.g. `bench/configs/one_sentence_per_row.yaml`). Numbers are compared as
+digits. Forty-two sentences of one voice: a difference of a word or two is noise.
 
     python bench/real_speech_wer.py [--config pipeline.yaml]
 """
@@ -98,11 +99,13 @@ def main() -> None:
         resolve_whisper_model("whisper-base"), compute_type="int8", cpu_threads=CORES
     )
     anchor = BatchedInferencePipeline(model)
-    anchored = {}
+    anchored, sequential = {}, {}
     for recording_id in said:
         audio = soundfile.read(folder / recording_id, dtype="float32")[0]
         segments, _ = anchor.transcribe(audio, batch_size=8, beam_size=5, language="en")
         anchored[recording_id] = " ".join(s.text for s in segments)
+        segments, _ = model.transcribe(audio, beam_size=5, language="en")
+        sequential[recording_id] = " ".join(s.text for s in segments)
     per_clip = {
         name: " ".join(s.text for s in model.transcribe(samples, language="en", beam_size=5)[0])
         for name, (samples, _) in clips().items()
@@ -115,6 +118,7 @@ def main() -> None:
         kept_wer=wer(said, {r: kept or "" for r, kept, *_ in rows}),
         pass1_wer=wer(said, {r: first or "" for r, _, first, *_ in rows}),
         anchor_wer=wer(said, anchored),
+        whisper_long_form_wer=wer(said, sequential),
         whisper_per_clip_wer=wer({n: t for n, (_, t) in clips().items()}, per_clip),
         rows=sum(r[3] for r in rows),
         dropped=sum(r[4] for r in rows),
