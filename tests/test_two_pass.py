@@ -28,7 +28,7 @@ from pipeline.stages.pass1 import (
     most_probable,
     most_speech,
 )
-from pipeline.stages.pass2 import Pass2, Pass2Config, pass_disagreement
+from pipeline.stages.pass2 import Pass1Recording, Pass2, Pass2Config, pass_disagreement
 
 TS = 1000  # a made-up first timestamp token id
 
@@ -286,3 +286,39 @@ def test_a_partial_model_setting_keeps_the_rest_of_the_pass_defaults(tmp_path):
     assert pass1.asr.batch_size == 4
     assert (pass1.asr.beam_size, pass1.asr.window_margin_s) == (1, 2.0)
     assert pass1.lid == Pass1Config().lid
+
+
+def test_a_joined_utterance_whose_passes_disagree_is_decoded_again_one_sentence_per_row():
+    said = [(0.5, 2.0, "One two three."), (2.6, 4.0, "Four five six."), (4.6, 6.0, "Seven eight.")]
+    recording = Pass1Recording(
+        phrases=[TimedText(a, b, text) for a, b, text in said],
+        speech=[(a, b) for a, b, _ in said],
+        duration=7.0,
+        transcribed=True,
+        chunks=[],
+    )
+    (joined,) = recording.utterances(UtteranceConfig())
+    assert joined.text == "One two three. Four five six. Seven eight."
+    stage = Pass2(Pass2Config())
+    asked = []
+
+    def decode(context, planned, languages):  # stands in for Whisper: it skipped two sentences
+        asked.append([u for _, u in planned])
+        return [Hypothesis(u.text if len(asked) > 1 else "One two three.") for _, u in planned]
+
+    stage._decode = decode
+    planned = [("r", joined)]
+    rows = stage._split_disagreeing(
+        None, {"r": recording}, planned, decode(None, planned, {}), {"r": "en"}
+    )
+    assert [(u.text, h.text) for _, u, h in rows] == [(text, text) for _, _, text in said]
+    spans = [(u.start, u.end) for _, u, _ in rows]
+    assert all(a < b <= c for (a, b), (c, _) in pairwise(spans))
+    assert joined.start <= spans[0][0] and spans[-1][1] <= joined.end
+    assert all(a <= start and end <= b for (a, b), (start, end, _) in zip(spans, said))
+
+    asked.clear()
+    agreeing = stage._split_disagreeing(
+        None, {"r": recording}, planned, [Hypothesis(joined.text)], {"r": "en"}
+    )
+    assert [u for _, u, _ in agreeing] == [joined] and asked == [[]]

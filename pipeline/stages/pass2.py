@@ -7,10 +7,19 @@ disagree. Speech where pass 1 heard no words is an utterance of its own with emp
 and no `pass_wer` (there is nothing to agree with): pass 2 alone transcribes it. Chunks of
 recordings that failed the language gate carry through as rows of their own, so the manifest
 accounts for all speech.
+
+Joined sentences give the decoder context, but they share one verdict: where pass 2 skipped a
+sentence of a joined utterance, or pass 1 looped in one, the filter would drop all of them.
+So a joined utterance whose passes disagree by more than `split_above_pass_wer` is cut again
+one sentence per row, and each sentence decoded on its own audio. (On real read speech, a
+16.8 s row of five sentences whose pass 2 left out three was dropped whole; cut again, four
+of its five sentences agreed.)
 """
 
 from __future__ import annotations
 
+import dataclasses
+from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
@@ -19,7 +28,7 @@ import pyarrow as pa
 
 from manifests.schemas import UTTERANCES, with_versions
 from pipeline.asr import require_backend
-from pipeline.asr.base import TimedText
+from pipeline.asr.base import Hypothesis, TimedText
 from pipeline.asr.shared import AsrModelConfig, loaded_backend
 from pipeline.asr.utterances import UtteranceConfig, cut_utterances
 from pipeline.audio.cut import segment_samples
@@ -46,6 +55,9 @@ _CARRIED = (
 class Pass2Config:
     asr: AsrModelConfig = field(default_factory=AsrModelConfig)
     utterances: UtteranceConfig = field(default_factory=UtteranceConfig)
+    # A joined utterance whose `pass_wer` is above this is decoded again one sentence per row
+    # (the filter's `max_pass_wer` would drop all its sentences); 1 or more: never.
+    split_above_pass_wer: float = 0.5
 
 
 def pass_disagreement(pass1: str, pass2: str, lang: str | None = None) -> float:
@@ -64,24 +76,53 @@ class _Utterance(NamedTuple):
     text: str | None  # pass-1 text; None when the recording was not transcribed
 
 
-def _recording_utterances(
-    chunks: list[dict], duration: float, config: UtteranceConfig
-) -> list[_Utterance]:
-    """A recording's utterances in time order; the chunks of a recording that was not
-    transcribed (it failed the language gate) are one row each, with null pass-1 text."""
-    if chunks[0]["gate_reason"] is not None:
-        return [_Utterance(c["offset"], c["offset"] + c["duration"], None) for c in chunks]
-    phrases = [TimedText(p["start"], p["end"], p["text"]) for c in chunks for p in c["phrases"]]
-    speech = [(r["start"], r["end"]) for c in chunks for r in c["speech_regions"]]
-    return [
-        _Utterance(u.start, u.end, u.text)
-        for u in cut_utterances(phrases, speech, duration, config)
-    ]
+@dataclass(frozen=True)
+class Pass1Recording:
+    """What pass 1 found in one recording: enough to cut it into utterances, and again."""
+
+    phrases: list[TimedText]
+    speech: list[tuple[float, float]]
+    duration: float
+    transcribed: bool  # False: it failed the language gate, and its chunks are its rows
+    chunks: list[_Utterance]
+
+    @classmethod
+    def of(cls, chunks: list[dict], duration: float) -> Pass1Recording:
+        return cls(
+            phrases=[
+                TimedText(p["start"], p["end"], p["text"]) for c in chunks for p in c["phrases"]
+            ],
+            speech=[(r["start"], r["end"]) for c in chunks for r in c["speech_regions"]],
+            duration=duration,
+            transcribed=chunks[0]["gate_reason"] is None,
+            chunks=[_Utterance(c["offset"], c["offset"] + c["duration"], None) for c in chunks],
+        )
+
+    def utterances(self, config: UtteranceConfig) -> list[_Utterance]:
+        """The recording's utterances in time order; a recording that was not transcribed
+        keeps its chunks as rows, with null pass-1 text."""
+        if not self.transcribed:
+            return self.chunks
+        found = cut_utterances(self.phrases, self.speech, self.duration, config)
+        return [_Utterance(u.start, u.end, u.text) for u in found]
+
+    def sentences(self, utterance: _Utterance, config: UtteranceConfig) -> list[_Utterance]:
+        """The utterance cut again one sentence each, within its own span."""
+        start, end = utterance.start, utterance.end
+        phrases = [p for p in self.phrases if start <= (p.start + p.end) / 2 <= end]
+        speech = [(max(a, start), min(b, end)) for a, b in self.speech if a < end and b > start]
+        alone = dataclasses.replace(config, join_s=0.0)
+        return [
+            _Utterance(max(u.start, start), min(u.end, end), u.text)
+            for u in cut_utterances(phrases, speech, end, alone)
+        ]
 
 
 class Pass2(Stage):
     name = "pass2"
-    version = "4"  # 4: a decode that loops is decoded again by sampling (3: numbers as digits)
+    # 4: a looping decode is sampled again; a joined utterance whose passes disagree is decoded
+    # again one sentence per row (3: numbers compared as digits in `pass_wer`)
+    version = "4"
     inputs = ("pass1", "standardise")
     max_parallel_shards = 1
 
@@ -103,71 +144,118 @@ class Pass2(Stage):
         chunks = context.read("pass1")
         recordings = context.read("standardise", ["recording_id", "duration"])
         durations = dict(zip(*(recordings[c].to_pylist() for c in recordings.column_names)))
-        rows = chunks.to_pylist()
         first_row: dict[str, int] = {}
         by_recording: dict[str, list[dict]] = {}
-        for index, row in enumerate(rows):
+        for index, row in enumerate(chunks.to_pylist()):
             first_row.setdefault(row["recording_id"], index)
             by_recording.setdefault(row["recording_id"], []).append(row)
-        take, ids, utterances = [], [], []
-        for rid, recording_chunks in by_recording.items():
-            found = _recording_utterances(recording_chunks, durations[rid], self.config.utterances)
-            for number, utterance in enumerate(found):
-                take.append(first_row[rid])
-                ids.append(f"{rid}#{number:04d}")
-                utterances.append(utterance)
-        carried = chunks.select(list(_CARRIED)).take(pa.array(take, pa.int64()))
-        offsets = [u.start for u in utterances]
-        lengths = [round(max(0.0, u.end - u.start), 3) for u in utterances]
-        texts = self._transcribe(context, carried, utterances, offsets, lengths)
+        found = {rid: Pass1Recording.of(rows, durations[rid]) for rid, rows in by_recording.items()}
+        languages = {rid: rows[0]["lang"] for rid, rows in by_recording.items()}
+        planned = [
+            (rid, u) for rid, rec in found.items() for u in rec.utterances(self.config.utterances)
+        ]
+        decoded = self._decode(context, planned, languages)
+        rows = self._split_disagreeing(context, found, planned, decoded, languages)
+        numbers: dict[str, int] = defaultdict(int)
+        ids = []
+        for rid, _, _ in rows:
+            ids.append(f"{rid}#{numbers[rid]:04d}")
+            numbers[rid] += 1
+        take = pa.array([first_row[rid] for rid, _, _ in rows], pa.int64())
+        carried = chunks.select(list(_CARRIED)).take(take)
+        utterances = [u for _, u, _ in rows]
+        hypotheses = [h for _, _, h in rows]
+        lang = carried["lang"].to_pylist()
         columns = {name: carried[name] for name in _CARRIED}
         columns |= {
             "segment_id": pa.array(ids, pa.string()),
-            "offset": pa.array(offsets, pa.float64()),
-            "duration": pa.array(lengths, pa.float64()),
+            "offset": pa.array([u.start for u in utterances], pa.float64()),
+            "duration": pa.array([_length(u) for u in utterances], pa.float64()),
             "text_pass1": pa.array([u.text for u in utterances], pa.string()),
             "versions": pa.nulls(len(ids), UTTERANCES.field("versions").type),
-            **texts,
+            "text": pa.array([_text(u, h) for u, h in zip(utterances, hypotheses)], pa.string()),
+            "avg_logprob": pa.array([h and h.avg_logprob for h in hypotheses], pa.float32()),
+            "no_speech_prob": pa.array([h and h.no_speech_prob for h in hypotheses], pa.float32()),
+            "pass_wer": pa.array(
+                [_agreement(u, h, lg) for u, h, lg in zip(utterances, hypotheses, lang)],
+                pa.float32(),
+            ),
         }
         table = pa.table([columns[n] for n in UTTERANCES.names], schema=UTTERANCES)
         return with_versions(table, self.name, self.version_tag)
 
-    def _transcribe(self, context, carried, utterances, offsets, lengths) -> dict[str, pa.Array]:
-        """Pass-2 text, scores and agreement; every transcribed row long enough to hear."""
+    def _decode(
+        self,
+        context: ShardContext,
+        planned: list[tuple[str, _Utterance]],
+        languages: dict[str, str],
+    ) -> list[Hypothesis | None]:
+        """Pass 2's hypothesis of every transcribed utterance long enough to hear (None for
+        the others), each on exactly its own audio."""
         todo = [
             i
-            for i, u in enumerate(utterances)
-            if u.text is not None and lengths[i] >= self.config.utterances.min_s
+            for i, (_, u) in enumerate(planned)
+            if u.text is not None and _length(u) >= self.config.utterances.min_s
         ]
+        decoded: list[Hypothesis | None] = [None] * len(planned)
+        if not todo:
+            return decoded
         wanted = pa.table(
             {
-                "recording_id": carried["recording_id"].take(pa.array(todo, pa.int64())),
-                "offset": pa.array([offsets[i] for i in todo], pa.float64()),
-                "duration": pa.array([lengths[i] for i in todo], pa.float64()),
+                "recording_id": pa.array([planned[i][0] for i in todo], pa.string()),
+                "offset": pa.array([planned[i][1].start for i in todo], pa.float64()),
+                "duration": pa.array([_length(planned[i][1]) for i in todo], pa.float64()),
             }
         )
-        languages = carried["lang"].to_pylist()
-        decoded = (
-            loaded_backend(self.config.asr).transcribe(
-                segment_samples(context, wanted), [languages[i] for i in todo]
-            )
-            if todo
-            else []
+        hypotheses = loaded_backend(self.config.asr).transcribe(
+            segment_samples(context, wanted), [languages[planned[i][0]] for i in todo]
         )
-        text = [None if u.text is None else "" for u in utterances]
-        logprob: list[float | None] = [None] * len(utterances)
-        no_speech: list[float | None] = [None] * len(utterances)
-        for i, hypothesis in zip(todo, decoded):
-            text[i] = hypothesis.text
-            logprob[i] = hypothesis.avg_logprob
-            no_speech[i] = hypothesis.no_speech_prob
-        wer = [
-            pass_disagreement(u.text, t or "", lang) if u.text else None
-            for u, t, lang in zip(utterances, text, languages)
-        ]
-        return {
-            "text": pa.array(text, pa.string()),
-            "avg_logprob": pa.array(logprob, pa.float32()),
-            "no_speech_prob": pa.array(no_speech, pa.float32()),
-            "pass_wer": pa.array(wer, pa.float32()),
-        }
+        for i, hypothesis in zip(todo, hypotheses):
+            decoded[i] = hypothesis
+        return decoded
+
+    def _split_disagreeing(
+        self,
+        context: ShardContext,
+        found: dict[str, Pass1Recording],
+        planned: list[tuple[str, _Utterance]],
+        decoded: list[Hypothesis | None],
+        languages: dict[str, str],
+    ) -> list[tuple[str, _Utterance, Hypothesis | None]]:
+        """Every row in time order: a joined utterance whose passes disagree by more than
+        `split_above_pass_wer` is replaced by its sentences, each decoded on its own audio, so
+        the filter judges them one by one instead of dropping all of them."""
+        config = self.config.utterances
+        pieces: dict[int, list[tuple[str, _Utterance]]] = {}
+        for i, ((rid, utterance), hypothesis) in enumerate(zip(planned, decoded)):
+            agreement = _agreement(utterance, hypothesis, languages[rid])
+            if agreement is not None and agreement > self.config.split_above_pass_wer:
+                sentences = found[rid].sentences(utterance, config)
+                if len(sentences) > 1:
+                    pieces[i] = [(rid, s) for s in sentences]
+        again = iter(self._decode(context, [p for i in pieces for p in pieces[i]], languages))
+        rows = []
+        for i, ((rid, utterance), hypothesis) in enumerate(zip(planned, decoded)):
+            if i in pieces:
+                rows += [(r, piece, next(again)) for r, piece in pieces[i]]
+            else:
+                rows.append((rid, utterance, hypothesis))
+        return rows
+
+
+def _length(utterance: _Utterance) -> float:
+    return round(max(0.0, utterance.end - utterance.start), 3)
+
+
+def _text(utterance: _Utterance, hypothesis: Hypothesis | None) -> str | None:
+    """Pass 2's text: empty where a transcribed utterance was too short to hear."""
+    if utterance.text is None:
+        return None
+    return hypothesis.text if hypothesis else ""
+
+
+def _agreement(utterance: _Utterance, hypothesis: Hypothesis | None, lang: str) -> float | None:
+    """`pass_wer`, where pass 1 heard words to agree with."""
+    if not utterance.text:
+        return None
+    return pass_disagreement(utterance.text, _text(utterance, hypothesis) or "", lang)
