@@ -59,12 +59,13 @@ def test_timestamps_without_text_give_no_phrase():
         ({"it": 0.50, "en": 0.45}, ["en", "it"], LANG_UNCERTAIN),  # which of the two?
         ({"it": 0.61, "la": 0.30, "en": 0.01}, ["en", "it"], None),  # sure among the declared
         ({"it": 0.61, "la": 0.39}, ["it"], None),  # the source says Italian, the model agrees
+        ({"en": 0.43, "de": 0.32, "it": 0.01}, ["en", "it"], LANG_UNCERTAIN),  # not a majority
         ({"fr": 0.90, "en": 0.10}, [], None),  # nothing declared: sure among all languages
         ({"fr": 0.61, "la": 0.39}, [], LANG_UNCERTAIN),
     ],
 )
 def test_language_gate(distribution, declared, expected):
-    assert gate_reason(distribution, declared, min_prob=0.7) == expected
+    assert gate_reason(distribution, declared, min_prob=0.7, majority=0.5) == expected
 
 
 def test_language_id_windows_are_the_chunks_with_the_most_speech():
