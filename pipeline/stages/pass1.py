@@ -12,10 +12,10 @@ A recording whose most probable language is not one its source declares fails th
 so does one the model is not sure of: its chunks are kept as rows with the reason and are not
 transcribed. Where the source declares languages, sureness is measured among them (the top
 language's share of the declared languages' probability, against `min_lang_prob`), and the
-top language must hold a `majority` of the whole: a real English recording of short chunks
-far apart (English 0.58-0.74 each) passes in an English source, and a source that declares
-English and Italian still needs the model to tell those apart; German audio that Whisper
-base puts at English 0.43, German 0.32 fails.
+top language must be `min_lead` (2) times as probable as any undeclared one: a real English
+recording of short chunks far apart (English 0.49, Bulgarian 0.14) passes in an English
+source, a source that declares English and Italian still needs the model to tell those
+apart, and German audio that Whisper base puts at English 0.43, German 0.32 fails.
 
 The recordings that pass are decoded chunk by chunk with the language forced, with phrase
 timestamps for pass 2 to cut at; a chunk whose decoder stopped while the VAD still hears
@@ -56,9 +56,9 @@ class Pass1Config:
     seek: SeekConfig = field(default_factory=SeekConfig)
     lid_windows: int = 3
     min_lang_prob: float = 0.7
-    # Where the source declares languages, the declared one must also outweigh all others
-    # together: German audio in an en+it source came out English 0.43, German 0.32.
-    majority: float = 0.5
+    # Where the source declares languages, the declared one must also lead every undeclared
+    # one this many times: German audio in an en+it source came out English 0.43, German 0.32.
+    min_lead: float = 2.0
 
 
 def most_speech(chunks: list[int], speech_s: list[float], count: int) -> list[int]:
@@ -97,16 +97,19 @@ def held_groups(windows: dict[str, list[int]], most: int) -> list[list[str]]:
 
 
 def gate_reason(
-    distribution: dict[str, float], declared: list[str], min_prob: float, majority: float
+    distribution: dict[str, float], declared: list[str], min_prob: float, min_lead: float
 ) -> str | None:
     """Why a recording with this language distribution fails the language gate, or None when
-    it passes. Sureness is `min_prob` among the `declared` languages, and `majority` overall;
-    where none are declared, `min_prob` overall."""
+    it passes. Where languages are declared: `min_prob` of their probability, and `min_lead`
+    times any undeclared language's; where none are, `min_prob` of all."""
     lang, prob = most_probable(distribution)
     if declared and lang not in declared:
         return LANG_UNDECLARED
-    among = sum(distribution.get(d, 0.0) for d in declared) if declared else 1.0
-    if prob < min_prob * among or (declared and prob < majority):
+    if not declared:
+        return LANG_UNCERTAIN if prob < min_prob else None
+    among = sum(distribution.get(d, 0.0) for d in declared)
+    rival = max((p for other, p in distribution.items() if other not in declared), default=0.0)
+    if prob < min_prob * among or prob < min_lead * rival:
         return LANG_UNCERTAIN
     return None
 
@@ -144,7 +147,7 @@ class Pass1(Stage):
         languages = {rid: most_probable(d) for rid, d in distributions.items()}
         declared = segments["declared_languages"].to_pylist()
         reasons = [
-            gate_reason(distributions[r], d or [], self.config.min_lang_prob, self.config.majority)
+            gate_reason(distributions[r], d or [], self.config.min_lang_prob, self.config.min_lead)
             for r, d in zip(recording_ids, declared)
         ]
         passed = [i for i, reason in enumerate(reasons) if reason is None]
