@@ -52,6 +52,7 @@ class _Hub:
         self.uploads: dict[str, int] = {}  # LFS sha256 -> completed uploads
         self.commits = 0
         self.stall_after: int | None = None
+        self.admitted = 0  # uploads let through, stored or not yet
 
     def files(self, key: str, revision: str) -> dict[str, dict]:
         return self.repos[key]["branches"].setdefault(revision, {})
@@ -119,8 +120,9 @@ def _handler(hub: _Hub) -> type[BaseHTTPRequestHandler]:
             if m is None:
                 return self._send(404, {"error": f"no route PUT {self.path}"})
             content = self._body()
-            with hub.lock:
-                stall = hub.stall_after is not None and len(hub.uploads) >= hub.stall_after
+            with hub.lock:  # decide and count in one step: uploads arrive in parallel
+                stall = hub.stall_after is not None and hub.admitted >= hub.stall_after
+                hub.admitted += not stall
             if stall:  # hang until the stall is lifted, then drop the upload unstored
                 while hub.stall_after is not None:
                     time.sleep(0.1)
