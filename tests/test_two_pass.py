@@ -314,8 +314,8 @@ def test_a_joined_utterance_whose_passes_disagree_is_decoded_again_one_sentence_
     rows = stage._split_disagreeing(
         None, {"r": recording}, planned, decode(None, planned, {}), {"r": "en"}
     )
-    assert [(u.text, h.text) for _, u, h in rows] == [(text, text) for _, _, text in said]
-    spans = [(u.start, u.end) for _, u, _ in rows]
+    assert [(u.text, h.text) for _, u, h, _ in rows] == [(text, text) for _, _, text in said]
+    spans = [(u.start, u.end) for _, u, _, _ in rows]
     assert all(a < b <= c for (a, b), (c, _) in pairwise(spans))
     assert joined.start <= spans[0][0] and spans[-1][1] <= joined.end
     assert all(a <= start and end <= b for (a, b), (start, end, _) in zip(spans, said))
@@ -324,4 +324,4 @@ def test_a_joined_utterance_whose_passes_disagree_is_decoded_again_one_sentence_
     agreeing = stage._split_disagreeing(
         None, {"r": recording}, planned, [Hypothesis(joined.text)], {"r": "en"}
     )
-    assert [u for _, u, _ in agreeing] == [joined] and asked == [[]]
+    assert [u for _, u, _, _ in agreeing] == [joined] and asked == [[]]

@@ -204,11 +204,10 @@ class FasterWhisperBackend:
 
     def _ran_away(self, result) -> bool:
         """The decoder never ended, repeating itself: a loop, not speech."""
-        text_tokens = _text_tokens(result, self.tokenizer.eot)
-        return (
-            len(result.sequences_ids[0]) >= self._longest_decode
-            and compression_ratio(self.tokenizer.decode(text_tokens)) > LOOP_RATIO
-        )
+        if len(result.sequences_ids[0]) < self._longest_decode:
+            return False
+        text = self.tokenizer.decode(_text_tokens(result, self.tokenizer.eot))
+        return compression_ratio(text) > LOOP_RATIO
 
     @staticmethod
     def _rows(output, rows: list[int]) -> tuple[list[int], object]:

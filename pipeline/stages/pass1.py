@@ -72,10 +72,11 @@ def averaged(distributions: list[dict[str, float]], weights: list[float]) -> dic
     """The weighted mean of `distributions` (equal weights where all are zero)."""
     if sum(weights) <= 0:
         weights = [1.0] * len(distributions)
+    shares = [weight / sum(weights) for weight in weights]
     total: dict[str, float] = defaultdict(float)
-    for distribution, weight in zip(distributions, weights):
+    for distribution, share in zip(distributions, shares):
         for lang, p in distribution.items():
-            total[lang] += p * weight / sum(weights)
+            total[lang] += p * share
     return dict(total)
 
 
@@ -125,6 +126,7 @@ def _timed(items, offset: float) -> list[dict]:
 class Pass1(Stage):
     name = "pass1"
     # 4: language ID on the chunks with the most speech, weighted by it; sure among the declared
+    # languages and leading the undeclared ones
     version = "4"
     inputs = ("segment", "standardise")
     max_parallel_shards = 1
@@ -145,11 +147,14 @@ class Pass1(Stage):
         speech_s = [s or 0.0 for s in segments["speech_duration"].to_pylist()]
         distributions, first = self._languages(recording_ids, chunks, speech_s)
         languages = {rid: most_probable(d) for rid, d in distributions.items()}
-        declared = segments["declared_languages"].to_pylist()
-        reasons = [
-            gate_reason(distributions[r], d or [], self.config.min_lang_prob, self.config.min_lead)
-            for r, d in zip(recording_ids, declared)
-        ]
+        declared = dict(zip(recording_ids, segments["declared_languages"].to_pylist()))
+        gate = {
+            rid: gate_reason(
+                d, declared[rid] or [], self.config.min_lang_prob, self.config.min_lead
+            )
+            for rid, d in distributions.items()
+        }
+        reasons = [gate[rid] for rid in recording_ids]
         passed = [i for i, reason in enumerate(reasons) if reason is None]
         offsets = segments["offset"].to_pylist()
         speech = [

@@ -158,14 +158,13 @@ class Pass2(Stage):
         rows = self._split_disagreeing(context, found, planned, decoded, languages)
         numbers: dict[str, int] = defaultdict(int)
         ids = []
-        for rid, _, _ in rows:
+        for rid, _, _, _ in rows:
             ids.append(f"{rid}#{numbers[rid]:04d}")
             numbers[rid] += 1
-        take = pa.array([first_row[rid] for rid, _, _ in rows], pa.int64())
+        take = pa.array([first_row[rid] for rid, _, _, _ in rows], pa.int64())
         carried = chunks.select(list(_CARRIED)).take(take)
-        utterances = [u for _, u, _ in rows]
-        hypotheses = [h for _, _, h in rows]
-        lang = carried["lang"].to_pylist()
+        utterances = [u for _, u, _, _ in rows]
+        hypotheses = [h for _, _, h, _ in rows]
         columns = {name: carried[name] for name in _CARRIED}
         columns |= {
             "segment_id": pa.array(ids, pa.string()),
@@ -176,10 +175,7 @@ class Pass2(Stage):
             "text": pa.array([_text(u, h) for u, h in zip(utterances, hypotheses)], pa.string()),
             "avg_logprob": pa.array([h and h.avg_logprob for h in hypotheses], pa.float32()),
             "no_speech_prob": pa.array([h and h.no_speech_prob for h in hypotheses], pa.float32()),
-            "pass_wer": pa.array(
-                [_agreement(u, h, lg) for u, h, lg in zip(utterances, hypotheses, lang)],
-                pa.float32(),
-            ),
+            "pass_wer": pa.array([wer for _, _, _, wer in rows], pa.float32()),
         }
         table = pa.table([columns[n] for n in UTTERANCES.names], schema=UTTERANCES)
         return with_versions(table, self.name, self.version_tag)
@@ -221,25 +217,27 @@ class Pass2(Stage):
         planned: list[tuple[str, _Utterance]],
         decoded: list[Hypothesis | None],
         languages: dict[str, str],
-    ) -> list[tuple[str, _Utterance, Hypothesis | None]]:
-        """Every row in time order: a joined utterance whose passes disagree by more than
-        `split_above_pass_wer` is replaced by its sentences, each decoded on its own audio, so
-        the filter judges them one by one instead of dropping all of them."""
-        config = self.config.utterances
+    ) -> list[tuple[str, _Utterance, Hypothesis | None, float | None]]:
+        """Every row in time order, with its `pass_wer`: a joined utterance whose passes
+        disagree by more than `split_above_pass_wer` is replaced by its sentences, each decoded
+        on its own audio, so the filter judges them one by one instead of dropping them all."""
+        agreements = [_agreement(u, h, languages[rid]) for (rid, u), h in zip(planned, decoded)]
         pieces: dict[int, list[tuple[str, _Utterance]]] = {}
-        for i, ((rid, utterance), hypothesis) in enumerate(zip(planned, decoded)):
-            agreement = _agreement(utterance, hypothesis, languages[rid])
-            if agreement is not None and agreement > self.config.split_above_pass_wer:
-                sentences = found[rid].sentences(utterance, config)
+        for i, (rid, utterance) in enumerate(planned):
+            if (agreements[i] or 0.0) > self.config.split_above_pass_wer:
+                sentences = found[rid].sentences(utterance, self.config.utterances)
                 if len(sentences) > 1:
                     pieces[i] = [(rid, s) for s in sentences]
-        again = iter(self._decode(context, [p for i in pieces for p in pieces[i]], languages))
+        split = [p for i in pieces for p in pieces[i]]
+        again = iter(zip(split, self._decode(context, split, languages)))
         rows = []
         for i, ((rid, utterance), hypothesis) in enumerate(zip(planned, decoded)):
-            if i in pieces:
-                rows += [(r, piece, next(again)) for r, piece in pieces[i]]
-            else:
-                rows.append((rid, utterance, hypothesis))
+            if i not in pieces:
+                rows.append((rid, utterance, hypothesis, agreements[i]))
+                continue
+            for (_, piece), piece_hypothesis in (next(again) for _ in pieces[i]):
+                agreement = _agreement(piece, piece_hypothesis, languages[rid])
+                rows.append((rid, piece, piece_hypothesis, agreement))
         return rows
 
 
