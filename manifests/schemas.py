@@ -85,6 +85,7 @@ PASS1 = pa.schema(
         pa.field("lang", pa.string()),  # audio language of the recording (Whisper LID)
         pa.field("lang_prob", pa.float32()),
         pa.field("gate_reason", pa.string()),  # why the recording fails the language gate
+        pa.field("lang_doubt", pa.string()),  # kept on weak language evidence: which witness
         pa.field("text", pa.string()),  # null when the recording failed the gate
         pa.field("avg_logprob", pa.float32()),
         pa.field("no_speech_prob", pa.float32()),
@@ -105,6 +106,7 @@ UTTERANCES = pa.schema(
         pa.field("lang", pa.string()),
         pa.field("lang_prob", pa.float32()),
         pa.field("gate_reason", pa.string()),
+        pa.field("lang_doubt", pa.string()),
         pa.field("text_pass1", pa.string()),  # the pass-1 phrases inside the utterance
         pa.field("text", pa.string()),  # pass 2: the utterance decoded on its own
         pa.field("avg_logprob", pa.float32()),

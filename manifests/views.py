@@ -37,6 +37,7 @@ SEGMENT_COLUMNS = (
     "duration",
     "lang",
     "lang_prob",
+    "lang_doubt",
     "text",
     "license",
     "attribution",

@@ -12,22 +12,24 @@ import pytest
 
 from manifests.schemas import UTTERANCES
 from pipeline.asr.base import Encoded, Hypothesis, TimedText
+from pipeline.asr.language_gate import (
+    AUDIO_UNDECLARED,
+    AUDIO_UNSURE,
+    LANG_UNCERTAIN,
+    LANG_UNDECLARED,
+    TEXT_UNDECLARED,
+    averaged,
+    judge,
+    most_probable,
+    most_speech,
+    pool_windows,
+)
 from pipeline.asr.utterances import UtteranceConfig, cut_utterances
 from pipeline.asr.whisper_tokens import timed_phrases
 from pipeline.config import load_config
 from pipeline.stage import ShardContext
 from pipeline.stages.filter import Filter, FilterConfig
-from pipeline.stages.pass1 import (
-    LANG_UNCERTAIN,
-    LANG_UNDECLARED,
-    Pass1,
-    Pass1Config,
-    averaged,
-    gate_reason,
-    held_groups,
-    most_probable,
-    most_speech,
-)
+from pipeline.stages.pass1 import Pass1, Pass1Config, _Window, held_groups
 from pipeline.stages.pass2 import Pass1Recording, Pass2, Pass2Config, pass_disagreement
 
 TS = 1000  # a made-up first timestamp token id
@@ -51,48 +53,95 @@ def test_timestamps_without_text_give_no_phrase():
     assert timed_phrases([TS, TS + 50], TS, decode, duration=1.0) == ()
 
 
+EN, DE = ("en", 0.99), ("de", 0.98)  # what fastText reads a window's transcript as
+
+
 @pytest.mark.parametrize(
-    ("distribution", "declared", "expected"),
+    ("audio", "text", "declared", "expected"),
     [
-        ({"en": 0.95, "it": 0.05}, ["en", "it"], None),
-        ({"de": 0.95, "en": 0.05}, ["en", "it"], LANG_UNDECLARED),
-        ({"it": 0.50, "en": 0.45}, ["en", "it"], LANG_UNCERTAIN),  # which of the two?
-        ({"it": 0.61, "la": 0.30, "en": 0.01}, ["en", "it"], None),  # sure among the declared
-        ({"it": 0.61, "la": 0.30, "es": 0.09}, ["it"], None),  # Italian, twice Latin
-        ({"it": 0.50, "la": 0.45, "es": 0.05}, ["it"], LANG_UNCERTAIN),  # Italian or Latin?
-        ({"en": 0.43, "de": 0.32, "it": 0.01}, ["en", "it"], LANG_UNCERTAIN),  # German?
-        ({"en": 0.49, "bg": 0.14, "uk": 0.05}, ["en"], None),  # short real English chunks
-        ({"fr": 0.90, "en": 0.10}, [], None),  # nothing declared: sure among all languages
-        ({"fr": 0.61, "la": 0.39}, [], LANG_UNCERTAIN),
+        ({"en": 0.95, "it": 0.05}, EN, ["en", "it"], ("en", None, None)),
+        ({"de": 0.95, "en": 0.05}, DE, ["en", "it"], ("de", LANG_UNDECLARED, None)),
+        # the audio is sure of an undeclared language: the text is not needed to drop it
+        ({"de": 0.80, "en": 0.10}, None, ["en"], ("de", LANG_UNDECLARED, None)),
+        # unsure audio leaning to German, and the transcript reads German: two witnesses
+        ({"de": 0.48, "en": 0.18, "yi": 0.09}, DE, ["en", "it"], ("de", LANG_UNDECLARED, None)),
+        # the same audio, but what Whisper wrote reads English: kept, transcribed as English
+        ({"de": 0.48, "en": 0.18}, EN, ["en", "it"], ("en", None, AUDIO_UNDECLARED)),
+        ({"de": 0.48, "en": 0.18}, ("de", 0.5), ["en"], ("en", None, AUDIO_UNDECLARED)),
+        ({"de": 0.48, "en": 0.18}, None, ["en"], ("en", None, AUDIO_UNDECLARED)),
+        # short real English chunks: weak but English; kept, flagged
+        ({"en": 0.47, "bg": 0.14, "uk": 0.05}, EN, ["en"], ("en", None, AUDIO_UNSURE)),
+        ({"it": 0.50, "en": 0.45}, ("it", 0.95), ["en", "it"], ("it", None, AUDIO_UNSURE)),
+        ({"it": 0.61, "la": 0.30}, ("it", 0.97), ["it"], ("it", None, AUDIO_UNSURE)),
+        ({"en": 0.85, "de": 0.10}, DE, ["en"], ("en", None, TEXT_UNDECLARED)),
+        ({"fr": 0.90, "en": 0.10}, ("fr", 0.99), [], ("fr", None, None)),  # nothing declared
+        ({"fr": 0.61, "la": 0.39}, ("fr", 0.99), [], ("fr", None, AUDIO_UNSURE)),
+        ({"fr": 0.61, "la": 0.39}, ("la", 0.95), [], ("fr", LANG_UNCERTAIN, None)),
     ],
 )
-def test_language_gate(distribution, declared, expected):
-    assert gate_reason(distribution, declared, min_prob=0.7, min_lead=2.0) == expected
+def test_language_gate(audio, text, declared, expected):
+    verdict = judge(audio, text, declared, min_lang_prob=0.7, min_text_prob=0.9)
+    assert (verdict.lang, verdict.drop_reason, verdict.doubt) == expected
 
 
-def test_language_id_windows_are_the_chunks_with_the_most_speech():
-    speech_s = [6.4, 3.1, 4.9, 5.3, 1.8]
-    assert most_speech([0, 1, 2, 3, 4], speech_s, 3) == [0, 2, 3]
-    assert most_speech([1, 4], speech_s, 3) == [1, 4]
+@pytest.mark.parametrize("shift", [-0.1, 0.1])
+def test_no_verdict_flips_when_every_audio_probability_moves_by_a_tenth(shift):
+    """Declared languages moved one way, every other language the other way."""
+    cases = [  # (audio, text, declared, dropped?)
+        ({"en": 0.87, "ru": 0.03, "la": 0.01}, EN, ["en"], False),  # far-apart real commands
+        ({"en": 0.58, "ja": 0.12, "bg": 0.10}, EN, ["en"], False),
+        ({"de": 0.48, "en": 0.18, "yi": 0.09}, DE, ["en", "it"], True),  # German, en+it source
+        ({"en": 0.43, "de": 0.32, "it": 0.01}, DE, ["en", "it"], True),
+    ]
+    for audio, text, declared, dropped in cases:
+        moved = {
+            lang: min(1.0, max(0.0, p + (shift if lang in declared else -shift)))
+            for lang, p in audio.items()
+        }
+        verdict = judge(moved, text, declared, min_lang_prob=0.7, min_text_prob=0.9)
+        assert (verdict.drop_reason is not None) == dropped, (moved, verdict)
+
+
+def test_short_chunks_are_pooled_into_windows_of_up_to_thirty_seconds():
+    assert pool_windows([2.0, 1.8, 2.2, 25.0, 6.0, 40.0, 3.0], 30.0) == [
+        [0, 1, 2],
+        [3],  # 31 s with the chunks before it
+        [4],  # 31 s with the 25 s chunk
+        [5],  # longer than a window: alone
+        [6],
+    ]
+
+
+def test_language_id_hears_the_windows_with_the_most_speech():
+    windows = [[0, 1], [2], [3], [4]]
+    speech_s = [3.0, 3.4, 4.9, 5.3, 1.8]
+    assert most_speech(windows, speech_s, 3) == [[0, 1], [2], [3]]
+    assert most_speech(windows[3:], speech_s, 3) == [[4]]
 
 
 def test_a_recording_language_is_the_mean_of_its_windows_weighted_by_speech():
     mean = averaged([{"en": 0.9, "it": 0.1}, {"en": 0.4, "it": 0.6}], [1.0, 1.0])
     assert mean == {"en": pytest.approx(0.65), "it": pytest.approx(0.35)}
-    # a short chunk that heard another language weighs little against a long English one
+    # a short window that heard another language weighs little against a long English one
     long_en, short_ja = {"en": 0.9, "ja": 0.05}, {"ja": 0.52, "en": 0.21}
     lang, prob = most_probable(averaged([long_en, short_ja], [14.0, 1.8]))
     assert lang == "en" and prob > 0.8
     assert most_probable(averaged([long_en, short_ja], [0.0, 0.0])) == ("en", pytest.approx(0.555))
 
 
-def test_kept_language_windows_are_held_in_bounded_groups():
-    windows = {"a": [0, 1, 2], "b": [3], "c": [4, 5, 6], "d": list(range(7, 17))}
-    assert held_groups(windows, 4) == [["a", "b"], ["c"], ["d"]]  # a larger one alone
+def test_kept_language_windows_are_held_in_bounded_groups_a_recording_whole():
+    windows = [_Window(rid, (i,), 1.0) for rid, i in
+               [("a", 0), ("a", 1), ("a", 2), ("b", 3), ("c", 4), ("c", 5), ("c", 6)]]  # fmt: skip
+    windows += [_Window("d", (i,), 1.0) for i in range(7, 17)]
+    groups = held_groups(windows, 4)
+    assert [[w.chunks[0] for w in g] for g in groups] == [
+        [0, 1, 2, 3], [4, 5, 6], list(range(7, 17))  # a larger one alone
+    ]  # fmt: skip
 
 
 class KeptEncodings:
-    """An encoding backend stand-in that counts what it encodes; every window sounds Italian."""
+    """An encoding backend stand-in that counts what it encodes; every window sounds Italian
+    and its transcript reads Italian."""
 
     name, model_id = "fake", "fake"
 
@@ -100,15 +149,15 @@ class KeptEncodings:
         self.encoded: list[int] = []
 
     def encode(self, audios):
-        for index in range(len(audios)):
-            self.encoded.append(index)
+        for index, audio in enumerate(audios):
+            self.encoded.append(len(audio))
             yield Encoded((index,), None, (1.0,))
 
     def detect(self, encoded):
         return [{"it": 0.8, "en": 0.2}]
 
     def decode(self, encoded, languages, *, timestamps=False):
-        return [Hypothesis(f"{languages[0]} {encoded.indices[0]}")]
+        return [Hypothesis(f"questa è la finestra {encoded.indices[0]} in {languages[0]}")]
 
     def transcribe(self, audios, languages, *, timestamps=False):
         raise AssertionError("a language window was encoded twice")
@@ -120,15 +169,33 @@ class KeptEncodings:
 def test_pass_one_decodes_its_language_windows_from_the_encodings_it_identified(monkeypatch):
     backend = KeptEncodings()
     monkeypatch.setattr("pipeline.stages.pass1.loaded_backend", lambda config: backend)
-    stage = Pass1(Pass1Config(lid_windows=2))
+    stage = Pass1(Pass1Config(lid_windows=2, lid_window_s=2.0))
     recordings = ["a", "a", "a", "b"]
-    languages, first = stage._languages(recordings, [np.zeros(16)] * 4, [3.0, 1.0, 2.0, 1.0])
-    assert {rid: most_probable(d) for rid, d in languages.items()} == {
-        "a": ("it", pytest.approx(0.8)),
-        "b": ("it", pytest.approx(0.8)),
+    second = np.zeros(16000, np.float32)
+    chunks = [second, np.zeros(24000, np.float32), second, second]  # 1 s, 1.5 s, 1 s, 1 s
+    windows = stage._windows(recordings, chunks, [0.9, 1.4, 0.8, 1.0])
+    assert [w.chunks for w in windows] == [(0,), (1,), (3,)]  # 0+1 would be 2.5 s
+    verdicts, first = stage._judged(windows, chunks, {"a": ["it"], "b": ["en", "it"]})
+    assert {rid: (v.lang, v.drop_reason) for rid, v in verdicts.items()} == {
+        "a": ("it", None),
+        "b": ("it", None),
     }
-    assert len(backend.encoded) == 3  # two windows of a (the most speech: 0 and 2), one of b
-    assert sorted(first) == [0, 2, 3] and first[2].text == "it 1"
+    assert backend.encoded == [16000, 24000, 16000]  # each window once
+    assert sorted(first) == [0, 1, 3] and first[1].text == "questa è la finestra 1 in it"
+
+
+def test_pooled_windows_join_short_chunks_and_only_lone_chunks_give_first_transcripts(
+    monkeypatch,
+):
+    backend = KeptEncodings()
+    monkeypatch.setattr("pipeline.stages.pass1.loaded_backend", lambda config: backend)
+    stage = Pass1(Pass1Config())
+    second = np.zeros(16000, np.float32)
+    windows = stage._windows(["a"] * 5, [second] * 5, [0.8] * 5)
+    assert [w.chunks for w in windows] == [(0, 1, 2, 3, 4)]
+    verdicts, first = stage._judged(windows, [second] * 5, {"a": ["it"]})
+    assert backend.encoded == [5 * 16000] and first == {}
+    assert verdicts["a"].lang == "it"
 
 
 SPEECH = [(0.5, 3.0), (3.8, 6.0), (6.1, 9.0), (10.0, 12.0)]

@@ -14,9 +14,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from manifests.views import connect
+from pipeline.asr.language_gate import LANG_UNCERTAIN, LANG_UNDECLARED
 from pipeline.run.runner import atomic_write_text
 from pipeline.run.summary import summarize
-from pipeline.stages.filter import DROP_REASONS, LANG_UNCERTAIN, LANG_UNDECLARED
+from pipeline.stages.filter import DROP_REASONS
 
 REPORT_DIR = "report"
 _GATE = (LANG_UNDECLARED, LANG_UNCERTAIN)
@@ -31,6 +32,7 @@ class Report:
     translations: dict[tuple[str, str], int]  # (target, "kept" or reason) -> segments
     speech_coverage: dict[str, tuple[float, float, float | None]]  # as in the summary
     llm_examples: list[tuple[str, ...]] = ()  # (stage, outcome, input, answer), a few each
+    language_doubts: list[tuple[str, str, int, float]] = ()  # (doubt, lang, kept segments, h)
 
 
 def gather(workdir: Path, examples_per_reason: int = 3) -> Report:
@@ -61,6 +63,10 @@ def gather(workdir: Path, examples_per_reason: int = 3) -> Report:
             [examples_per_reason],
         ).fetchall()
         llm_examples = con.execute(_LLM_EXAMPLES, [examples_per_reason] * 2).fetchall()
+        doubts = con.execute(
+            "SELECT lang_doubt, lang, count(*), sum(duration) / 3600 FROM segments "
+            "WHERE lang_doubt IS NOT NULL AND drop_reason IS NULL GROUP BY ALL ORDER BY ALL"
+        ).fetchall()
     funnel = [
         ("audio listed", summary.hours_in),
         ("usable (not quarantined, not a duplicate)", usable),
@@ -81,6 +87,7 @@ def gather(workdir: Path, examples_per_reason: int = 3) -> Report:
         summary.translations,
         summary.speech_coverage,
         llm_examples,
+        doubts,
     )
 
 
@@ -163,6 +170,14 @@ def _tables(report: Report) -> list[tuple[str, list[str], list[list[str]]]]:
             ],
         ),
     ]
+    if report.language_doubts:
+        tables.append(
+            (
+                "Kept on weak language evidence (`lang_doubt`)",
+                ["doubt", "transcribed as", "segments", "hours"],
+                [[d, lang, str(n), f"{h:.3f}"] for d, lang, n, h in report.language_doubts],
+            )
+        )
     coverage = [
         [source, f"{speech:.3f}", f"{covered:.3f}", "–" if share is None else f"{share:.1%}"]
         for source, (speech, covered, share) in report.speech_coverage.items()

@@ -15,8 +15,8 @@ from dataclasses import dataclass, field
 import pyarrow as pa
 
 from manifests.schemas import FILTERED, with_versions
+from pipeline.asr.language_gate import LANG_UNCERTAIN, LANG_UNDECLARED
 from pipeline.stage import ShardContext, Stage
-from pipeline.stages.pass1 import LANG_UNCERTAIN, LANG_UNDECLARED
 from pipeline.text.lid import TextLidConfig, identify_language
 from pipeline.text.rules import (
     REASONS,

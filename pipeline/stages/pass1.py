@@ -1,21 +1,14 @@
 """Pass 1: the language gate, then a timed first transcript of every chunk.
 
-The language of a recording is Whisper's language probabilities over up to `lid_windows` of
-its chunks, those with the most speech, averaged with their seconds of speech as weights: a
-short chunk is a poor witness (on a real English recording, a closing 1.8 s chunk heard
-Japanese at 0.52 and, counted as much as 14 s of speech, failed the whole recording at 0.68,
-below `min_lang_prob`). When the language model is the transcribing model, those chunks are
-encoded once: their encoder output is kept while the recording's language is decided, then
-decoded in it (up to `MAX_HELD_WINDOWS` at a time, so memory stays flat).
+A recording's language comes from two witnesses (`pipeline.asr.language_gate`): Whisper's
+language ID over its speech pooled into windows of up to 30 s, those with the most speech, and
+fastText's reading of what those windows say when decoded in the language the audio put
+first. A recording is dropped only on evidence of another language; one whose evidence is weak
+is kept, transcribed in its source's declared language and flagged in `lang_doubt`.
 
-A recording whose most probable language is not one its source declares fails the gate, and
-so does one the model is not sure of: its chunks are kept as rows with the reason and are not
-transcribed. Where the source declares languages, sureness is measured among them (the top
-language's share of the declared languages' probability, against `min_lang_prob`), and the
-top language must be `min_lead` (2) times as probable as any undeclared one: a real English
-recording of short chunks far apart (English 0.49, Bulgarian 0.14) passes in an English
-source, a source that declares English and Italian still needs the model to tell those
-apart, and German audio that Whisper base puts at English 0.43, German 0.32 fails.
+When the language model is the transcribing model, windows are encoded once: a window of one
+chunk is that chunk, and its decoding in the recording's language is also the chunk's first
+transcript (up to `MAX_HELD_WINDOWS` encodings are kept at a time, so memory stays flat).
 
 The recordings that pass are decoded chunk by chunk with the language forced, with phrase
 timestamps for pass 2 to cut at; a chunk whose decoder stopped while the VAD still hears
@@ -34,13 +27,21 @@ import pyarrow as pa
 from manifests.schemas import PASS1, TIMED_TEXT, with_versions
 from pipeline.asr import require_backend
 from pipeline.asr.base import EncodingBackend, Hypothesis
+from pipeline.asr.language_gate import (
+    Verdict,
+    averaged,
+    judge,
+    most_probable,
+    most_speech,
+    pool_windows,
+)
 from pipeline.asr.seek import SeekConfig, transcribe_to_speech_end
 from pipeline.asr.shared import AsrModelConfig, loaded_backend
 from pipeline.audio.cut import segment_samples
+from pipeline.audio.decode import SAMPLE_RATE
 from pipeline.stage import ShardContext, Stage
+from pipeline.text.lid import TextLidConfig, identify_language
 
-LANG_UNDECLARED = "audio_lang_undeclared"
-LANG_UNCERTAIN = "audio_lang_uncertain"
 PASS1_MODEL = AsrModelConfig(beam_size=1, window_margin_s=2.0)
 MAX_HELD_WINDOWS = 64  # encoded language windows kept at once (Whisper large: ~7 MB each)
 
@@ -54,65 +55,34 @@ class Pass1Config:
     asr: AsrModelConfig = PASS1_MODEL
     lid: AsrModelConfig = PASS1_MODEL
     seek: SeekConfig = field(default_factory=SeekConfig)
-    lid_windows: int = 3
-    min_lang_prob: float = 0.7
-    # Where the source declares languages, the declared one must also lead every undeclared
-    # one this many times: German audio in an en+it source came out English 0.43, German 0.32.
-    min_lead: float = 2.0
+    lid_windows: int = 3  # pooled windows of a recording that language ID hears
+    lid_window_s: float = 30.0  # chunks joined up to this long (Whisper's window)
+    min_lang_prob: float = 0.7  # the audio alone is sure; below: needs the text, or a flag
+    text_lid: TextLidConfig = field(default_factory=TextLidConfig)
+    min_text_lang_prob: float = 0.9  # the transcript's text LID counts from this sureness
 
 
-def most_speech(chunks: list[int], speech_s: list[float], count: int) -> list[int]:
-    """Up to `count` of `chunks` (indices into `speech_s`), those with the most speech, in
-    their original order."""
-    chosen = set(sorted(chunks, key=lambda i: -speech_s[i])[:count])
-    return [i for i in chunks if i in chosen]
+@dataclass(frozen=True)
+class _Window:
+    """Consecutive chunks of one recording, heard together by language ID."""
+
+    recording_id: str
+    chunks: tuple[int, ...]  # indices of the shard's chunks
+    speech_s: float
 
 
-def averaged(distributions: list[dict[str, float]], weights: list[float]) -> dict[str, float]:
-    """The weighted mean of `distributions` (equal weights where all are zero)."""
-    if sum(weights) <= 0:
-        weights = [1.0] * len(distributions)
-    shares = [weight / sum(weights) for weight in weights]
-    total: dict[str, float] = defaultdict(float)
-    for distribution, share in zip(distributions, shares):
-        for lang, p in distribution.items():
-            total[lang] += p * share
-    return dict(total)
-
-
-def most_probable(distribution: dict[str, float]) -> tuple[str, float]:
-    return max(distribution.items(), key=lambda kv: kv[1])
-
-
-def held_groups(windows: dict[str, list[int]], most: int) -> list[list[str]]:
-    """Recordings in groups of at most `most` language windows (a larger one alone)."""
-    groups: list[list[str]] = [[]]
-    held = 0
-    for rid, rows in windows.items():
-        if groups[-1] and held + len(rows) > most:
+def held_groups(windows: list[_Window], most: int) -> list[list[_Window]]:
+    """Windows in groups of at most `most`, a recording's windows always in one group (a
+    recording with more alone)."""
+    by_recording: dict[str, list[_Window]] = defaultdict(list)
+    for window in windows:
+        by_recording[window.recording_id].append(window)
+    groups: list[list[_Window]] = [[]]
+    for own in by_recording.values():
+        if groups[-1] and len(groups[-1]) + len(own) > most:
             groups.append([])
-            held = 0
-        groups[-1].append(rid)
-        held += len(rows)
+        groups[-1].extend(own)
     return groups
-
-
-def gate_reason(
-    distribution: dict[str, float], declared: list[str], min_prob: float, min_lead: float
-) -> str | None:
-    """Why a recording with this language distribution fails the language gate, or None when
-    it passes. Where languages are declared: `min_prob` of their probability, and `min_lead`
-    times any undeclared language's; where none are, `min_prob` of all."""
-    lang, prob = most_probable(distribution)
-    if declared and lang not in declared:
-        return LANG_UNDECLARED
-    if not declared:
-        return LANG_UNCERTAIN if prob < min_prob else None
-    among = sum(distribution.get(d, 0.0) for d in declared)
-    rival = max((p for other, p in distribution.items() if other not in declared), default=0.0)
-    if prob < min_prob * among or prob < min_lead * rival:
-        return LANG_UNCERTAIN
-    return None
 
 
 def _timed(items, offset: float) -> list[dict]:
@@ -125,9 +95,9 @@ def _timed(items, offset: float) -> list[dict]:
 
 class Pass1(Stage):
     name = "pass1"
-    # 4: language ID on the chunks with the most speech, weighted by it; sure among the declared
-    # languages and leading the undeclared ones
-    version = "4"
+    # 5: language ID on pooled windows of up to 30 s, the transcript's text LID as a second
+    # witness; weak evidence keeps the rows (flagged) instead of dropping them
+    version = "5"
     inputs = ("segment", "standardise")
     max_parallel_shards = 1
 
@@ -145,17 +115,10 @@ class Pass1(Stage):
         chunks = segment_samples(context, segments)
         recording_ids = segments["recording_id"].to_pylist()
         speech_s = [s or 0.0 for s in segments["speech_duration"].to_pylist()]
-        distributions, first = self._languages(recording_ids, chunks, speech_s)
-        languages = {rid: most_probable(d) for rid, d in distributions.items()}
         declared = dict(zip(recording_ids, segments["declared_languages"].to_pylist()))
-        gate = {
-            rid: gate_reason(
-                d, declared[rid] or [], self.config.min_lang_prob, self.config.min_lead
-            )
-            for rid, d in distributions.items()
-        }
-        reasons = [gate[rid] for rid in recording_ids]
-        passed = [i for i, reason in enumerate(reasons) if reason is None]
+        windows = self._windows(recording_ids, chunks, speech_s)
+        verdicts, first = self._judged(windows, chunks, declared)
+        passed = [i for i, rid in enumerate(recording_ids) if verdicts[rid].drop_reason is None]
         offsets = segments["offset"].to_pylist()
         speech = [
             [(r["start"] - offset, r["end"] - offset) for r in regions]
@@ -166,7 +129,7 @@ class Pass1(Stage):
             decoded = transcribe_to_speech_end(
                 loaded_backend(self.config.asr),
                 [chunks[i] for i in passed],
-                [languages[recording_ids[i]][0] for i in passed],
+                [verdicts[recording_ids[i]].lang for i in passed],
                 [speech[i] for i in passed],
                 self.config.seek,
                 first=[first.get(i) for i in passed],
@@ -174,10 +137,12 @@ class Pass1(Stage):
             for i, hypothesis in zip(passed, decoded):
                 hypotheses[i] = hypothesis
         timed = pa.list_(TIMED_TEXT)
+        rows = [verdicts[r] for r in recording_ids]
         added = {
-            "lang": pa.array([languages[r][0] for r in recording_ids], pa.string()),
-            "lang_prob": pa.array([languages[r][1] for r in recording_ids], pa.float32()),
-            "gate_reason": pa.array(reasons, pa.string()),
+            "lang": pa.array([v.lang for v in rows], pa.string()),
+            "lang_prob": pa.array([v.prob for v in rows], pa.float32()),
+            "gate_reason": pa.array([v.drop_reason for v in rows], pa.string()),
+            "lang_doubt": pa.array([v.doubt for v in rows], pa.string()),
             "text": pa.array([h and h.text for h in hypotheses], pa.string()),
             "avg_logprob": pa.array([h and h.avg_logprob for h in hypotheses], pa.float32()),
             "no_speech_prob": pa.array([h and h.no_speech_prob for h in hypotheses], pa.float32()),
@@ -191,55 +156,85 @@ class Pass1(Stage):
         table = pa.table([*segments.columns, *added.values()], schema=PASS1)
         return with_versions(table, self.name, self.version_tag)
 
-    def _languages(
+    def _windows(
         self, recording_ids: list[str], chunks: list[np.ndarray], speech_s: list[float]
-    ) -> tuple[dict[str, dict[str, float]], dict[int, Hypothesis]]:
-        """Each recording's language distribution; and the first-round hypotheses of the
-        chunks whose encoding language ID shared with transcription (by chunk index)."""
+    ) -> list[_Window]:
+        """Each recording's chunks pooled into windows, those with the most speech."""
         by_recording: dict[str, list[int]] = defaultdict(list)
         for index, rid in enumerate(recording_ids):
             by_recording[rid].append(index)
-        windows = {
-            rid: most_speech(rows, speech_s, self.config.lid_windows)
-            for rid, rows in by_recording.items()
-        }
-        lid, asr = loaded_backend(self.config.lid), loaded_backend(self.config.asr)
-        if lid is asr and isinstance(asr, EncodingBackend):
-            return self._languages_decoding(asr, windows, recording_ids, chunks, speech_s)
-        flat = [i for rows in windows.values() for i in rows]
-        probabilities = dict(zip(flat, lid.language_probabilities([chunks[i] for i in flat])))
-        languages = {
-            rid: averaged([probabilities[i] for i in rows], [speech_s[i] for i in rows])
-            for rid, rows in windows.items()
-        }
-        return languages, {}
+        windows = []
+        for rid, rows in by_recording.items():
+            lengths = [len(chunks[i]) / SAMPLE_RATE for i in rows]
+            pooled = [[rows[j] for j in w] for w in pool_windows(lengths, self.config.lid_window_s)]
+            for window in most_speech(pooled, speech_s, self.config.lid_windows):
+                windows.append(_Window(rid, tuple(window), sum(speech_s[i] for i in window)))
+        return windows
 
-    def _languages_decoding(
-        self,
-        backend: EncodingBackend,
-        windows: dict[str, list[int]],
-        recording_ids: list[str],
-        chunks: list[np.ndarray],
-        speech_s: list[float],
-    ) -> tuple[dict[str, dict[str, float]], dict[int, Hypothesis]]:
-        """Language ID on the windows' encodings, then their first decoding round on the same
-        encodings. A window of a recording that fails the gate is decoded with its batch and
-        its text is not used."""
-        languages: dict[str, dict[str, float]] = {}
+    def _judged(
+        self, windows: list[_Window], chunks: list[np.ndarray], declared: dict[str, list[str]]
+    ) -> tuple[dict[str, Verdict], dict[int, Hypothesis]]:
+        """Each recording's verdict; and the first transcripts of the chunks that were windows
+        on their own, decoded in the language the recording is transcribed in (by chunk)."""
+        verdicts: dict[str, Verdict] = {}
         first: dict[int, Hypothesis] = {}
+        lid, asr = loaded_backend(self.config.lid), loaded_backend(self.config.asr)
+        shared = lid is asr and isinstance(asr, EncodingBackend)
         for group in held_groups(windows, MAX_HELD_WINDOWS):
-            flat = [i for rid in group for i in windows[rid]]
-            encoded = list(backend.encode([chunks[i] for i in flat]))
-            distributions = {}
-            for batch in encoded:
-                distributions.update(zip((flat[j] for j in batch.indices), backend.detect(batch)))
-            for rid in group:
-                chosen = windows[rid]
-                languages[rid] = averaged(
-                    [distributions[i] for i in chosen], [speech_s[i] for i in chosen]
+            audios = [np.concatenate([chunks[i] for i in w.chunks]) for w in group]
+            if shared:
+                heard, said = self._heard_and_said_encoded(asr, group, audios)
+            else:
+                probabilities = lid.language_probabilities(audios)
+                heard = self._pooled(group, probabilities)
+                languages = [most_probable(heard[w.recording_id])[0] for w in group]
+                said = asr.transcribe(audios, languages, timestamps=True)
+            text: dict[str, list[str]] = defaultdict(list)
+            for window, hypothesis in zip(group, said):
+                text[window.recording_id].append(hypothesis.text)
+            for rid, distribution in heard.items():
+                verdicts[rid] = judge(
+                    distribution,
+                    self._text_language(" ".join(text[rid])),
+                    declared[rid] or [],
+                    self.config.min_lang_prob,
+                    self.config.min_text_lang_prob,
                 )
-            for batch in encoded:
-                rows = [flat[j] for j in batch.indices]
-                batch_languages = [most_probable(languages[recording_ids[i]])[0] for i in rows]
-                first.update(zip(rows, backend.decode(batch, batch_languages, timestamps=True)))
-        return languages, first
+            for window, hypothesis in zip(group, said):
+                own = most_probable(heard[window.recording_id])[0]
+                if len(window.chunks) == 1 and verdicts[window.recording_id].lang == own:
+                    first[window.chunks[0]] = hypothesis
+        return verdicts, first
+
+    def _heard_and_said_encoded(
+        self, backend: EncodingBackend, group: list[_Window], audios: list[np.ndarray]
+    ) -> tuple[dict[str, dict[str, float]], list[Hypothesis]]:
+        """Language ID on the windows' encodings, then their decoding in each recording's most
+        probable language, on the same encodings."""
+        encoded = list(backend.encode(audios))
+        probabilities: dict[int, dict[str, float]] = {}
+        for batch in encoded:
+            probabilities.update(zip(batch.indices, backend.detect(batch)))
+        heard = self._pooled(group, [probabilities[j] for j in range(len(group))])
+        said: dict[int, Hypothesis] = {}
+        for batch in encoded:
+            languages = [most_probable(heard[group[j].recording_id])[0] for j in batch.indices]
+            said.update(zip(batch.indices, backend.decode(batch, languages, timestamps=True)))
+        return heard, [said[j] for j in range(len(group))]
+
+    @staticmethod
+    def _pooled(
+        group: list[_Window], probabilities: list[dict[str, float]]
+    ) -> dict[str, dict[str, float]]:
+        """Each recording's language distribution: its windows' mean, weighted by speech."""
+        by_recording: dict[str, list[int]] = defaultdict(list)
+        for j, window in enumerate(group):
+            by_recording[window.recording_id].append(j)
+        return {
+            rid: averaged([probabilities[j] for j in js], [group[j].speech_s for j in js])
+            for rid, js in by_recording.items()
+        }
+
+    def _text_language(self, text: str) -> tuple[str, float] | None:
+        """What fastText (or the configured text LID) reads the windows' transcript as."""
+        return identify_language(text, self.config.text_lid) if text.strip() else None

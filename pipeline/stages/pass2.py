@@ -48,6 +48,7 @@ _CARRIED = (
     "lang",
     "lang_prob",
     "gate_reason",
+    "lang_doubt",
 )
 
 
