@@ -12,9 +12,8 @@ from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
 
-import yaml
-
 from licenses.normalize import Reading, normalize_license, read_license
+from pipeline.strict_yaml import StrictYamlError, read_yaml
 
 DEFAULT_POLICY = Path(__file__).with_name("policy.yaml")
 
@@ -109,8 +108,8 @@ def _rule(path: Path, index: int, entry: object) -> Rule:
 @cache
 def _read_policy(path: Path, _mtime_ns: int) -> tuple[Rule, ...]:
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (yaml.YAMLError, UnicodeDecodeError) as error:
+        data = read_yaml(path)
+    except StrictYamlError as error:
         raise PolicyError(f"{path}: not a YAML file: {error}") from None
     if not isinstance(data, dict) or "rules" not in data:
         raise PolicyError(f"{path}: expected a mapping with a `rules:` list")

@@ -12,10 +12,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from pipeline.sources.base import SourceItem, SourceReadError, resolve_inside, stated_language
 from pipeline.sources.catalog import Source
+from pipeline.strict_yaml import StrictYamlError, load_yaml
 
 _TEXT_COLUMNS = ("text", "sentence", "transcription", "transcript", "normalized_text")
 _LANGUAGE_COLUMNS = ("language", "lang", "locale")
@@ -36,8 +35,8 @@ def card_license(source: Source) -> str | None:
         if not readme.is_file() or not readme.read_text().startswith("---"):
             return None
         try:
-            metadata = yaml.safe_load(readme.read_text().split("---")[1]) or {}
-        except yaml.YAMLError:
+            metadata = load_yaml(readme.read_text().split("---")[1]) or {}
+        except StrictYamlError:
             return None
     stated = metadata.get("license") if isinstance(metadata, dict) else None
     if isinstance(stated, list):  # several licences on one card: only a person can tell which
