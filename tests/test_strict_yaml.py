@@ -70,9 +70,13 @@ def test_a_catalog_vaglio_cannot_trust_is_one_line_and_no_survey(tmp_path, catal
 
 
 # Nine levels of nine aliases: 387 million strings once expanded (by a repr in an error, say).
-ALIAS_BOMB = "a: &a ['lol','lol','lol','lol','lol','lol','lol','lol','lol']\n" + "".join(
-    f"{chr(98 + i)}: &{chr(98 + i)} [{', '.join([f'*{chr(97 + i)}'] * 9)}]\n" for i in range(8)
-) + "sources: [{name: x, kind: metadata, license: CC0, attribution: *i, languages: [en]}]\n"
+ALIAS_BOMB = (
+    "a: &a ['lol','lol','lol','lol','lol','lol','lol','lol','lol']\n"
+    + "".join(
+        f"{chr(98 + i)}: &{chr(98 + i)} [{', '.join([f'*{chr(97 + i)}'] * 9)}]\n" for i in range(8)
+    )
+    + "sources: [{name: x, kind: metadata, license: CC0, attribution: *i, languages: [en]}]\n"
+)
 
 
 @pytest.mark.parametrize("where", ["catalog", "config", "policy", "training"])
