@@ -1,10 +1,12 @@
 """One way to read the YAML files users write (catalogs, configs, policies): strictly.
 
 PyYAML's `safe_load` keeps the last of two equal keys, so `license: CC BY-NC 4.0` followed by
-`license: CC0` silently opens a closed source; and it expands aliases, so a few hundred bytes
-of nested `*a` references (an "alias bomb") grow into gigabytes. Here a repeated key is an
-error naming both lines, an alias is refused (nothing vaglio reads needs one), nesting deeper
-than any real file is refused before Python's stack runs out, and every error is one line.
+`license: CC0` silently opens a closed source; and it expands aliases without bound, so a few
+hundred bytes of nested `*a` references (an "alias bomb") grow into gigabytes once anything
+walks the value. Here a repeated key is an error naming both lines; aliases (which PyYAML's
+own dumper writes for shared values) are followed only while the value they expand to stays
+under a million nodes; nesting deeper than any real file is refused before Python's stack
+runs out; and every error is one line.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from typing import Any
 import yaml
 
 _MAX_DEPTH = 100  # catalogs and configs nest a few levels; this leaves ample room
+_MAX_NODES = 1_000_000  # values and keys of the document with every alias expanded
 
 
 class StrictYamlError(yaml.YAMLError):
@@ -26,28 +29,38 @@ def _where(mark: yaml.Mark | None) -> str:
 
 
 class _StrictLoader(yaml.SafeLoader):
-    """SafeLoader that refuses aliases, repeated keys and deep nesting."""
+    """SafeLoader that bounds alias expansion and nesting, and refuses repeated keys."""
 
     def __init__(self, stream: str | bytes) -> None:
         super().__init__(stream)
         self._depth = 0
+        self._expanded: dict[int, int] = {}  # id(node) -> its size with aliases expanded
 
     def compose_node(self, parent, index):
         if self.check_event(yaml.AliasEvent):
             event = self.peek_event()
-            raise StrictYamlError(
-                f"{_where(event.start_mark)}alias *{event.anchor} refused: "
-                "vaglio does not expand YAML aliases; write the value out"
-            )
+            node = self.anchors.get(event.anchor)
+            if node is not None and id(node) not in self._expanded:
+                raise StrictYamlError(f"{_where(event.start_mark)}alias *{event.anchor} "
+                                      "refers to a value that contains it")  # fmt: skip
+            return super().compose_node(parent, index)
         self._depth += 1
         if self._depth > _MAX_DEPTH:
             raise StrictYamlError(
                 f"{_where(self.peek_event().start_mark)}nested more than {_MAX_DEPTH} levels deep"
             )
         try:
-            return super().compose_node(parent, index)
+            node = super().compose_node(parent, index)
         finally:
             self._depth -= 1
+        self._expanded[id(node)] = size = 1 + sum(self._expanded[id(child)]
+                                                  for child in _children(node))  # fmt: skip
+        if size > _MAX_NODES:
+            raise StrictYamlError(
+                f"{_where(node.start_mark)}this value expands to more than {_MAX_NODES:,} "
+                "values through its aliases (an alias bomb?)"
+            )
+        return node
 
     def construct_mapping(self, node, deep=False):
         self.flatten_mapping(node)  # `<<:` merges, so that merged keys are checked too
@@ -67,6 +80,14 @@ class _StrictLoader(yaml.SafeLoader):
                 )
             first_line[key] = key_node.start_mark.line + 1
         return super().construct_mapping(node, deep)
+
+
+def _children(node: yaml.Node) -> list[yaml.Node]:
+    if isinstance(node, yaml.SequenceNode):
+        return node.value
+    if isinstance(node, yaml.MappingNode):
+        return [child for pair in node.value for child in pair]
+    return []
 
 
 def _one_line(error: yaml.YAMLError) -> str:

@@ -12,7 +12,13 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from pipeline.sources.base import SourceItem, SourceReadError, resolve_inside, stated_language
+from pipeline.sources.base import (
+    SourceItem,
+    SourceReadError,
+    resolve_inside,
+    stated_language,
+    stated_license,
+)
 from pipeline.sources.catalog import Source
 from pipeline.strict_yaml import StrictYamlError, load_yaml
 
@@ -100,13 +106,13 @@ def _item(row: dict, key: str, options: dict, root: Path | None, card: str | Non
     language, bad_lang = stated_language(
         _column(row, options.get("language_column"), _LANGUAGE_COLUMNS)
     )
-    stated = row.get("license")
+    stated, bad_license = stated_license(row.get("license"))
     return SourceItem(
         key=key,
         path=path,
         audio=encoded or None,
         language=language,
         text=_column(row, options.get("text_column"), _TEXT_COLUMNS),
-        license=stated if isinstance(stated, str) and stated else card,
-        problem=problem or bad_lang,
+        license=stated or card,
+        problem=problem or bad_lang or bad_license,
     )
