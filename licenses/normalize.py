@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
-import yaml
+from pipeline.strict_yaml import read_yaml
 
 ALIASES = Path(__file__).with_name("aliases.yaml")
 HARMLESS = Path(__file__).with_name("harmless.yaml")
@@ -82,7 +82,7 @@ class _Alias:
 
 @cache
 def _aliases() -> tuple[tuple[_Alias, ...], frozenset[str]]:
-    data = yaml.safe_load(ALIASES.read_text(encoding="utf-8"))
+    data = read_yaml(ALIASES)
     aliases = tuple(
         _Alias(
             entry["id"],
@@ -267,7 +267,7 @@ class _Harmless:
 
 @cache
 def _harmless() -> _Harmless:
-    data = yaml.safe_load(HARMLESS.read_text(encoding="utf-8"))
+    data = read_yaml(HARMLESS)
     hosts = "|".join(re.escape(host) for host in data["hosts"])
     address = re.compile(rf"(?:https?://)?(?:www\.)?(?:{hosts})(?:/\S*)?")
     words = frozenset(data["words"])

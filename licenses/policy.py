@@ -12,9 +12,9 @@ from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
 
-import yaml
-
+from licenses.expression import Combined, Licence, MalformedExpression, Node, parse_expression, spdx
 from licenses.normalize import Reading, normalize_license, read_license
+from pipeline.strict_yaml import StrictYamlError, read_yaml
 
 DEFAULT_POLICY = Path(__file__).with_name("policy.yaml")
 
@@ -109,8 +109,8 @@ def _rule(path: Path, index: int, entry: object) -> Rule:
 @cache
 def _read_policy(path: Path, _mtime_ns: int) -> tuple[Rule, ...]:
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (yaml.YAMLError, UnicodeDecodeError) as error:
+        data = read_yaml(path)
+    except StrictYamlError as error:
         raise PolicyError(f"{path}: not a YAML file: {error}") from None
     if not isinstance(data, dict) or "rules" not in data:
         raise PolicyError(f"{path}: expected a mapping with a `rules:` list")
@@ -157,7 +157,7 @@ def _problems(reading: Reading) -> list[str]:
 
 
 def _unknown(text: str, reading: Reading) -> str:
-    shown = text if len(text) <= _QUOTED_CHARACTERS else text[: _QUOTED_CHARACTERS - 1] + "…"
+    shown = _shown(text)
     if reading.unresolved or reading.unread:
         return f"unknown licence {shown!r}: {'; '.join(_problems(reading))}"
     if not text.strip():
@@ -168,15 +168,69 @@ def _unknown(text: str, reading: Reading) -> str:
     )
 
 
+@dataclass(frozen=True)
+class _Judged:
+    spdx_id: str  # the licence used: the alternative picked, or the whole expression
+    allowed: bool
+    reason: str
+    obligations: tuple[str, ...] = ()
+
+
+def _together(refused: list[str]) -> str:
+    return f"{'; '.join(refused)} (the statement's licences apply together, each must be allowed)"
+
+
+def _judge(node: Node, rules: tuple[Rule, ...]) -> _Judged:
+    """A licence by its rule; "A OR B" allowed when an alternative is (the one with the fewest
+    obligations is picked); "A AND B" allowed when every part is, with all their obligations."""
+    if isinstance(node, Licence):
+        rule = _judge_id(node.spdx_id, rules)
+        return _Judged(node.spdx_id, rule.allowed, rule.reason, rule.obligations)
+    judged = [_judge(part, rules) for part in node.parts]
+    expression = spdx(node)
+    parts = "; ".join(f"{j.spdx_id}: {j.reason}" for j in judged)
+    if node.operator == "OR":
+        allowed = [j for j in judged if j.allowed]
+        if not allowed:
+            return _Judged(expression, False, f"no alternative allowed: {parts}")
+        pick = min(allowed, key=lambda j: len(j.obligations))
+        reason = f"{pick.reason} ({pick.spdx_id}, picked from the alternatives {expression})"
+        return _Judged(pick.spdx_id, True, reason, pick.obligations)
+    refused = [f"{j.spdx_id}: {j.reason}" for j in judged if not j.allowed]
+    if refused:
+        return _Judged(expression, False, _together(refused))
+    obligations = tuple(o for o in OBLIGATIONS if any(o in j.obligations for j in judged))
+    used = " AND ".join(j.spdx_id for j in judged)  # each alternative inside resolved
+    reason = f"every licence that applies together is allowed: {parts}"
+    return _Judged(used, True, reason, obligations)
+
+
+def _shown(text: str) -> str:
+    return text if len(text) <= _QUOTED_CHARACTERS else text[: _QUOTED_CHARACTERS - 1] + "…"
+
+
+def _verdict(text: str, judged: _Judged, expression: str) -> LicenseVerdict:
+    return LicenseVerdict(text, judged.spdx_id, judged.allowed, judged.reason,
+                          judged.obligations, expression)  # fmt: skip
+
+
 def judge_license(text: str, policy_path: Path | str | None = DEFAULT_POLICY) -> LicenseVerdict:
     """Read `text`, judge every licence it names by the first matching rule, and combine.
 
+    A statement written as an SPDX expression keeps its structure (expression.py); prose is
+    read by normalize.py, its licences alternatives ("A or B") or applying together.
     "A OR B" (the user may pick) is allowed when some alternative is, under the one with
     the fewest obligations; licences that apply together are allowed only if all are, with
-    all their obligations. Unknown or ambiguous statements, and statements with words beside
-    the licence that vaglio cannot read, are refused.
+    all their obligations. Malformed expressions, unknown or ambiguous statements, and
+    statements with words beside the licence that vaglio cannot read, are refused.
     """
     rules = load_policy(policy_path or DEFAULT_POLICY)
+    try:
+        tree = parse_expression(text)
+    except MalformedExpression as error:
+        return LicenseVerdict(text, None, False, f"unknown licence {_shown(text)!r}: {error}")
+    if tree is not None:
+        return _verdict(text, _judge(tree, rules), spdx(tree))
     reading = read_license(text)
     expression = reading.expression
     judged = [(spdx_id, _judge_id(spdx_id, rules)) for spdx_id in reading.ids]
@@ -187,24 +241,10 @@ def judge_license(text: str, policy_path: Path | str | None = DEFAULT_POLICY) ->
         or (reading.unread and reading.operator == "OR")  # the words may bind every choice
     ):
         return LicenseVerdict(text, None, False, _unknown(text, reading), (), expression)
-    if len(judged) == 1 and not doubtful:
-        ((spdx_id, rule),) = judged
-        return LicenseVerdict(text, spdx_id, rule.allowed, rule.reason, rule.obligations,
-                              expression)  # fmt: skip
-    parts = "; ".join(f"{spdx_id}: {rule.reason}" for spdx_id, rule in judged)
-    if reading.operator == "OR":
-        allowed = [(i, r) for i, r in judged if r.allowed]
-        if not allowed:
-            return LicenseVerdict(text, expression, False, f"no alternative allowed: {parts}",
-                                  (), expression)  # fmt: skip
-        spdx_id, rule = min(allowed, key=lambda pair: len(pair[1].obligations))
-        reason = f"{rule.reason} ({spdx_id}, picked from the alternatives {expression})"
-        return LicenseVerdict(text, spdx_id, True, reason, rule.obligations, expression)
-    refused = [f"{i}: {r.reason}" for i, r in judged if not r.allowed]
-    if refused:
-        problems = "; ".join(refused + [f"unknown: {note}" for note in _problems(reading)])
-        reason = f"{problems} (the statement's licences apply together, each must be allowed)"
+    if doubtful:  # some licence is refused; the unread words are named beside it
+        refused = [f"{i}: {r.reason}" for i, r in judged if not r.allowed]
+        reason = _together(refused + [f"unknown: {note}" for note in _problems(reading)])
         return LicenseVerdict(text, expression, False, reason, (), expression)
-    obligations = tuple(o for o in OBLIGATIONS if any(o in r.obligations for _, r in judged))
-    reason = f"every licence that applies together is allowed: {parts}"
-    return LicenseVerdict(text, expression, True, reason, obligations, expression)
+    ids = tuple(Licence(spdx_id) for spdx_id in reading.ids)
+    tree = ids[0] if len(ids) == 1 else Combined(reading.operator, ids)
+    return _verdict(text, _judge(tree, rules), expression)

@@ -21,8 +21,6 @@ import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import yaml
-
 from pipeline.stages.filter import FilterConfig
 from pipeline.stages.pass1 import Pass1Config
 from pipeline.stages.pass2 import Pass2Config
@@ -31,6 +29,7 @@ from pipeline.stages.segment import SegmentConfig
 from pipeline.stages.shard import ShardConfig
 from pipeline.stages.standardise import StandardiseConfig
 from pipeline.stages.translate import TranslateConfig
+from pipeline.strict_yaml import StrictYamlError, read_yaml
 
 
 class ConfigError(ValueError):
@@ -151,7 +150,7 @@ def load_config(path: Path | None) -> CurateConfig:
     if path is None:
         return CurateConfig()
     try:
-        values = yaml.safe_load(Path(path).read_text()) or {}
-    except (OSError, yaml.YAMLError) as error:
+        values = read_yaml(path) or {}
+    except (OSError, StrictYamlError) as error:
         raise ConfigError(f"{path}: cannot read config: {error}") from None
     return _build(CurateConfig, values, str(path))

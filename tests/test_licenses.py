@@ -266,6 +266,39 @@ def test_among_open_alternatives_the_one_with_fewest_obligations_is_picked():
     assert judge_license("CC BY 4.0 or CC0").spdx_id == "CC0-1.0"
 
 
+@pytest.mark.parametrize(
+    ("text", "used", "allowed"),
+    [
+        ("(MIT AND CC-BY-NC-4.0) OR CC0-1.0", "CC0-1.0", True),  # CC0 may be picked
+        ("(CC BY 4.0 AND MIT) OR CC0", "CC0-1.0", True),  # names read by the prose layer
+        ("CC-BY-NC-4.0 OR (MIT AND Apache-2.0)", "MIT AND Apache-2.0", True),
+        ("Apache-2.0 AND (MIT OR CC-BY-NC-4.0)", "Apache-2.0 AND MIT", True),
+        ("MIT AND (CC-BY-NC-4.0 OR CC-BY-ND-4.0)", "MIT AND (CC-BY-NC-4.0 OR CC-BY-ND-4.0)", False),
+        ("CC-PDDC", "CC-PDDC", True),  # a real SPDX id: public domain, not "a family"
+        ("CC-BY-4.0 OR CC-PDDC", "CC-PDDC", True),
+        (
+            "GPL-2.0-or-later WITH Classpath-exception-2.0",
+            "GPL-2.0-or-later WITH Classpath-exception-2.0",
+            True,
+        ),
+    ],
+)
+def test_an_spdx_expression_keeps_its_structure(text, used, allowed):
+    verdict = judge_license(text)
+    assert (verdict.spdx_id, verdict.allowed) == (used, allowed), verdict.reason
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["CC-BY-4.0 AND (", "MIT OR OR Apache-2.0", "((((MIT", "MIT AND", "OR MIT",
+     "(MIT OR CC0-1.0))", "CC BY 4.0 AND (", "MIT WITH", "MIT OR OR …"],
+)  # fmt: skip
+def test_a_malformed_spdx_expression_is_refused_not_repaired(text):
+    verdict = judge_license(text)
+    assert not verdict.allowed and verdict.spdx_id is None
+    assert "not a valid SPDX licence expression" in verdict.reason
+
+
 def test_open_licences_that_apply_together_carry_all_their_obligations():
     verdict = judge_license("audio: CC0; transcripts: CC BY-SA 4.0")
     assert verdict.allowed

@@ -256,6 +256,8 @@ def commonvoice_folder(folder: Path, header: str = "client_id\tpath\tsentence\tl
         "c3\t../validated.tsv\tEscape.\tit",
         "c4\tgone.mp3\tMissing.\tit",
     ]
+    columns = len(header.split("\t"))  # a row has as many fields as its header
+    rows = ["\t".join(row.split("\t")[:columns]) for row in rows]
     (folder / "validated.tsv").write_text("\n".join(rows) + "\n")
     (folder / "train.tsv").write_text("\n".join(rows[:2]) + "\n")
     (folder / "clip_durations.tsv").write_text("clip\tduration[ms]\none.mp3\t1000\n")

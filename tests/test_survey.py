@@ -53,7 +53,7 @@ def test_metadata_sources_give_hours_per_language_or_together(tmp_path):
 
 @pytest.mark.parametrize(
     ("hours", "message"),
-    [(None, "needs its hours"), ({"es": 3}, "not one of the declared"), ({"en": -1}, "non-neg")],
+    [(None, "needs its hours"), ({"es": 3}, "not one of the declared"), ({"en": -1}, "finite")],
 )
 def test_malformed_metadata_hours_name_the_field(tmp_path, hours, message):
     entry = metadata("bad", "CC0 1.0", hours, ["en"])

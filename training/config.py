@@ -16,6 +16,8 @@ from typing import Any
 
 import yaml
 
+from pipeline.strict_yaml import StrictYamlError, read_yaml
+
 PRESETS = Path(__file__).resolve().parent / "presets"
 SCHEDULE_NAMES = ("linear", "owsm", "exponential", "polynomial")
 SPLITS = ("train", "dev", "test")
@@ -150,13 +152,11 @@ class TrainConfig:
 
 def _read_yaml(path: Path) -> dict:
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data = read_yaml(path)
     except FileNotFoundError:
         raise ConfigError(f"{path}: no such file") from None
-    except yaml.YAMLError as error:
-        mark = getattr(error, "problem_mark", None)
-        where = f" line {mark.line + 1}" if mark else ""
-        raise ConfigError(f"{path}:{where} is not valid YAML") from None
+    except StrictYamlError as error:
+        raise ConfigError(f"{path}: not valid YAML: {error}") from None
     if data is None:
         return {}
     if not isinstance(data, dict):

@@ -34,9 +34,9 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-import yaml
 from rich.console import Console
 
+from pipeline.strict_yaml import read_yaml
 from training.config import ConfigError, TrainConfig, build_config, write_config
 from training.data import RowFilter, corpus_summary, shard_paths, texts_for_tokenizer
 from training.tokenizer import Tokenizer, build_or_reuse
@@ -83,7 +83,7 @@ def prepare_run(config: TrainConfig, workdir: Path, run: Path) -> Tokenizer:
     paths = RunPaths(run)
     run.mkdir(parents=True, exist_ok=True)
     if paths.config.exists():
-        previous = yaml.safe_load(paths.config.read_text(encoding="utf-8"))
+        previous = read_yaml(paths.config)
         current = config.as_dict()
         changed = sorted(k for k in current if k not in HARDWARE and previous.get(k) != current[k])
         if changed:
@@ -357,7 +357,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("run", type=Path)
     parser.add_argument("--workdir", type=Path, required=True)
     args = parser.parse_args(argv)
-    settings = yaml.safe_load((args.run / "config.yaml").read_text(encoding="utf-8"))
+    settings = read_yaml(args.run / "config.yaml")
     train(build_config(settings, str(args.run / "config.yaml")), args.workdir, args.run)
 
 

@@ -10,6 +10,9 @@ is due makes that one wait), and carries the tag `vaglio` so that `list` and `rm
 from __future__ import annotations
 
 import json
+import math
+import re
+import zoneinfo
 from collections.abc import Iterator
 from contextlib import contextmanager
 from importlib.metadata import entry_points
@@ -25,6 +28,9 @@ from pipeline.cli.common import app, console
 
 DEFAULT_POOL = "vaglio"
 TAG = "vaglio"
+# A deployment name is shown in URLs and paths: letters, digits and . _ - , not a path.
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
+_EVERY_S = (1.0, 366 * 24 * 3600.0)  # from once a second to once a year
 
 schedule_app = typer.Typer(
     help="Recurring runs on a Prefect server: add, list and remove deployments.",
@@ -90,11 +96,26 @@ def flow_parameters(flow, named: dict[str, Any], extra: list[str]) -> dict[str, 
     return parameters
 
 
+def _deployment_name(name: str) -> str:
+    if not _NAME.fullmatch(name):
+        raise _fail(
+            f"deployment name {name!r}: use 1 to 100 letters, digits, '.', '_' or '-', "
+            "starting with a letter or digit (e.g. nightly-podcasts)"
+        )
+    return name
+
+
 def _schedule(cron: str | None, every: float | None, timezone: str | None):
+    """Prefect's schedule, after checks that Prefect leaves to the server (or to a traceback)."""
     from prefect.schedules import Cron, Interval
 
     if (cron is None) == (every is None):
         raise _fail("give exactly one of --cron and --every")
+    low, high = _EVERY_S
+    if every is not None and not (math.isfinite(every) and low <= every <= high):
+        raise _fail(f"--every {every:g}: expected seconds from {low:g} to {high:g} (a year)")
+    if timezone is not None and timezone not in zoneinfo.available_timezones():
+        raise _fail(f"--timezone {timezone!r}: not an IANA time zone (e.g. Europe/Rome, UTC)")
     try:
         return Cron(cron, timezone=timezone) if cron else Interval(every, timezone=timezone)
     except ValueError as error:
@@ -155,6 +176,7 @@ def add_command(
     Paths are stored absolute: the worker resolves them on its machine. Runs wait for a worker:
     `prefect worker start --pool vaglio`.
     """
+    name = _deployment_name(name)
     flow = load_flow(flow_name)
     named = {
         "catalog": _absolute(catalog),

@@ -45,8 +45,15 @@ def resolve_inside(root: Path, written: str) -> tuple[Path | None, str | None]:
     """(path, None) for an existing file under `root`, else (None, why not).
 
     Manifests are data, not trusted code: a path (or a link) that leaves the source folder
-    is refused rather than read, and a link that leads nowhere says so.
+    is refused rather than read, and a link that leads nowhere says so; a path no file
+    system can hold (a NUL, a lone surrogate) is refused before any system call sees it.
     """
+    if "\0" in written:
+        return None, f"bad manifest row: NUL character in path {written!r}"
+    try:
+        os.fsencode(written)
+    except UnicodeEncodeError:
+        return None, f"bad manifest row: path is not valid Unicode: {written!r}"
     candidate = Path(written).expanduser()
     if not candidate.is_absolute():
         candidate = root / candidate
@@ -63,6 +70,19 @@ def resolve_inside(root: Path, written: str) -> tuple[Path | None, str | None]:
             return None, link_problem(candidate, written)
         return None, f"missing file: {written}"
     return resolved, None
+
+
+def key_under(root: Path, written: str) -> str:
+    """A path as a manifest writes it, as the key of its file: relative to the source root,
+    normalised ("./test/a.wav" and "<root>/test/a.wav" are both "test/a.wav"), so that
+    per-split licence globs and the check for files listed twice see one name per file."""
+    path = Path(os.path.normpath(written))
+    if not path.is_absolute():
+        return path.as_posix()
+    for base in (root.absolute(), root.resolve()):
+        if path.is_relative_to(base):
+            return path.relative_to(base).as_posix()
+    return written
 
 
 def link_problem(link: Path, written: str) -> str:
@@ -82,11 +102,35 @@ def seconds(value: object, name: str, positive: bool = False) -> tuple[float | N
     """A manifest's time field as finite seconds in range, or the reason it is unusable."""
     if value is None:
         return None, None
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None, f"bad manifest row: {name} is not a number of seconds: {_quoted(value)}"
+    try:
+        number = float(value)
+    except OverflowError:  # an integer of hundreds of digits
+        return None, f"bad manifest row: {name} out of range: {_quoted(value)} s"
+    if not math.isfinite(number):
         return None, f"bad manifest row: {name} is not a number of seconds: {value!r}"
-    if value < 0 or (positive and value == 0) or value > MAX_SECONDS:
-        return None, f"bad manifest row: {name} out of range: {value!r} s"
-    return float(value), None
+    if number < 0 or (positive and number == 0) or number > MAX_SECONDS:
+        return None, f"bad manifest row: {name} out of range: {_quoted(value)} s"
+    return number, None
+
+
+def _quoted(value: object, limit: int = 40) -> str:
+    """A value as a reason quotes it, cut short: a manifest may hold a 5000-digit number."""
+    huge = isinstance(value, int) and value.bit_length() > 128  # repr refuses past 4300 digits
+    shown = "a number of over 38 digits" if huge else repr(value)
+    return shown if len(shown) <= limit else shown[: limit - 1] + "…"
+
+
+def stated_license(value: object) -> tuple[str | None, str | None]:
+    """(statement, None) for the licence a manifest row states, (None, None) when it states
+    none, (None, why) when it is not text: a NeMo `{"id": …}` or a Lhotse list could name a
+    closed licence, so it is never replaced by the source's."""
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return None, None
+    if not isinstance(value, str):
+        return None, f"bad manifest row: license is not text: {_quoted(value, 80)}"
+    return value, None
 
 
 def stated_language(value: object) -> tuple[str | None, str | None]:
@@ -96,7 +140,7 @@ def stated_language(value: object) -> tuple[str | None, str | None]:
         return None, None
     code = language_code(value) if isinstance(value, str) else None
     if code is None:
-        return None, f"bad manifest row: unknown language {value!r}"
+        return None, f"bad manifest row: unknown language {_quoted(value)}"
     return code, None
 
 

@@ -8,17 +8,19 @@ the catalog's folder.
 from __future__ import annotations
 
 import fnmatch
+import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
+from pipeline.strict_yaml import StrictYamlError, read_yaml
 from pipeline.text.languages import MULTIPLE_LANGUAGES, is_language_code
 
 SOURCE_KINDS = ("local", "nemo", "lhotse", "commonvoice", "hf", "metadata")
 _NAME = re.compile(r"^[a-z0-9][a-z0-9-]*$")
+_TOP_LEVEL_KEYS = ("sources",)
+MAX_FILES_PER_SHARD = 1_000_000  # a shard is a unit of work and of memory: far beyond any use
 
 
 class CatalogError(ValueError):
@@ -102,9 +104,12 @@ def _parse_source(entry: object, where: str, base: Path) -> Source:
     if labelled is not None and not isinstance(labelled, bool):
         raise CatalogError(f"{where}.labelled: expected true or false, got {labelled!r}")
     per_shard = entry.get("files_per_shard")
-    if per_shard is not None and (type(per_shard) is not int or per_shard < 1):
+    if per_shard is not None and (
+        type(per_shard) is not int or not 1 <= per_shard <= MAX_FILES_PER_SHARD
+    ):
         raise CatalogError(
-            f"{where}.files_per_shard: expected a whole number ≥ 1, got {per_shard!r}"
+            f"{where}.files_per_shard: expected a whole number from 1 to "
+            f"{MAX_FILES_PER_SHARD:,}, got {per_shard!r}"
         )
     options = _options(entry, kind, where, base)
     license_text, license_by_path = _license(entry, kind, where)
@@ -191,8 +196,13 @@ def _hours(entry: dict, where: str, languages: tuple[str, ...]) -> tuple[tuple[s
     for lang, hours in value.items():
         if lang != MULTIPLE_LANGUAGES and lang not in languages:
             raise CatalogError(f"{where}.hours: {lang!r} is not one of the declared languages")
-        if not isinstance(hours, (int, float)) or isinstance(hours, bool) or hours < 0:
-            raise CatalogError(f"{where}.hours.{lang}: expected a non-negative number")
+        if (
+            not isinstance(hours, (int, float))
+            or isinstance(hours, bool)
+            or not math.isfinite(hours)
+            or hours < 0
+        ):
+            raise CatalogError(f"{where}.hours.{lang}: expected a finite number ≥ 0, got {hours!r}")
     return tuple((lang, float(hours)) for lang, hours in value.items())
 
 
@@ -200,11 +210,16 @@ def load_catalog(path: Path) -> list[Source]:
     """Read and validate a catalog file; relative source paths resolve against its folder."""
     path = Path(path)
     try:
-        data = yaml.safe_load(path.read_text())
+        data = read_yaml(path)
     except FileNotFoundError:
         raise CatalogError(f"{path}: catalog file not found") from None
-    except yaml.YAMLError as error:
+    except OSError as error:
+        raise CatalogError(f"{path}: cannot read the catalog: {error.strerror}") from None
+    except StrictYamlError as error:
         raise CatalogError(f"{path}: not valid YAML: {error}") from None
+    if isinstance(data, dict) and (unknown := sorted(map(str, set(data) - {*_TOP_LEVEL_KEYS}))):
+        raise CatalogError(f"{path}: unknown top-level key(s) {', '.join(unknown)}; a catalog "
+                           "has only 'sources:'")  # fmt: skip
     if not isinstance(data, dict) or not isinstance(data.get("sources"), list):
         raise CatalogError(f"{path}: expected a top-level 'sources:' list")
     if not data["sources"]:

@@ -5,6 +5,10 @@
 column, else the folder's name, gives the language). By default the `validated` split is
 read (train, dev and test are subsets of it); `splits:` chooses others. A clip listed by
 several splits is read once. Durations come from `clip_durations.tsv` when the release has it.
+
+The tables are tab-separated without quoting (sentences hold quote marks freely), so a tab or
+a line break inside a sentence shows as a row with more or fewer fields than the header: such
+a row is quarantined with the reason, never read with its sentence cut short.
 """
 
 from __future__ import annotations
@@ -39,6 +43,15 @@ def _table(path: Path, required: tuple[str, ...] = ()) -> Iterator[dict[str, str
         raise SourceReadError(f"{path}: cannot read the table: {error}") from None
 
 
+def _misshapen(row: dict) -> str | None:
+    """Why a row's fields do not line up with the header (a tab or line break in a field)."""
+    if None in row:
+        return f"has {len(row[None])} field(s) more than the header (a tab inside a field?)"
+    if None in row.values():
+        return "has fewer fields than the header (a line break inside a field?)"
+    return None
+
+
 def _durations(folder: Path) -> dict[str, float | str]:
     """Each clip's duration in seconds, or the reason the table's figure cannot be used."""
     path = folder / "clip_durations.tsv"
@@ -47,7 +60,7 @@ def _durations(folder: Path) -> dict[str, float | str]:
     durations: dict[str, float | str] = {}
     for number, row in enumerate(_table(path), 2):
         clip, written = row.get("clip"), row.get("duration[ms]")
-        if not clip or written is None:
+        if not clip or written is None or _misshapen(row):
             continue
         try:
             value: float | str = float(written) / 1000
@@ -81,11 +94,14 @@ def read_commonvoice(source: Source) -> Iterator[SourceItem]:
         seen: set[str] = set()
         for split in splits:
             for number, row in enumerate(_table(folder / f"{split}.tsv", _REQUIRED), 2):
+                where = f"{prefix}{split}.tsv line {number}"
+                if misshapen := _misshapen(row):
+                    yield SourceItem(where, problem=f"bad manifest row: {where} {misshapen}")
+                    continue
                 clip = row["path"] or ""
                 if clip in seen:
                     continue
                 seen.add(clip)
-                where = f"{prefix}{split}.tsv line {number}"
                 yield _item(folder, prefix, clip, row, durations, where)
 
 

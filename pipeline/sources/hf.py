@@ -12,10 +12,15 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from pipeline.sources.base import SourceItem, SourceReadError, resolve_inside, stated_language
+from pipeline.sources.base import (
+    SourceItem,
+    SourceReadError,
+    resolve_inside,
+    stated_language,
+    stated_license,
+)
 from pipeline.sources.catalog import Source
+from pipeline.strict_yaml import StrictYamlError, load_yaml
 
 _TEXT_COLUMNS = ("text", "sentence", "transcription", "transcript", "normalized_text")
 _LANGUAGE_COLUMNS = ("language", "lang", "locale")
@@ -36,8 +41,8 @@ def card_license(source: Source) -> str | None:
         if not readme.is_file() or not readme.read_text().startswith("---"):
             return None
         try:
-            metadata = yaml.safe_load(readme.read_text().split("---")[1]) or {}
-        except yaml.YAMLError:
+            metadata = load_yaml(readme.read_text().split("---")[1]) or {}
+        except StrictYamlError:
             return None
     stated = metadata.get("license") if isinstance(metadata, dict) else None
     if isinstance(stated, list):  # several licences on one card: only a person can tell which
@@ -101,13 +106,13 @@ def _item(row: dict, key: str, options: dict, root: Path | None, card: str | Non
     language, bad_lang = stated_language(
         _column(row, options.get("language_column"), _LANGUAGE_COLUMNS)
     )
-    stated = row.get("license")
+    stated, bad_license = stated_license(row.get("license"))
     return SourceItem(
         key=key,
         path=path,
         audio=encoded or None,
         language=language,
         text=_column(row, options.get("text_column"), _TEXT_COLUMNS),
-        license=stated if isinstance(stated, str) and stated else card,
-        problem=problem or bad_lang,
+        license=stated or card,
+        problem=problem or bad_lang or bad_license,
     )

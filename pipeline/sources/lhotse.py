@@ -12,6 +12,7 @@ from __future__ import annotations
 import gzip
 import json
 import re
+import zlib
 from collections import Counter, defaultdict
 from collections.abc import Iterator
 from dataclasses import replace
@@ -23,6 +24,7 @@ from pipeline.sources.base import (
     resolve_inside,
     seconds,
     stated_language,
+    stated_license,
 )
 from pipeline.sources.catalog import Source
 
@@ -36,10 +38,10 @@ def _rows(path: Path) -> Iterator[tuple[int, dict | None]]:
                 if line.strip():
                     try:
                         row = json.loads(line)
-                    except json.JSONDecodeError:
+                    except (ValueError, RecursionError):  # not JSON, 5000 digits, too deep
                         row = None
                     yield number, row if isinstance(row, dict) else None
-    except (OSError, EOFError, UnicodeDecodeError) as error:
+    except (OSError, EOFError, UnicodeDecodeError, zlib.error) as error:  # a corrupt stream
         raise SourceReadError(f"{path}: cannot read the manifest: {error}") from None
 
 
@@ -102,21 +104,22 @@ def _item(recording: dict, supervisions: list[dict], root: Path) -> SourceItem:
     bad_language = next((why for _, why in stated if why), None)
     languages = Counter(code for code, _ in stated if code)
     custom = recording.get("custom") if isinstance(recording.get("custom"), dict) else {}
+    license_text, bad_license = stated_license(custom.get("license"))
     return SourceItem(
         key=recording["id"],
         path=path,
         duration=duration,
         language=languages.most_common(1)[0][0] if languages else None,
         text=" ".join(t for t in texts if t) or None,
-        license=custom.get("license") if isinstance(custom.get("license"), str) else None,
-        problem=problem or bad_duration or bad_supervision or bad_language,
+        license=license_text,
+        problem=problem or bad_duration or bad_supervision or bad_language or bad_license,
     )
 
 
 def _samples_problem(recording: dict, duration: float | None) -> str | None:
     """Why `num_samples / sampling_rate` contradicts the declared duration, if it does."""
     samples, rate = recording.get("num_samples"), recording.get("sampling_rate")
-    if duration is None or not all(isinstance(n, int) and n > 0 for n in (samples, rate)):
+    if duration is None or not all(isinstance(n, int) and 0 < n < 2**63 for n in (samples, rate)):
         return None
     if abs(samples / rate - duration) > 0.5:
         return (

@@ -2,7 +2,10 @@
 `offset` and `lang` (and, where files differ, `license`).
 
 A row with an `offset` is a window of its file; rows without one are whole files. Relative
-paths resolve against the manifest's folder (or the catalog's `root`), and must stay in it.
+paths resolve against the manifest's folder (or the catalog's `root`), and must stay in it;
+a file's key is its path relative to that root, however the row writes it. A line that is not
+a usable row (not JSON, nested past the parser's depth, a number of thousands of digits) is
+quarantined with the reason, and the next line is read.
 """
 
 from __future__ import annotations
@@ -13,9 +16,11 @@ from collections.abc import Iterator
 from pipeline.sources.base import (
     SourceItem,
     SourceReadError,
+    key_under,
     resolve_inside,
     seconds,
     stated_language,
+    stated_license,
 )
 from pipeline.sources.catalog import Source
 
@@ -38,17 +43,21 @@ def _item(line: str, number: int, root) -> SourceItem:
     except json.JSONDecodeError as error:
         problem = f"bad manifest row: line {number} is not JSON ({error.msg})"
         return SourceItem(where, problem=problem)
+    except (ValueError, RecursionError) as error:  # 5000 digits; 200 000 brackets deep
+        problem = f"bad manifest row: line {number} cannot be read: {str(error)[:80]}"
+        return SourceItem(where, problem=problem)
     if not isinstance(row, dict) or not isinstance(row.get("audio_filepath"), str):
         return SourceItem(where, problem=f"bad manifest row: line {number} has no audio_filepath")
     path, problem = resolve_inside(root, row["audio_filepath"])
     offset, bad_offset = seconds(row.get("offset"), "offset")
     duration, bad_duration = seconds(row.get("duration"), "duration", positive=True)
-    key = row["audio_filepath"]
+    key = key_under(root, row["audio_filepath"])
     if bad_offset or bad_duration:  # a key of its own, or it would read as "listed twice"
         key = f"{key}@{where}"
     elif offset is not None:  # several windows of one file need keys of their own
         key = f"{key}@{offset:.3f}" + ("" if duration is None else f"+{duration:.3f}")
     language, bad_lang = stated_language(row.get("lang"))
+    license_text, bad_license = stated_license(row.get("license"))
     text = row.get("text")
     return SourceItem(
         key=key,
@@ -57,6 +66,6 @@ def _item(line: str, number: int, root) -> SourceItem:
         duration=duration,
         language=language,
         text=text if isinstance(text, str) else None,
-        license=row.get("license") if isinstance(row.get("license"), str) else None,
-        problem=problem or bad_offset or bad_duration or bad_lang,
+        license=license_text,
+        problem=problem or bad_offset or bad_duration or bad_lang or bad_license,
     )

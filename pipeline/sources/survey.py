@@ -76,12 +76,14 @@ def survey_source(source: Source, policy: Path | None = None) -> list[dict]:
         "languages": list(source.languages),
         "labelled": source.labelled,
     }
+    measured = source.kind != "metadata"
     try:
         tallies = _tallies(source)
+        if measured and not tallies:  # a wrong path or extension: say so, never a silent 0 h
+            raise SourceReadError(f"{source.path}: no audio files found")
     except SourceReadError as error:
         verdict = judge_license(source.license, policy)
         return [common | _verdict_fields(source.license, verdict) | {"error": str(error)}]
-    measured = source.kind != "metadata"
     return [
         common
         | _verdict_fields(text, judge_license(text, policy))

