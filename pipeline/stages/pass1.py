@@ -38,6 +38,7 @@ from pipeline.asr.seek import SeekConfig, transcribe_to_speech_end
 from pipeline.asr.shared import AsrModelConfig, loaded_backend
 from pipeline.audio.cut import segment_samples
 from pipeline.stage import ShardContext, Stage
+from pipeline.validation import Count, NonNegative, Share
 
 LANG_UNDECLARED = "audio_lang_undeclared"
 LANG_UNCERTAIN = "audio_lang_uncertain"
@@ -54,11 +55,11 @@ class Pass1Config:
     asr: AsrModelConfig = PASS1_MODEL
     lid: AsrModelConfig = PASS1_MODEL
     seek: SeekConfig = field(default_factory=SeekConfig)
-    lid_windows: int = 3
-    min_lang_prob: float = 0.7
+    lid_windows: Count = 3
+    min_lang_prob: Share = 0.7
     # Where the source declares languages, the declared one must also lead every undeclared
     # one this many times: German audio in an en+it source came out English 0.43, German 0.32.
-    min_lead: float = 2.0
+    min_lead: NonNegative = 2.0
 
 
 def most_speech(chunks: list[int], speech_s: list[float], count: int) -> list[int]:

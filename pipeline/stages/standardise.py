@@ -13,13 +13,14 @@ import pyarrow as pa
 from manifests.schemas import RECORDINGS, SOURCE_FILES, with_versions
 from pipeline.audio.decode import AudioError, decode_file, to_flac
 from pipeline.stage import PLAN, ShardContext, Stage
+from pipeline.validation import Seconds
 
 _ADDED = pa.schema([f for f in RECORDINGS if f.name not in SOURCE_FILES.names])
 
 
 @dataclass(frozen=True)
 class StandardiseConfig:
-    min_duration_s: float = 0.1  # shorter decoded audio is quarantined as empty
+    min_duration_s: Seconds = 0.1  # shorter decoded audio is quarantined as empty
 
 
 class Standardise(Stage):
