@@ -111,3 +111,14 @@ def test_what_a_config_leaves_out_keeps_its_stage_defaults(tmp_path):
     path.write_text("segment: [1, 2]\n")
     with pytest.raises(ConfigError, match=r"segment: Input should be a dictionary"):
         load_config(path)
+
+
+@pytest.mark.parametrize("ratios", ["train=nan,dev=0.1,test=0.1", "train=inf,dev=0,test=0"])
+def test_export_refuses_split_shares_that_are_not_numbers(tmp_path, ratios):
+    out = tmp_path / "out"
+    result = runner.invoke(
+        app, ["export", "nemo", "-w", str(tmp_path), "--out", str(out), "--ratios", ratios]
+    )
+    assert result.exit_code == 2, result.output
+    assert "split ratios must be finite" in " ".join(result.output.split())
+    assert not out.exists()
