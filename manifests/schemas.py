@@ -43,6 +43,7 @@ RECORDINGS = pa.schema(
         pa.field("sample_rate_in", pa.int32()),
         pa.field("channels_in", pa.int32()),
         pa.field("duration", pa.float64()),
+        pa.field("lost_share", pa.float64()),  # of the declared audio, what failed to decode
         pa.field("sha256", pa.string()),
         pa.field("audio", pa.binary()),  # FLAC, 16 kHz mono; null when quarantined
         pa.field("versions", VERSIONS),

@@ -28,6 +28,8 @@ OVERALL = "overall"
 SHARD_LIST = "shards.json"
 SURVEY_DIR = "survey"
 SOURCES_TABLE = "sources.parquet"
+SQL_SPILL_DIR = ".sql-spill"
+"""Where a query that outgrows its memory limit spills; DuckDB removes it when done."""
 
 SEGMENT_COLUMNS = (
     "segment_id",
@@ -113,14 +115,14 @@ def _seal(con: duckdb.DuckDBPyConnection) -> None:
     con.execute("SET lock_configuration = true")
 
 
-def connect(workdir: Path) -> duckdb.DuckDBPyConnection:
+def connect(workdir: Path, settings: dict[str, str] | None = None) -> duckdb.DuckDBPyConnection:
     """An in-memory DuckDB with the views `recordings`, `segments`, `segments_all`, `drops`
     (segments and hours per drop reason and language), `translations` (one row per segment
     and target language), `speech` (every VAD speech region), `speech_coverage` (per source
     and overall) and `sources` (the latest `vaglio survey`), cut off from the file system
-    (see the module docstring)."""
+    (see the module docstring). `settings` are DuckDB's (memory_limit…), locked with the rest."""
     workdir = Path(workdir)
-    con = duckdb.connect(":memory:")
+    con = duckdb.connect(":memory:", config=settings or {})
     recordings = _register(con, "recordings", _files(workdir, "standardise"), RECORDINGS)
     duplicates = workdir / "duplicates.parquet"
     duplicate_join = (

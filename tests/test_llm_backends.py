@@ -14,6 +14,7 @@ import types
 import pytest
 from llm_server import CannedLlmServer
 
+from pipeline.config import ConfigError, build_config
 from pipeline.llm import LlmBackend, LlmConfig, LlmRequestError, MissingExtraError, load_backend
 
 CONVERSATION = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "x"}]
@@ -44,8 +45,8 @@ def client(server: CannedLlmServer, **options) -> LlmBackend:
     ],
 )
 def test_a_bad_setting_is_refused_with_the_field_named(field, value):
-    with pytest.raises(ValueError, match=rf"^llm\.{field}: .*{value!r}"):
-        LlmConfig(**{field: value})
+    with pytest.raises(ConfigError, match=rf"^my\.yaml: punctuate\.llm\.{field}: .*{value!r}"):
+        build_config({"punctuate": {"llm": {field: value}}}, "my.yaml")
 
 
 def test_answers_come_back_in_order_with_greedy_settings_sent(tmp_path):

@@ -7,6 +7,7 @@ from __future__ import annotations
 import pytest
 from llm_server import CannedLlmServer
 
+from pipeline.config import ConfigError, build_config
 from pipeline.llm import LlmConfig, LlmRequestError, MissingExtraError, load_backend
 from pipeline.llm.conversations import (
     UnknownLanguageError,
@@ -368,5 +369,5 @@ def test_purity_and_word_counts_follow_each_script():
     ("field", "value"), [("min_words", 0), ("max_word_ratio", 1.0), ("min_purity", 1.5)]
 )
 def test_a_bad_translation_setting_names_its_field(field, value):
-    with pytest.raises(ValueError, match=rf"^translation\.{field}: "):
-        TranslationConfig(**{field: value})
+    with pytest.raises(ConfigError, match=rf"^my\.yaml: translate\.guard\.{field}: "):
+        build_config({"translate": {"guard": {field: value}}}, "my.yaml")

@@ -5,11 +5,18 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
 
+import psutil
 import pytest
 from typer.testing import CliRunner
 
-from manifests.views import SEGMENT_COLUMNS
+from manifests.views import SEGMENT_COLUMNS, SHARD_LIST
 from pipeline.cli import app
 
 runner = CliRunner()
@@ -118,3 +125,37 @@ def test_a_workdir_without_a_run_is_named_not_answered_with_zeros(tmp_path):
     empty = vaglio_sql(tmp_path, "SELECT count(*) AS n FROM segments")
     assert empty.exit_code == 2
     assert "holds no curation run" in " ".join(empty.output.split()) and empty.stdout == ""
+
+
+BIG_JOIN = "SELECT count(*) FROM range(400000000) a JOIN range(400000000) b ON a.range = b.range"
+
+
+def test_a_huge_join_spills_under_the_workdir_within_its_limit_and_ctrl_c_stops_it(tmp_path):
+    """DuckDB's defaults: 80 % of RAM, spill files in the caller's `./.tmp`, and Ctrl-C only
+    seen once the query ends (23 s for this join)."""
+    workdir, elsewhere = tmp_path / "work", tmp_path / "caller"
+    workdir.mkdir()
+    elsewhere.mkdir()
+    (workdir / SHARD_LIST).write_text("[]")
+    command = ["sql", BIG_JOIN, "-w", str(workdir), "--memory-limit", "200MB"]
+    query = subprocess.Popen(
+        [sys.executable, "-m", "pipeline.cli", *command],
+        cwd=elsewhere,
+        env=os.environ | {"PYTHONPATH": str(Path(__file__).resolve().parents[1])},
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    spill = workdir / ".sql-spill"
+    deadline = time.monotonic() + 120
+    while not any(spill.glob("*.tmp")) and query.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert any(spill.glob("*.tmp")), "the join never spilled under the workdir"
+    peak = psutil.Process(query.pid).memory_info().rss
+    query.send_signal(signal.SIGINT)
+    asked = time.monotonic()
+    _, said = query.communicate(timeout=30)
+    assert time.monotonic() - asked < 5
+    assert query.returncode == 130 and "interrupted" in said, said
+    assert peak < 1.5 * 2**30
+    assert not list(elsewhere.iterdir())  # nothing spilled where the caller stands
+    assert not spill.exists()  # the spill files went with the query

@@ -37,13 +37,20 @@ def test_presets_follow_fama():
         ({"preset": "huge"}, "'preset' must be one of medium, small, tiny"),
         ({"preset": "tiny", "model": {"d_modle": 8}}, "unknown key 'model.d_modle'"),
         ({"preset": "tiny", "optimizer": {}}, "unknown key 'optimizer'"),
-        ({"preset": "tiny", "stage1": {"max_steps": "many"}}, "'stage1.max_steps' must be int"),
-        ({"preset": "tiny", "schedule": {"name": "cosine"}}, "'schedule.name' must be one of"),
+        ({"preset": "tiny", "stage1": {"max_steps": "many"}}, "stage1.max_steps: Input should"),
+        ({"preset": "tiny", "stage1": {"max_steps": -5}}, "stage1.max_steps: Input should"),
+        ({"preset": "tiny", "optim": {"lr": float("nan")}}, "optim.lr: Input should be a finite"),
+        ({"preset": "tiny", "loss": {"ce": -1}}, "loss.ce: Input should be greater than or equal"),
+        ({"preset": "tiny", "schedule": {"name": "cosine"}}, "schedule.name: Input should be"),
         (
             {"preset": "tiny", "data": {"split": {"train": 0.9, "dev": 0.2, "test": 0.1}}},
-            "'data.split' ratios must be non-negative and sum to 1",
+            "data: split ratios must be non-negative and sum to 1",
         ),
-        ({"preset": "tiny", "model": {"inter_ctc_layer": 9}}, "'model.inter_ctc_layer'"),
+        (
+            {"preset": "tiny", "data": {"split": {"train": float("nan"), "dev": 0.5, "test": 0.5}}},
+            "data.split.train: Input should be a finite number, got nan",
+        ),
+        ({"preset": "tiny", "model": {"inter_ctc_layer": 9}}, "model: inter_ctc_layer must be"),
     ],
 )
 def test_a_bad_key_or_value_is_named(settings, message):

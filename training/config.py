@@ -2,8 +2,9 @@
 
 The presets are data (`training/presets/*.yaml`) laid over `base.yaml`, which names every
 setting there is; a user's YAML is laid over the preset. A key that `base.yaml` does not
-name, or a value of the wrong type, is refused with one line naming the file and the key,
-so a typo never trains a model for a day with a default nobody meant.
+name, a value of the wrong type or out of its range (`pipeline.validation`: NaN never passes)
+is refused with one line naming the file and the key, so a typo never trains a model for a
+day with a default nobody meant, and `stage1.max_steps: -5` never reaches the trainer.
 """
 
 from __future__ import annotations
@@ -12,14 +13,28 @@ import copy
 import math
 from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal, get_args
 
 import yaml
+from pydantic import ConfigDict, Field, TypeAdapter, ValidationError
+
+from pipeline.validation import (
+    CONFIG_RULES,
+    Count,
+    CountOrZero,
+    NonNegative,
+    Positive,
+    PositiveSeconds,
+    Share,
+    first_error,
+)
 
 from pipeline.strict_yaml import StrictYamlError, read_yaml
 
 PRESETS = Path(__file__).resolve().parent / "presets"
-SCHEDULE_NAMES = ("linear", "owsm", "exponential", "polynomial")
+ScheduleName = Literal["linear", "owsm", "exponential", "polynomial"]
+SCHEDULE_NAMES = get_args(ScheduleName)
+Fraction = Annotated[float, Field(strict=True, ge=0, lt=1)]  # dropout, smoothing, Adam's betas
 SPLITS = ("train", "dev", "test")
 
 
@@ -33,100 +48,120 @@ def preset_names() -> list[str]:
 
 @dataclass(frozen=True)
 class ModelConfig:
-    d_model: int
-    encoder_layers: int
-    decoder_layers: int
-    ffn_dim: int
-    heads: int
-    inter_ctc_layer: int
-    conv_kernel: int
-    dropout: float
-    n_mels: int
+    d_model: Count
+    encoder_layers: Count
+    decoder_layers: Count
+    ffn_dim: Count
+    heads: Count
+    inter_ctc_layer: Count
+    conv_kernel: Count
+    dropout: Fraction
+    n_mels: Count
     spec_augment: bool
+
+    def __post_init__(self) -> None:
+        if self.ffn_dim % self.d_model:
+            raise ValueError(f"ffn_dim must be a multiple of d_model ({self.d_model})")
+        if self.d_model % self.heads:
+            raise ValueError(f"heads must divide d_model ({self.d_model})")
+        if self.inter_ctc_layer > self.encoder_layers:
+            raise ValueError(f"inter_ctc_layer must be between 1 and {self.encoder_layers}")
 
 
 @dataclass(frozen=True)
 class TokenizerConfig:
-    vocab_size: int
+    vocab_size: Count
 
 
 @dataclass(frozen=True)
 class DataConfig:
-    split: dict
-    batch_seconds: float
-    max_batch_size: int
-    max_duration: float
-    shuffle_buffer: int
-    num_workers: int
+    split: dict[str, Share]
+    batch_seconds: PositiveSeconds
+    max_batch_size: Count
+    max_duration: PositiveSeconds
+    shuffle_buffer: Count
+    num_workers: CountOrZero
     policy: str | None
+
+    def __post_init__(self) -> None:
+        if set(self.split) != set(SPLITS):
+            raise ValueError(f"split must give exactly {', '.join(SPLITS)}")
+        if not math.isclose(sum(self.split.values()), 1.0, abs_tol=1e-6):
+            raise ValueError(f"split ratios must be non-negative and sum to 1, not {self.split}")
 
 
 @dataclass(frozen=True)
 class LossConfig:
-    ctc_inter: float
-    ce: float
-    ctc_top: float
-    label_smoothing: float
+    ctc_inter: NonNegative
+    ce: NonNegative
+    ctc_top: NonNegative
+    label_smoothing: Fraction
 
 
 @dataclass(frozen=True)
 class OptimConfig:
-    lr: float
-    betas: list
-    weight_decay: float
-    clip: float
+    lr: Positive
+    betas: Annotated[list[Fraction], Field(min_length=2, max_length=2)]
+    weight_decay: NonNegative
+    clip: NonNegative
 
 
 @dataclass(frozen=True)
 class ScheduleConfig:
-    name: str
-    warmup_steps: int
-    owsm_lr: float
-    owsm_step: int
-    alpha: float
+    name: ScheduleName
+    warmup_steps: Count
+    owsm_lr: Positive
+    owsm_step: CountOrZero
+    alpha: Positive
+
+    def __post_init__(self) -> None:
+        if self.name == "owsm" and not 0 < self.owsm_step < self.warmup_steps:
+            raise ValueError("owsm_step must lie between 0 and warmup_steps")
 
 
 @dataclass(frozen=True)
 class Stage1Config:
-    max_steps: int
+    max_steps: Count
 
 
 @dataclass(frozen=True)
 class Stage2Config:
-    max_steps: int
-    p_asr: float
+    max_steps: CountOrZero  # 0: no ASR+ST stage
+    p_asr: Share
 
 
 @dataclass(frozen=True)
 class CheckpointConfig:
-    every_steps: int
-    keep_last: int
-    average_last: int
+    every_steps: Count
+    keep_last: Count
+    average_last: Count
 
 
 @dataclass(frozen=True)
 class ValidationConfig:
-    every_steps: int
-    batches: int
+    every_steps: Count
+    batches: Count
 
 
 @dataclass(frozen=True)
 class DecodingConfig:
-    beam: int
-    max_tokens: int
+    beam: Count  # 1 = greedy
+    max_tokens: Count
 
 
 @dataclass(frozen=True)
 class TrainerConfig:
-    accelerator: str
-    devices: int
-    num_nodes: int
-    precision: str
-    seed: int
+    accelerator: Literal["cpu", "gpu", "auto"]
+    devices: Count
+    num_nodes: Count
+    precision: str  # `32` in YAML is a number: TrainConfig reads numbers as strings
+    seed: CountOrZero
 
 
 @dataclass(frozen=True)
 class TrainConfig:
+    __pydantic_config__ = CONFIG_RULES | ConfigDict(coerce_numbers_to_str=True)
+
     preset: str
     model: ModelConfig
     tokenizer: TokenizerConfig
@@ -148,6 +183,9 @@ class TrainConfig:
             section = getattr(self, f.name)
             out[f.name] = {g.name: copy.deepcopy(getattr(section, g.name)) for g in fields(section)}
         return out
+
+
+_TRAIN = TypeAdapter(TrainConfig)
 
 
 def _read_yaml(path: Path) -> dict:
@@ -181,78 +219,6 @@ def _overlay(base: dict, override: dict, where: str, origin: str) -> dict:
     return merged
 
 
-_TYPES = {"int": int, "float": float, "bool": bool, "str": str, "dict": dict, "list": list}
-
-
-def _typed(value: Any, annotation: str, name: str, origin: str) -> Any:
-    """`value` as the field's type, or a ConfigError naming the key."""
-    if value is None and annotation.endswith("| None"):
-        return None
-    wanted = _TYPES[annotation.removesuffix(" | None")]
-    ok = (
-        (wanted is float and isinstance(value, int | float) and not isinstance(value, bool))
-        or (wanted is int and isinstance(value, int) and not isinstance(value, bool))
-        or (wanted not in (int, float) and isinstance(value, wanted))
-    )
-    if wanted is str and isinstance(value, int | float) and not isinstance(value, bool):
-        return str(value)  # precision: 32
-    if not ok:
-        raise ConfigError(f"{origin}: '{name}' must be {wanted.__name__}, not {value!r}")
-    return float(value) if wanted is float else value
-
-
-def _check(config: TrainConfig, origin: str) -> None:
-    """Values that have the right type but cannot work."""
-
-    def bad(key: str, why: str) -> ConfigError:
-        return ConfigError(f"{origin}: '{key}' {why}")
-
-    m = config.model
-    for key in ("d_model", "encoder_layers", "decoder_layers", "ffn_dim", "heads", "n_mels"):
-        if getattr(m, key) < 1:
-            raise bad(f"model.{key}", "must be at least 1")
-    if m.ffn_dim % m.d_model:
-        raise bad("model.ffn_dim", f"must be a multiple of model.d_model ({m.d_model})")
-    if m.d_model % m.heads:
-        raise bad("model.heads", f"must divide model.d_model ({m.d_model})")
-    if not 1 <= m.inter_ctc_layer <= m.encoder_layers:
-        raise bad("model.inter_ctc_layer", f"must be between 1 and {m.encoder_layers}")
-    split = config.data.split
-    if set(split) != set(SPLITS):
-        raise bad("data.split", f"must give exactly {', '.join(SPLITS)}")
-    ratios = list(split.values())
-    if any(not isinstance(r, int | float) or r < 0 for r in ratios) or not math.isclose(
-        sum(ratios), 1.0, abs_tol=1e-6
-    ):
-        raise bad("data.split", f"ratios must be non-negative and sum to 1, not {split}")
-    if config.schedule.name not in SCHEDULE_NAMES:
-        raise bad("schedule.name", f"must be one of {', '.join(SCHEDULE_NAMES)}")
-    s = config.schedule
-    if s.warmup_steps < 1:
-        raise bad("schedule.warmup_steps", "must be at least 1")
-    if s.name == "owsm" and not 0 < s.owsm_step < s.warmup_steps:
-        raise bad("schedule.owsm_step", "must lie between 0 and schedule.warmup_steps")
-    if not 0.0 <= config.stage2.p_asr <= 1.0:
-        raise bad("stage2.p_asr", "must be a probability")
-    if config.decoding.beam < 1:
-        raise bad("decoding.beam", "must be at least 1 (1 = greedy)")
-    if len(config.optim.betas) != 2:
-        raise bad("optim.betas", "must be two numbers")
-    if config.trainer.accelerator not in ("cpu", "gpu", "auto"):
-        raise bad("trainer.accelerator", "must be cpu, gpu or auto")
-    for key in (
-        "checkpoint.every_steps",
-        "checkpoint.keep_last",
-        "checkpoint.average_last",
-        "validation.every_steps",
-        "trainer.devices",
-        "trainer.num_nodes",
-    ):
-        section, name = key.split(".")
-        if getattr(getattr(config, section), name) < 1:
-            raise bad(key, "must be at least 1")
-
-
 def build_config(settings: dict, origin: str = "config") -> TrainConfig:
     """A checked config from a mapping with `preset:` and overrides."""
     settings = dict(settings)
@@ -264,17 +230,10 @@ def build_config(settings: dict, origin: str = "config") -> TrainConfig:
     base = _read_yaml(PRESETS / "base.yaml")
     merged = _overlay(base, _read_yaml(PRESETS / f"{preset}.yaml"), "", f"preset {preset}")
     merged = _overlay(merged, settings, "", origin)
-    sections = {}
-    for f in fields(TrainConfig)[1:]:
-        section = globals()[f.type]  # annotations are strings here
-        kinds = {g.name: g.type for g in fields(section)}
-        values = {
-            k: _typed(v, kinds[k], f"{f.name}.{k}", origin) for k, v in merged[f.name].items()
-        }
-        sections[f.name] = section(**values)
-    config = TrainConfig(preset=preset, **sections)
-    _check(config, origin)
-    return config
+    try:
+        return _TRAIN.validate_python({"preset": preset, **merged})
+    except ValidationError as error:
+        raise ConfigError(f"{origin}: {first_error(error, TrainConfig)}") from None
 
 
 def load_config(path: Path | str) -> TrainConfig:

@@ -7,11 +7,13 @@ raises `MissingExtraError`, one line naming what to install.
 from __future__ import annotations
 
 import importlib.util
+from typing import Literal, get_args
 
 from pipeline.asr.base import AsrBackend, Hypothesis, TimedText
 from pipeline.extras import MissingExtraError
 
-BACKENDS = ("faster-whisper", "vllm", "nemo")
+Backend = Literal["faster-whisper", "vllm", "nemo"]
+BACKENDS = get_args(Backend)
 _EXTRAS = {"vllm": ("vllm", "vllm"), "nemo": ("nemo", "nemo_toolkit")}  # -> (module, package)
 
 
@@ -49,6 +51,7 @@ def load_backend(name: str, **options) -> AsrBackend:
 __all__ = [
     "BACKENDS",
     "AsrBackend",
+    "Backend",
     "Hypothesis",
     "MissingExtraError",
     "TimedText",

@@ -18,6 +18,7 @@ import numpy as np
 
 from pipeline.asr.base import AsrBackend, Hypothesis, TimedText
 from pipeline.audio.decode import SAMPLE_RATE
+from pipeline.validation import Count, Seconds
 
 Span = tuple[float, float]
 
@@ -26,13 +27,9 @@ Span = tuple[float, float]
 class SeekConfig:
     # Less speech than this after the last phrase ends the seek: Whisper's last timestamp is
     # often a few tenths early, and pass 2 widens an utterance to the end of its speech anyway.
-    min_speech_left_s: float = 0.5
-    max_rounds: int = 4  # decodes of one chunk at most, the first included
-    lead_s: float = 0.2  # a remainder that starts in a pause starts this long before speech
-
-    def __post_init__(self) -> None:
-        if self.max_rounds < 1:
-            raise ValueError(f"seek.max_rounds must be at least 1, got {self.max_rounds}")
+    min_speech_left_s: Seconds = 0.5
+    max_rounds: Count = 4  # decodes of one chunk at most, the first included
+    lead_s: Seconds = 0.2  # a remainder that starts in a pause starts this long before speech
 
 
 def speech_after(speech: list[Span], time: float) -> float:

@@ -11,20 +11,24 @@ import dataclasses
 import os
 import threading
 from dataclasses import dataclass
+from typing import Annotated
 
-from pipeline.asr import AsrBackend, load_backend
+from pydantic import Field
+
+from pipeline.asr import AsrBackend, Backend, load_backend
+from pipeline.validation import Count, CountOrZero, Seconds
 
 
 @dataclass(frozen=True)
 class AsrModelConfig:
-    backend: str = "faster-whisper"  # or vllm, nemo
+    backend: Backend = "faster-whisper"  # or vllm, nemo
     model: str = "whisper-base"  # the offline copy; or a local path, or a hub id
-    device: str = "cpu"
+    device: Annotated[str, Field(pattern=r"^(cpu|auto|cuda(:\d+)?)$")] = "cpu"
     compute_type: str = "int8"
-    cpu_threads: int = 0  # 0: every core
-    batch_size: int = 8
-    beam_size: int = 5
-    window_margin_s: float = 6.0  # faster-whisper: padding after the longest audio of a batch
+    cpu_threads: CountOrZero = 0  # 0: every core
+    batch_size: Count = 8
+    beam_size: Count = 5
+    window_margin_s: Seconds = 6.0  # faster-whisper: padding after the longest audio of a batch
 
     @property
     def tag(self) -> str:

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from itertools import pairwise
 
 from pipeline.asr.base import TimedText
+from pipeline.validation import PositiveSeconds, Seconds
 
 Span = tuple[float, float]
 
@@ -27,13 +28,17 @@ _SENTENCE_END = re.compile(r"[.!?…。！？؟]['\"»”’)\]]*$")
 
 @dataclass(frozen=True)
 class UtteranceConfig:
-    min_s: float = 0.1
-    max_s: float = 30.0  # Whisper hears at most 30 s; NeMo models take 40
-    pause_s: float = 0.5  # a pause at least this long may end an utterance (as a sentence end may)
-    join_s: float = 20.0  # sentences join while the utterance stays this short (0: one each)
-    join_pause_s: float = 2.0  # a pause at least this long always ends an utterance
-    snap_s: float = 0.6  # how far a cut may move to land in a pause
-    pad_s: float = 0.15  # silence kept around each utterance, where there is room
+    min_s: Seconds = 0.1
+    max_s: PositiveSeconds = 30.0  # Whisper hears at most 30 s; NeMo models take 40
+    pause_s: Seconds = 0.5  # a pause this long may end an utterance (as a sentence end may)
+    join_s: Seconds = 20.0  # sentences join while the utterance stays this short (0: one each)
+    join_pause_s: Seconds = 2.0  # a pause at least this long always ends an utterance
+    snap_s: Seconds = 0.6  # how far a cut may move to land in a pause
+    pad_s: Seconds = 0.15  # silence kept around each utterance, where there is room
+
+    def __post_init__(self) -> None:
+        if self.min_s >= self.max_s:
+            raise ValueError(f"min_s ({self.min_s}) must be below max_s ({self.max_s})")
 
 
 def pauses(speech: list[Span]) -> list[Span]:

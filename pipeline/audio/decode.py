@@ -1,4 +1,9 @@
-"""Decode any container/codec to 16 kHz mono float32, and store audio as FLAC bytes."""
+"""Decode any container/codec to 16 kHz mono float32, and store audio as FLAC bytes.
+
+Memory stays bounded whatever a header claims: a sample rate outside what real audio uses is
+refused before decoding (a 160 KB WAV that says 1 Hz would be 22 h at 16 kHz), and decoding
+stops once a file yields more audio than its bytes can hold (`MAX_SAMPLES_PER_BYTE`).
+"""
 
 from __future__ import annotations
 
@@ -14,6 +19,12 @@ import soundfile
 
 SAMPLE_RATE = 16_000
 TRUNCATION_TOLERANCE = 0.9  # decoded/declared duration below this means the file was cut
+SAMPLE_RATES = (4_000, 384_000)  # telephone speech to studio masters, in Hz
+# 16 kHz samples one byte of a file may decode to: 250 bytes a second (2 kbit/s), below the
+# leanest speech codecs (Opus at 6 kbit/s gives 21), with room for long digital silence in FLAC.
+MAX_SAMPLES_PER_BYTE = 64
+# Containers whose header states the exact number of samples: what decodes short was lost.
+_EXACT_LENGTH = ("wav", "flac")
 _LIBSNDFILE = (".wav", ".flac", ".ogg")  # headers libsndfile reads; the rest go to PyAV
 
 
@@ -26,6 +37,7 @@ class DecodedAudio:
     samples: np.ndarray  # float32, mono, SAMPLE_RATE
     sample_rate_in: int
     channels_in: int
+    lost_share: float = 0.0  # of the audio the header declares, what did not decode (corrupt)
 
     @property
     def duration(self) -> float:
@@ -46,16 +58,25 @@ def decode_file(
     """
     start = offset or 0.0
     try:
+        size = len(audio) if isinstance(audio, bytes) else Path(audio).stat().st_size
+        most = size * MAX_SAMPLES_PER_BYTE
         with av.open(_readable(audio)) as container:
             if not container.streams.audio:
                 raise AudioError("no audio stream")
             stream = container.streams.audio[0]
+            rate_in, channels_in = stream.rate or 0, stream.channels or 0
+            if not SAMPLE_RATES[0] <= rate_in <= SAMPLE_RATES[1]:
+                low, high = SAMPLE_RATES
+                raise AudioError(f"sample rate {rate_in} Hz: outside {low}-{high} Hz")
             declared = _declared_seconds(container, stream, audio)
+            if declared * SAMPLE_RATE > most:
+                claim = f"the header declares {declared:.0f} s in {size} bytes"
+                raise AudioError(f"implausible: {claim}")
             if duration and declared and start + duration > declared + 0.05:
                 window = f"{start:.2f}+{duration:.2f} s"
                 raise AudioError(f"window beyond the end: {window} of a {declared:.2f} s file")
-            samples, first = _decode_from(container, stream, start, duration)
-            rate_in, channels_in = stream.rate or 0, stream.channels or 0
+            samples, first = _decode_from(container, stream, start, duration, most)
+            exact = container.format.name in _EXACT_LENGTH
     except AudioError:
         raise
     except (av.FFmpegError, OSError, ValueError) as error:
@@ -69,13 +90,13 @@ def decode_file(
     if not np.isfinite(samples).all():
         bad = int(np.count_nonzero(~np.isfinite(samples)))
         raise AudioError(f"not finite: {bad} samples are NaN or infinite")
-    decoded = DecodedAudio(samples, rate_in, channels_in)
     expected = duration or (declared - start if declared else 0.0)
-    if expected and decoded.duration < TRUNCATION_TOLERANCE * expected - 0.05:
-        raise AudioError(
-            f"truncated: decoded {decoded.duration:.2f} s of {expected:.2f} s the header declares"
-        )
-    return decoded
+    got = len(samples) / SAMPLE_RATE
+    if expected and got < TRUNCATION_TOLERANCE * expected - 0.05:
+        raise AudioError(f"truncated: decoded {got:.2f} s of {expected:.2f} s the header declares")
+    # Resampling may round a few samples away; more than a millisecond missing was lost.
+    lost = max(0.0, expected - got) if exact and expected - got > 0.001 else 0.0
+    return DecodedAudio(samples, rate_in, channels_in, lost / expected if lost else 0.0)
 
 
 def _readable(audio: Path | str | bytes) -> str | io.BytesIO:
@@ -87,22 +108,32 @@ def _decode_from(
     stream: av.AudioStream,
     start: float,
     duration: float | None,
+    most: int,
 ) -> tuple[np.ndarray, float]:
     """(16 kHz mono samples from about `start`, the time of the first one); stops after the
-    window. Seeking lands on a frame at or before `start`; the caller trims the rest."""
+    window. Seeking lands on a frame at or before `start`; the caller trims the rest. More
+    than `most` samples is an AudioError, raised as soon as they are reached."""
     if start > 0 and stream.time_base is not None:
         container.seek(int(start / stream.time_base), stream=stream)
     # Resample only; channels are averaged here, since FFmpeg's downmix adds them at -3 dB
     # each and would raise the level of a stereo source.
     resampler = av.AudioResampler(format="fltp", layout=stream.layout, rate=SAMPLE_RATE)
-    pieces, first = [], None
-    for frame in container.decode(stream):
-        if first is None:
-            first = frame.time or 0.0
-        if duration and frame.time is not None and frame.time >= start + duration:
+    pieces, first, count = [], None, 0
+    frames = container.decode(stream)
+    while True:
+        frame = next(frames, None)  # None at the end: it flushes the resampler
+        time = frame.time if frame is not None else None
+        if first is None and frame is not None:
+            first = time or 0.0
+        if duration and time is not None and time >= start + duration:
+            frame = None  # past the window
+        for out in resampler.resample(frame):
+            pieces.append(out.to_ndarray().mean(axis=0))
+            count += len(pieces[-1])
+        if count > most:
+            raise AudioError(f"implausible: decodes to more than {most / SAMPLE_RATE:.0f} s")
+        if frame is None:
             break
-        pieces += [out.to_ndarray().mean(axis=0) for out in resampler.resample(frame)]
-    pieces += [out.to_ndarray().mean(axis=0) for out in resampler.resample(None)]
     samples = np.concatenate(pieces) if pieces else np.zeros(0)
     return samples.astype(np.float32, copy=False), first or 0.0
 

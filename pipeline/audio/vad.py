@@ -16,6 +16,7 @@ import numpy as np
 import onnxruntime
 
 from pipeline.audio.decode import SAMPLE_RATE
+from pipeline.validation import Count, OpenShare, PositiveSeconds, Seconds
 
 WINDOW = 512  # samples per model step at 16 kHz
 CONTEXT = 64  # samples of the previous window that the model sees
@@ -24,14 +25,14 @@ FRAME_S = WINDOW / SAMPLE_RATE
 
 @dataclass(frozen=True)
 class VadConfig:
-    threshold: float = 0.5
-    neg_threshold: float | None = None  # default threshold - 0.15, as silero
-    min_speech_s: float = 0.25
-    min_silence_s: float = 0.1
-    speech_pad_s: float = 0.03
-    piece_s: float = 6.0
-    warmup_s: float = 0.5
-    batch_size: int = 256
+    threshold: OpenShare = 0.5  # at 0 or 1 every window, or none, would be speech
+    neg_threshold: OpenShare | None = None  # default threshold - 0.15, as silero
+    min_speech_s: Seconds = 0.25
+    min_silence_s: Seconds = 0.1
+    speech_pad_s: Seconds = 0.03
+    piece_s: PositiveSeconds = 6.0
+    warmup_s: Seconds = 0.5
+    batch_size: Count = 256
 
 
 def silero_onnx_path() -> str:

@@ -32,7 +32,7 @@ from pipeline.cli.common import (
 )
 from pipeline.config import ConfigError, load_config
 from pipeline.llm import LlmRequestError
-from pipeline.run.curate import CurationResult, ThreadExecutor, curate
+from pipeline.run.curate import CurationResult, ThreadExecutor, build_stages, curate
 from pipeline.run.lock import WorkdirBusy, workdir_lock
 from pipeline.run.plan import SourcePlan
 from pipeline.run.report import write_report
@@ -142,6 +142,7 @@ def run_curation(
     try:
         config = load_config(config_path)
         load_catalog(catalog)  # a broken catalog is told at once, before any engine starts
+        build_stages(config)  # and so are settings that cannot work together, or here
         if policy is not None:
             config = dataclasses.replace(config, license_policy=str(policy))
         orchestrate = _orchestrator(engine, ray_address)

@@ -16,7 +16,7 @@ from pipeline.export.hub_folder import Sizing
 from pipeline.export.publish import ExportFormat, build_publish_folder, export
 from pipeline.export.rows import ExportError, Refusal
 from pipeline.extras import MissingExtraError
-from pipeline.query.splits import DEFAULT_RATIOS, SPLITS
+from pipeline.query.splits import DEFAULT_RATIOS, SPLITS, check_ratios
 
 RatiosOption = Annotated[
     str,
@@ -32,8 +32,12 @@ def _ratios(text: str) -> dict[str, float]:
         ratios = {name.strip(): float(value) for name, value in pairs}
     except ValueError:
         raise typer.BadParameter(f"expected e.g. {_DEFAULT_RATIOS}, got {text!r}") from None
-    if set(ratios) != set(SPLITS) or any(v < 0 for v in ratios.values()):
+    if set(ratios) != set(SPLITS):
         raise typer.BadParameter(f"give a share >= 0 for each of {', '.join(SPLITS)}")
+    try:
+        check_ratios(ratios)
+    except ValueError as error:
+        raise typer.BadParameter(str(error)) from None
     return ratios
 
 

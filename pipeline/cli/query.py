@@ -34,7 +34,7 @@ from pipeline.query.evaluation import (
     read_workdir_pairs,
     score,
 )
-from pipeline.query.sql import ReadOnlyError, run_query
+from pipeline.query.sql import QueryLimits, ReadOnlyError, run_query
 from pipeline.run.report import write_report
 from pipeline.stage import StageConfigError
 from pipeline.stages.filter import TextRowError, judge, read_text_rows, utf8_lines
@@ -70,6 +70,16 @@ def sql_command(
     query: Annotated[str, typer.Argument(help="One SELECT over the workdir's views.")],
     workdir: Workdir,
     output: Annotated[OutputFormat, typer.Option("--format", "-f")] = OutputFormat.table,
+    memory_limit: Annotated[
+        str, typer.Option("--memory-limit", help="Memory the query may use, e.g. 500MB, 8GB.")
+    ] = QueryLimits.memory,
+    max_spill: Annotated[
+        str, typer.Option("--max-spill", help="Disk it may spill to past that, e.g. 50GB.")
+    ] = QueryLimits.spill,
+    spill_dir: Annotated[
+        Path | None,
+        typer.Option("--spill-dir", help="Where it spills; default: WORKDIR/.sql-spill."),
+    ] = None,
 ) -> None:
     """Run read-only DuckDB SQL over a workdir's manifests.
 
@@ -78,7 +88,8 @@ def sql_command(
     license, attribution, drop_reason, shard, text_pass1, pass_wer), `segments_all` (every
     column), `drops` (segments and hours per drop_reason and lang) and `sources` (the latest
     `vaglio survey`). Only the views can be read: statements that write, and table functions
-    that read files (`read_csv`, `read_parquet`...), are refused.
+    that read files (`read_csv`, `read_parquet`...), are refused. A query that outgrows
+    `--memory-limit` spills to disk (removed afterwards); Ctrl-C stops it at once.
     """
     if not workdir.is_dir():
         console.print(f"[red]error:[/red] {escape(str(workdir))}: no such workdir")
@@ -87,7 +98,7 @@ def sql_command(
         console.print(f"[red]error:[/red] {escape(str(workdir))} holds no curation run or survey")
         raise typer.Exit(2)
     try:
-        result = run_query(workdir, query)
+        result = run_query(workdir, query, QueryLimits(memory_limit, max_spill, spill_dir))
     except ReadOnlyError as error:
         console.print(f"[red]error:[/red] {escape(str(error))}")
         raise typer.Exit(2) from None

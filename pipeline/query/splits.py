@@ -8,10 +8,19 @@ and `vaglio publish` agree without a split file, and no recording lends segments
 from __future__ import annotations
 
 import hashlib
+import math
 from collections.abc import Mapping
 
 DEFAULT_RATIOS: Mapping[str, float] = {"train": 0.8, "dev": 0.1, "test": 0.1}
 SPLITS = tuple(DEFAULT_RATIOS)
+
+
+def check_ratios(ratios: Mapping[str, float]) -> None:
+    """Raise ValueError unless every share is a finite number of at least 0 and they add up
+    to more than 0: a NaN share would put every recording in the last split."""
+    shares = list(ratios.values())
+    if not all(math.isfinite(s) and s >= 0 for s in shares) or sum(shares) <= 0:
+        raise ValueError(f"split ratios must be finite, at least 0, with a positive sum: {ratios}")
 
 
 def split_of(recording_id: str, ratios: Mapping[str, float]) -> str:
@@ -20,9 +29,8 @@ def split_of(recording_id: str, ratios: Mapping[str, float]) -> str:
     The first 8 bytes of the id's SHA-256 give a point in [0, 1); the splits take consecutive
     stretches of that interval in the order of `ratios`, each as long as its share of the total.
     """
+    check_ratios(ratios)
     total = sum(ratios.values())
-    if not ratios or total <= 0 or any(share < 0 for share in ratios.values()):
-        raise ValueError(f"split ratios must be non-negative with a positive sum, got {ratios}")
     digest = hashlib.sha256(recording_id.encode("utf-8")).digest()
     point = int.from_bytes(digest[:8], "big") / 2**64 * total
     bound = 0.0

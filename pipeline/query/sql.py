@@ -1,21 +1,28 @@
-"""Read-only SQL over a workdir, in two fences.
+"""Read-only SQL over a workdir, in two fences, within bounded memory and disk, interruptible.
 
 The connection itself cannot touch a file (see `manifests.views`): that is what makes writing
 impossible. Before a statement runs, its type is checked as well, so that a refusal names what
 was refused — the statement under an `EXPLAIN`, since `EXPLAIN ANALYZE` runs what it explains —
 instead of surfacing as a permission error, and so the in-memory views cannot be dropped or
 shadowed within a query.
+
+DuckDB would take 80 % of the machine's memory and spill into `./.tmp` of whatever folder the
+caller stands in; a query here gets `QueryLimits` instead, spills under the workdir, and runs
+in a thread of its own so that Ctrl-C interrupts it at once (the main thread would otherwise
+wait inside DuckDB, where no Python signal handler runs, until the query ends).
 """
 
 from __future__ import annotations
 
 import re
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 
 import duckdb
 import pyarrow as pa
 
-from manifests.views import connect
+from manifests.views import SQL_SPILL_DIR, connect
 
 _COMMENTS = r"\s*(?:(?:--[^\n]*(?:\n|$)|/\*.*?\*/)\s*)*"
 # `EXPLAIN` or `EXPLAIN ANALYZE` and the comments before it; options in parentheses may follow.
@@ -72,12 +79,39 @@ def check_read_only(con: duckdb.DuckDBPyConnection, sql: str) -> None:
         raise ReadOnlyError(f"expected exactly one SQL statement, got {len(statements)}")
 
 
-def run_query(workdir: Path, sql: str) -> pa.Table:
+@dataclass(frozen=True)
+class QueryLimits:
+    """What one query may take (sizes as DuckDB reads them: 500MB, 4GB)."""
+
+    memory: str = "2GB"
+    spill: str = "20GB"  # on disk, once memory is full
+    spill_dir: Path | None = None  # None: <workdir>/.sql-spill
+
+    def settings(self, workdir: Path) -> dict[str, str]:
+        return {
+            "memory_limit": self.memory,
+            "max_temp_directory_size": self.spill,
+            "temp_directory": str(self.spill_dir or Path(workdir) / SQL_SPILL_DIR),
+        }
+
+
+def _interruptible(con: duckdb.DuckDBPyConnection, sql: str) -> pa.Table:
+    """The query's result, computed in a worker thread; Ctrl-C in the caller interrupts it."""
+    with ThreadPoolExecutor(1, thread_name_prefix="sql") as pool:
+        running = pool.submit(lambda: con.sql(sql).to_arrow_table())
+        try:
+            return running.result()
+        except KeyboardInterrupt:
+            con.interrupt()
+            raise
+
+
+def run_query(workdir: Path, sql: str, limits: QueryLimits = QueryLimits()) -> pa.Table:
     """Run one read-only query over the workdir's views and return the result."""
-    with connect(workdir) as con:
+    with connect(workdir, limits.settings(workdir)) as con:
         check_read_only(con, sql)
         try:
-            return con.sql(sql).to_arrow_table()
+            return _interruptible(con, sql)
         except duckdb.PermissionException as error:
             raise ReadOnlyError(
                 "refused: only the workdir's views can be queried; files, databases and "

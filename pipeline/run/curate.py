@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Protocol
 
 from manifests.views import SHARD_LIST
+from pipeline.asr.preflight import check_model
 from pipeline.audio.duplicates import mark_duplicates
 from pipeline.config import CurateConfig
 from pipeline.run.lock import workdir_lock
@@ -78,6 +79,11 @@ class CurationResult:
 
 
 def build_stages(config: CurateConfig) -> list[Stage]:
+    """Every stage, each checking its settings as it is built, and every ASR model checked
+    against this machine: what cannot work is told before the first shard, not hours in."""
+    models = {"pass1.asr": config.pass1.asr, "pass1.lid": config.pass1.lid}
+    for where, model in (models | {"pass2.asr": config.pass2.asr}).items():
+        check_model(model, where)
     return [
         Standardise(config.standardise),
         Segment(config.segment),
@@ -99,19 +105,21 @@ def curate(
 ) -> CurationResult:
     """Run every stage over every shard of every allowed source; completed shards are skipped."""
     workdir = Path(workdir)
+    stages = build_stages(config)
     try:
         workdir.mkdir(parents=True, exist_ok=True)
     except OSError as error:
         raise WorkdirError(f"cannot create {workdir}: {error.strerror}") from None
     with workdir_lock(workdir):
         remove_stale_temporaries(workdir)
-        return _curate_locked(catalog, workdir, config, executor, progress)
+        return _curate_locked(catalog, workdir, config, stages, executor, progress)
 
 
 def _curate_locked(
     catalog: Path,
     workdir: Path,
     config: CurateConfig,
+    stages: list[Stage],
     executor: ShardExecutor,
     progress: StageProgress | None,
 ) -> CurationResult:
@@ -121,7 +129,7 @@ def _curate_locked(
     atomic_write_text(json.dumps(shard_ids), workdir / SHARD_LIST)
     runner = StageRunner(workdir)
     outcomes = []
-    for stage in build_stages(config):
+    for stage in stages:
         if progress:
             progress.start(stage.name, len(shard_ids))
         for outcome in executor.map(stage, lambda s, st=stage: runner.run(st, s), shard_ids):

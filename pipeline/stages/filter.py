@@ -25,6 +25,7 @@ from pipeline.text.rules import (
     lang_mismatch,
     words,
 )
+from pipeline.validation import NonNegative, PositiveSeconds, Seconds
 
 DURATION = "duration_out_of_range"
 PASS_DISAGREEMENT = "pass_disagreement"
@@ -41,9 +42,16 @@ DROP_REASONS = (LANG_UNDECLARED, LANG_UNCERTAIN, DURATION, *REASONS, PASS_DISAGR
 class FilterConfig:
     rules: HallucinationConfig = field(default_factory=HallucinationConfig)
     text_lid: TextLidConfig = field(default_factory=TextLidConfig)
-    min_duration_s: float = 0.1
-    max_duration_s: float = 40.0
-    max_pass_wer: float = 0.5  # drop when pass 1 and pass 2 differ in more than this share
+    min_duration_s: Seconds = 0.1
+    max_duration_s: PositiveSeconds = 40.0
+    max_pass_wer: NonNegative = 0.5  # drop when pass 1 and pass 2 differ in more than this share
+
+    def __post_init__(self) -> None:
+        if self.min_duration_s > self.max_duration_s:
+            raise ValueError(
+                f"min_duration_s ({self.min_duration_s}) is above max_duration_s "
+                f"({self.max_duration_s}): every row would be dropped"
+            )
 
 
 @dataclass(frozen=True)

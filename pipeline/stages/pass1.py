@@ -41,6 +41,7 @@ from pipeline.audio.cut import segment_samples
 from pipeline.audio.decode import SAMPLE_RATE
 from pipeline.stage import ShardContext, Stage
 from pipeline.text.lid import TextLidConfig, identify_language
+from pipeline.validation import Count, PositiveSeconds, Share
 
 PASS1_MODEL = AsrModelConfig(beam_size=1, window_margin_s=2.0)
 MAX_HELD_WINDOWS = 64  # encoded language windows kept at once (Whisper large: ~7 MB each)
@@ -55,11 +56,11 @@ class Pass1Config:
     asr: AsrModelConfig = PASS1_MODEL
     lid: AsrModelConfig = PASS1_MODEL
     seek: SeekConfig = field(default_factory=SeekConfig)
-    lid_windows: int = 3  # pooled windows of a recording that language ID hears
-    lid_window_s: float = 30.0  # chunks joined up to this long (Whisper's window)
-    min_lang_prob: float = 0.7  # the audio alone is sure; below: needs the text, or a flag
+    lid_windows: Count = 3  # pooled windows of a recording that language ID hears
+    lid_window_s: PositiveSeconds = 30.0  # chunks joined up to this long (Whisper's window)
+    min_lang_prob: Share = 0.7  # the audio alone is sure; below: needs the text, or a flag
     text_lid: TextLidConfig = field(default_factory=TextLidConfig)
-    min_text_lang_prob: float = 0.9  # the transcript's text LID counts from this sureness
+    min_text_lang_prob: Share = 0.9  # the transcript's text LID counts from this sureness
 
 
 @dataclass(frozen=True)

@@ -35,6 +35,7 @@ from pipeline.audio.cut import segment_samples
 from pipeline.stage import ShardContext, Stage, StageConfigError
 from pipeline.text.normalise import normalise_text
 from pipeline.text.numbers import with_digits
+from pipeline.validation import NonNegative
 
 WHISPER_WINDOW_S = 30.0
 _CARRIED = (
@@ -58,7 +59,7 @@ class Pass2Config:
     utterances: UtteranceConfig = field(default_factory=UtteranceConfig)
     # A joined utterance whose `pass_wer` is above this is decoded again one sentence per row
     # (the filter's `max_pass_wer` would drop all its sentences); 1 or more: never.
-    split_above_pass_wer: float = 0.5
+    split_above_pass_wer: NonNegative = 0.5
 
 
 def pass_disagreement(pass1: str, pass2: str, lang: str | None = None) -> float:

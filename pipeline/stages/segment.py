@@ -13,13 +13,14 @@ from pipeline.audio.decode import from_flac
 from pipeline.audio.duplicates import read_duplicates
 from pipeline.audio.vad import SileroVad, VadConfig, chunk_regions, speech_regions
 from pipeline.stage import ShardContext, Stage
+from pipeline.validation import PositiveSeconds, Seconds
 
 
 @dataclass(frozen=True)
 class SegmentConfig:
     vad: VadConfig = field(default_factory=VadConfig)
-    max_chunk_s: float = 30.0  # Whisper's window
-    merge_gap_s: float = 3.0  # a longer pause always starts a new chunk
+    max_chunk_s: PositiveSeconds = 30.0  # Whisper's window
+    merge_gap_s: Seconds = 3.0  # a longer pause always starts a new chunk
 
 
 def regions_within(regions: list[tuple[float, float]], start: float, end: float) -> list[dict]:

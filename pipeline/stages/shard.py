@@ -20,6 +20,7 @@ from pipeline.audio.cut import segment_samples
 from pipeline.audio.decode import SAMPLE_RATE, to_flac
 from pipeline.run.runner import atomic_write_table
 from pipeline.stage import ShardContext, Stage
+from pipeline.validation import Count
 
 DATASET_DIR = Path("dataset") / "data"
 _TEXT_COLUMNS = (
@@ -54,7 +55,7 @@ def dataset_schema() -> pa.Schema:
 
 @dataclass(frozen=True)
 class ShardConfig:
-    max_file_bytes: int = 256 * 1024 * 1024
+    max_file_bytes: Count = 256 * 1024 * 1024
 
 
 class Shard(Stage):

@@ -13,18 +13,22 @@ import pyarrow as pa
 from manifests.schemas import RECORDINGS, SOURCE_FILES, with_versions
 from pipeline.audio.decode import AudioError, decode_file, to_flac
 from pipeline.stage import PLAN, ShardContext, Stage
+from pipeline.validation import Seconds, Share
 
 _ADDED = pa.schema([f for f in RECORDINGS if f.name not in SOURCE_FILES.names])
 
 
 @dataclass(frozen=True)
 class StandardiseConfig:
-    min_duration_s: float = 0.1  # shorter decoded audio is quarantined as empty
+    min_duration_s: Seconds = 0.1  # shorter decoded audio is quarantined as empty
+    # A recording that lost more than this share of its declared audio to corrupt data is
+    # quarantined: what decoded around the gap is spliced, and its words no longer match.
+    max_lost_share: Share = 0.001
 
 
 class Standardise(Stage):
     name = "standardise"
-    version = "2"
+    version = "3"  # 3: recordings that lost audio to corrupt data are quarantined
     inputs = (PLAN,)
 
     def run(self, context: ShardContext) -> pa.Table:
@@ -57,8 +61,11 @@ class Standardise(Stage):
             "sample_rate_in": decoded.sample_rate_in,
             "channels_in": decoded.channels_in,
             "duration": decoded.duration,
+            "lost_share": decoded.lost_share,
             "sha256": decoded.sha256(),
         }
         if decoded.duration < self.config.min_duration_s:
             return measured, f"empty: {decoded.duration:.3f} s of audio"
+        if decoded.lost_share > self.config.max_lost_share:
+            return measured, f"corrupt: {decoded.lost_share:.1%} of the audio did not decode"
         return measured | {"audio": to_flac(decoded.samples)}, None

@@ -21,8 +21,10 @@ from __future__ import annotations
 import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Annotated
 
 import jiwer
+from pydantic import Field
 
 from pipeline.llm import LlmBackend
 from pipeline.llm.answers import clean_answer
@@ -46,17 +48,11 @@ _MARKS = set(".,;:?!…¿¡。、，？！؟،؛")
 
 @dataclass(frozen=True)
 class PncConfig:
-    max_cer: float = 0.02  # between normalised input and answer, word count equal (see above)
-    max_upper_share: float = 0.6  # of the answer's cased letters; Granary's reference value
+    # between normalised input and answer, word count equal (see above); 1 would accept any
+    max_cer: Annotated[float, Field(strict=True, ge=0, lt=1)] = 0.02
+    # of the answer's cased letters; Granary's reference value
+    max_upper_share: Annotated[float, Field(strict=True, gt=0, le=1)] = 0.6
     force: bool = False  # also re-punctuate text that came punctuated from its source
-
-    def __post_init__(self) -> None:
-        if not 0 <= self.max_cer < 1:
-            raise ValueError(f"pnc.max_cer: expected a share in [0, 1), got {self.max_cer!r}")
-        if not 0 < self.max_upper_share <= 1:
-            raise ValueError(
-                f"pnc.max_upper_share: expected a share in (0, 1], got {self.max_upper_share!r}"
-            )
 
 
 @dataclass(frozen=True)

@@ -25,6 +25,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from pipeline.stage import StageConfigError
+from pipeline.validation import Count, CountOrZero, NonNegative, Positive, Share
 
 EMPTY_TEXT = "empty_text"
 KNOWN_PHRASE = "known_hallucination"
@@ -60,24 +61,24 @@ _LANG_CODE = re.compile(r"[a-z]{2,3}")
 
 @dataclass(frozen=True)
 class HallucinationConfig:
-    max_unique_word_share: float = 0.4  # drop when unique/total words is at or below this...
-    min_words_for_share: int = 8  # ...for texts of at least this many words
-    max_loop_repeats: int = 3  # drop when a phrase of 2+ words repeats back to back this often
-    max_word_repeats: int = 4  # ...or one word does ("no, no, no" is speech)
+    max_unique_word_share: Share = 0.4  # drop when unique/total words is at or below this...
+    min_words_for_share: Count = 8  # ...for texts of at least this many words
+    max_loop_repeats: Count = 3  # drop when a phrase of 2+ words repeats back to back this often
+    max_word_repeats: Count = 4  # ...or one word does ("no, no, no" is speech)
     # Longest phrase looked for in a loop: three times 80 words is already more than the
     # longest utterance (40 s) holds at the highest word rate (6 words/s).
-    max_loop_words: int = 80
-    max_word_chars: int = 25
-    max_word_ratio: float = 3.0  # longest word vs the next longest...
-    min_chars_for_ratio: int = 20  # ...from this length: "Oh, congratulations!" is speech
+    max_loop_words: Count = 80
+    max_word_chars: Count = 25
+    max_word_ratio: Positive = 3.0  # longest word vs the next longest...
+    min_chars_for_ratio: CountOrZero = 20  # ...from this length: "Oh, congratulations!" is speech
     compound_languages: str = "da de et fi hu is nb nl no sv"  # write compounds as one word
-    compound_max_word_chars: int = 40  # their long-word limit; the ratio test is skipped
+    compound_max_word_chars: Count = 40  # their long-word limit; the ratio test is skipped
     phrases_dir: str | None = None  # <lang>.txt files of phrases added to the shipped lists
-    max_chars_per_second: float = 25.0
-    max_words_per_second: float = 6.0
-    min_chars_per_second: float = 0.5  # "Thank you" for 20 s of speech is not a transcript
-    min_words_for_lang: int = 3  # text LID on shorter texts is noise
-    min_lang_prob: float = 0.9  # a mismatch counts only when text LID is this sure
+    max_chars_per_second: Positive = 25.0
+    max_words_per_second: Positive = 6.0
+    min_chars_per_second: NonNegative = 0.5  # "Thank you" for 20 s of speech is not a transcript
+    min_words_for_lang: CountOrZero = 3  # text LID on shorter texts is noise
+    min_lang_prob: Share = 0.9  # a mismatch counts only when text LID is this sure
 
     def __post_init__(self) -> None:
         if self.phrases_dir is not None and not Path(self.phrases_dir).is_dir():

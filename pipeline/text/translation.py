@@ -18,9 +18,10 @@ from dataclasses import dataclass, field
 from functools import cache
 from importlib import resources
 from pathlib import Path
-from typing import Protocol
+from typing import Annotated, Protocol
 
 import yaml
+from pydantic import Field
 
 from pipeline.extras import MissingExtraError
 from pipeline.llm import LlmBackend
@@ -28,6 +29,7 @@ from pipeline.llm.answers import clean_answer
 from pipeline.llm.conversations import UnknownLanguageError, language_name, translation_conversation
 from pipeline.text.lid import TextLidConfig, identify_language
 from pipeline.text.normalise import normalise_text
+from pipeline.validation import Count, CountOrZero, Share
 
 REASONS = (
     "translation_source_too_short",
@@ -45,28 +47,16 @@ REASONS = (
 
 @dataclass(frozen=True)
 class TranslationConfig:
-    min_words: int = 2  # "more than one word" on both sides
-    max_word_ratio: float = 4.0  # refused at this ratio of word counts (longer / shorter) or above
-    min_purity: float = 0.8  # share of a side's letters in its language's alphabet
+    min_words: Count = 2  # "more than one word" on both sides
+    # refused at this ratio of word counts (longer / shorter) or above
+    max_word_ratio: Annotated[float, Field(strict=True, gt=1)] = 4.0
+    min_purity: Share = 0.8  # share of a side's letters in its language's alphabet
     check_language: bool = True  # text LID must recognise each side as its language
     text_lid: TextLidConfig = field(default_factory=TextLidConfig)  # langid, or fastText by path
     qe_model: str | None = None  # a COMET QE checkpoint (e.g. Unbabel/wmt22-cometkiwi-da)
-    min_qe_score: float = 0.7  # CometKiwi's scale (about 0-1); tune on the corpus at hand
-    qe_batch_size: int = 32
-    qe_gpus: int = 0  # 0: QE on the CPU
-
-    def __post_init__(self) -> None:
-        def bad(field: str, why: str) -> ValueError:
-            return ValueError(f"translation.{field}: {why}, got {getattr(self, field)!r}")
-
-        if self.min_words < 1:
-            raise bad("min_words", "expected at least 1")
-        if self.max_word_ratio <= 1:
-            raise bad("max_word_ratio", "expected a ratio above 1")
-        if not 0 <= self.min_purity <= 1:
-            raise bad("min_purity", "expected a share in [0, 1]")
-        if self.qe_batch_size < 1 or self.qe_gpus < 0:
-            raise bad("qe_batch_size" if self.qe_batch_size < 1 else "qe_gpus", "out of range")
+    min_qe_score: Share = 0.7  # CometKiwi's scale (about 0-1); tune on the corpus at hand
+    qe_batch_size: Count = 32
+    qe_gpus: CountOrZero = 0  # 0: QE on the CPU
 
 
 @dataclass(frozen=True)
