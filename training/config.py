@@ -18,6 +18,7 @@ from typing import Annotated, Any, Literal, get_args
 import yaml
 from pydantic import ConfigDict, Field, TypeAdapter, ValidationError
 
+from pipeline.strict_yaml import StrictYamlError, read_yaml
 from pipeline.validation import (
     CONFIG_RULES,
     Count,
@@ -28,8 +29,6 @@ from pipeline.validation import (
     Share,
     first_error,
 )
-
-from pipeline.strict_yaml import StrictYamlError, read_yaml
 
 PRESETS = Path(__file__).resolve().parent / "presets"
 ScheduleName = Literal["linear", "owsm", "exponential", "polynomial"]
