@@ -23,6 +23,7 @@ from pipeline.asr.language_gate import (
     most_probable,
     most_speech,
     pool_windows,
+    reconsider,
 )
 from pipeline.asr.utterances import UtteranceConfig, cut_utterances
 from pipeline.asr.whisper_tokens import timed_phrases
@@ -100,6 +101,21 @@ def test_no_verdict_flips_when_every_audio_probability_moves_by_a_tenth(shift):
         }
         verdict = judge(moved, text, declared, min_lang_prob=0.7, min_text_prob=0.9)
         assert (verdict.drop_reason is not None) == dropped, (moved, verdict)
+
+
+def test_a_doubtful_recording_goes_to_the_undeclared_language_it_fits_clearly_better():
+    # German espeak speech that Whisper base hears as Yiddish, German, English
+    audio = {"yi": 0.26, "de": 0.18, "en": 0.22, "it": 0.10}
+    kept = judge(audio, EN, ["en", "it"], min_lang_prob=0.7, min_text_prob=0.9)
+    assert (kept.lang, kept.drop_reason, kept.doubt) == ("en", None, AUDIO_UNDECLARED)
+    fits = {"en": (-0.98, EN), "yi": (-0.99, ("he", 0.99)), "de": (-0.61, DE)}
+    verdict = reconsider(kept, audio, fits, ["en", "it"], min_fit_lead=0.3, min_text_prob=0.9)
+    assert (verdict.lang, verdict.drop_reason) == ("de", LANG_UNDECLARED)
+    # real English: a rival that fits about as well (Whisper wrote English again) is no evidence
+    audio = {"en": 0.58, "ru": 0.19, "pl": 0.15}
+    kept = judge(audio, EN, ["en"], min_lang_prob=0.7, min_text_prob=0.9)
+    fits = {"en": (-0.31, EN), "ru": (-0.46, ("ru", 0.97)), "pl": (-0.30, EN)}
+    assert reconsider(kept, audio, fits, ["en"], min_fit_lead=0.3, min_text_prob=0.9) == kept
 
 
 def test_short_chunks_are_pooled_into_windows_of_up_to_thirty_seconds():

@@ -62,7 +62,7 @@ class FasterWhisperBackend:
         model: str,
         device: str = "cpu",
         compute_type: str = "int8",
-        cpu_threads: int = 0,
+        cpu_threads: int = 2,
         batch_size: int = 8,
         beam_size: int = 5,
         window_margin_s: float = 6.0,

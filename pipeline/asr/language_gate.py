@@ -12,6 +12,13 @@ gate ever had. So the evidence is gathered better rather than the threshold tune
 - **The transcript's text.** The windows are decoded in the audio's most probable language,
   and fastText identifies the language of what was written (right on 99 % of 3-word texts).
 
+- **How well each language fits.** Where the audio was unsure and the recording would be kept
+  on doubt, its windows are also decoded in the undeclared languages the audio ranks highest
+  (`rivals`): Whisper writes the language the audio is in more confidently than it translates
+  into another. German espeak speech that Whisper base heard as Yiddish 0.36, German 0.28,
+  English 0.12 decoded at -0.61 nats a token in German against -0.98 in English; real English
+  fit English best or within 0.05 of any rival.
+
 `judge` then drops a recording only on evidence of another language: the audio puts an
 undeclared language first *and* either is sure of it (`min_lang_prob`) or the text of the
 transcript is confidently in an undeclared language too; or the audio is unsure of the
@@ -113,3 +120,36 @@ def judge(
             return Verdict(rival, audio[rival], drop_reason=LANG_UNDECLARED)
         return Verdict(top, p_top, doubt=TEXT_UNDECLARED)
     return Verdict(top, p_top, doubt=AUDIO_UNSURE if p_top < min_lang_prob else None)
+
+
+def rivals(audio: dict[str, float], declared: list[str], count: int) -> list[str]:
+    """The `count` undeclared languages the audio finds most probable."""
+    undeclared = sorted(
+        (lang for lang in audio if lang not in declared), key=audio.__getitem__, reverse=True
+    )
+    return undeclared[:count]
+
+
+def reconsider(
+    verdict: Verdict,
+    audio: dict[str, float],
+    fits: dict[str, tuple[float, tuple[str, float] | None]],
+    declared: list[str],
+    min_fit_lead: float,
+    min_text_prob: float,
+) -> Verdict:
+    """A recording kept on doubt, given how its windows fit each language they were decoded
+    in (`fits`: mean log-probability per token, and what text LID reads the transcript as):
+    dropped when an undeclared language fits `min_fit_lead` better than the declared one it
+    would be transcribed in, and its transcript reads as an undeclared language."""
+    own = fits[verdict.lang][0]
+    for rival in rivals(audio, declared, len(fits)):
+        if rival not in fits:
+            continue
+        fit, text = fits[rival]
+        read_as_undeclared = (
+            text is not None and text[1] >= min_text_prob and text[0] not in declared
+        )
+        if fit - own >= min_fit_lead and read_as_undeclared:
+            return Verdict(rival, audio[rival], drop_reason=LANG_UNDECLARED)
+    return verdict

@@ -8,7 +8,6 @@ differently (beam sizes), the faster-whisper backend shares one copy of the weig
 from __future__ import annotations
 
 import dataclasses
-import os
 import threading
 from dataclasses import dataclass
 from typing import Annotated
@@ -16,7 +15,7 @@ from typing import Annotated
 from pydantic import Field
 
 from pipeline.asr import AsrBackend, Backend, load_backend
-from pipeline.validation import Count, CountOrZero, Seconds
+from pipeline.validation import Count, Seconds
 
 
 @dataclass(frozen=True)
@@ -25,7 +24,11 @@ class AsrModelConfig:
     model: str = "whisper-base"  # the offline copy; or a local path, or a hub id
     device: Annotated[str, Field(pattern=r"^(cpu|auto|cuda(:\d+)?)$")] = "cpu"
     compute_type: str = "int8"
-    cpu_threads: CountOrZero = 0  # 0: every core
+    # Threads of one model, whatever engine runs it and however many cores the machine has:
+    # a fixed count keeps a run's output the same on every engine (Ray gives a 1-CPU task
+    # OMP_NUM_THREADS=1, the threads engine had every core) and under taskset. Raise it, with
+    # `resources: {pass1: {num_cpus: N}}` for Ray, on a machine with cores to spare.
+    cpu_threads: Count = 2
     batch_size: Count = 8
     beam_size: Count = 5
     window_margin_s: Seconds = 6.0  # faster-whisper: padding after the longest audio of a batch
@@ -40,22 +43,10 @@ _loaded: dict[AsrModelConfig, AsrBackend] = {}
 _lock = threading.Lock()
 
 
-def available_cores() -> int:
-    """Cores this process may run on (its CPU affinity, which containers and taskset narrow)."""
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-
-
 def loaded_backend(config: AsrModelConfig) -> AsrBackend:
-    """The backend for `config`, loaded on first use and kept for the life of the process.
-
-    `cpu_threads: 0` becomes the number of available cores here (unless OMP_NUM_THREADS says
-    otherwise): CTranslate2 reads 0 as its own default of 4 threads, which oversubscribes a
-    2-core machine and leaves most of a 16-core one idle.
-    """
+    """The backend for `config`, loaded on first use and kept for the life of the process."""
     with _lock:
         if config not in _loaded:
             options = dataclasses.asdict(config)
-            if not config.cpu_threads and "OMP_NUM_THREADS" not in os.environ:
-                options["cpu_threads"] = available_cores()
             _loaded[config] = load_backend(options.pop("backend"), **options)
         return _loaded[config]

@@ -6,9 +6,11 @@ fastText's reading of what those windows say when decoded in the language the au
 first. A recording is dropped only on evidence of another language; one whose evidence is weak
 is kept, transcribed in its source's declared language and flagged in `lang_doubt`.
 
-When the language model is the transcribing model, windows are encoded once: a window of one
-chunk is that chunk, and its decoding in the recording's language is also the chunk's first
-transcript (up to `MAX_HELD_WINDOWS` encodings are kept at a time, so memory stays flat).
+A recording the audio is unsure of is also decoded in its most probable undeclared languages,
+and dropped where one of them fits clearly better than the declared language and reads as
+itself. When the language model is the transcribing model, windows are encoded once: a window
+of one chunk is that chunk, and its decoding in the recording's language is also the chunk's
+first transcript (up to `MAX_HELD_WINDOWS` encodings are kept at a time, so memory stays flat).
 
 The recordings that pass are decoded chunk by chunk with the language forced, with phrase
 timestamps for pass 2 to cut at; a chunk whose decoder stopped while the VAD still hears
@@ -28,12 +30,16 @@ from manifests.schemas import PASS1, TIMED_TEXT, with_versions
 from pipeline.asr import require_backend
 from pipeline.asr.base import EncodingBackend, Hypothesis
 from pipeline.asr.language_gate import (
+    AUDIO_UNDECLARED,
+    AUDIO_UNSURE,
     Verdict,
     averaged,
     judge,
     most_probable,
     most_speech,
     pool_windows,
+    reconsider,
+    rivals,
 )
 from pipeline.asr.seek import SeekConfig, transcribe_to_speech_end
 from pipeline.asr.shared import AsrModelConfig, loaded_backend
@@ -41,10 +47,11 @@ from pipeline.audio.cut import segment_samples
 from pipeline.audio.decode import SAMPLE_RATE
 from pipeline.stage import ShardContext, Stage
 from pipeline.text.lid import TextLidConfig, identify_language
-from pipeline.validation import Count, PositiveSeconds, Share
+from pipeline.validation import Count, NonNegative, PositiveSeconds, Share
 
 PASS1_MODEL = AsrModelConfig(beam_size=1, window_margin_s=2.0)
 MAX_HELD_WINDOWS = 64  # encoded language windows kept at once (Whisper large: ~7 MB each)
+RIVALS = 3  # undeclared languages a doubtful recording is also decoded in
 
 
 @dataclass(frozen=True)
@@ -61,6 +68,10 @@ class Pass1Config:
     min_lang_prob: Share = 0.7  # the audio alone is sure; below: needs the text, or a flag
     text_lid: TextLidConfig = field(default_factory=TextLidConfig)
     min_text_lang_prob: Share = 0.9  # the transcript's text LID counts from this sureness
+    # A doubtful recording is another language's when that language's decode is this much more
+    # probable, in nats per token (German espeak: 0.37-0.46 better in German than English;
+    # real English: English best, or a rival within 0.05).
+    min_fit_lead: NonNegative = 0.3
 
 
 @dataclass(frozen=True)
@@ -179,49 +190,94 @@ class Pass1(Stage):
         on their own, decoded in the language the recording is transcribed in (by chunk)."""
         verdicts: dict[str, Verdict] = {}
         first: dict[int, Hypothesis] = {}
-        lid, asr = loaded_backend(self.config.lid), loaded_backend(self.config.asr)
-        shared = lid is asr and isinstance(asr, EncodingBackend)
         for group in held_groups(windows, MAX_HELD_WINDOWS):
             audios = [np.concatenate([chunks[i] for i in w.chunks]) for w in group]
-            if shared:
-                heard, said = self._heard_and_said_encoded(asr, group, audios)
-            else:
-                probabilities = lid.language_probabilities(audios)
-                heard = self._pooled(group, probabilities)
-                languages = [most_probable(heard[w.recording_id])[0] for w in group]
-                said = asr.transcribe(audios, languages, timestamps=True)
-            text: dict[str, list[str]] = defaultdict(list)
-            for window, hypothesis in zip(group, said):
-                text[window.recording_id].append(hypothesis.text)
+            heard_by_window, decode = self._listener(audios)
+            heard = self._pooled(group, heard_by_window)
+            top = {rid: most_probable(d)[0] for rid, d in heard.items()}
+            said = decode([top[w.recording_id] for w in group])
+            fits = {rid: {top[rid]: self._fit(group, said, rid)} for rid in heard}
             for rid, distribution in heard.items():
                 verdicts[rid] = judge(
                     distribution,
-                    self._text_language(" ".join(text[rid])),
+                    fits[rid][top[rid]][1],
                     declared[rid] or [],
                     self.config.min_lang_prob,
                     self.config.min_text_lang_prob,
                 )
+            doubtful = {
+                rid: [verdicts[rid].lang, *rivals(heard[rid], declared[rid], RIVALS)]
+                for rid in heard
+                if verdicts[rid].doubt in (AUDIO_UNSURE, AUDIO_UNDECLARED) and declared[rid]
+            }
+            for round_ in range(1 + RIVALS):  # one more language of each doubtful recording
+                wanted = {
+                    rid: tried[round_]
+                    for rid, tried in doubtful.items()
+                    if round_ < len(tried) and tried[round_] not in fits[rid]
+                }
+                if not wanted:
+                    continue
+                again = decode([wanted.get(w.recording_id) for w in group])
+                for rid, lang in wanted.items():
+                    fits[rid][lang] = self._fit(group, again, rid)
+            for rid in doubtful:
+                verdicts[rid] = reconsider(
+                    verdicts[rid],
+                    heard[rid],
+                    fits[rid],
+                    declared[rid],
+                    self.config.min_fit_lead,
+                    self.config.min_text_lang_prob,
+                )
             for window, hypothesis in zip(group, said):
-                own = most_probable(heard[window.recording_id])[0]
-                if len(window.chunks) == 1 and verdicts[window.recording_id].lang == own:
+                verdict = verdicts[window.recording_id]
+                if len(window.chunks) == 1 and verdict.lang == top[window.recording_id]:
                     first[window.chunks[0]] = hypothesis
         return verdicts, first
 
-    def _heard_and_said_encoded(
-        self, backend: EncodingBackend, group: list[_Window], audios: list[np.ndarray]
-    ) -> tuple[dict[str, dict[str, float]], list[Hypothesis]]:
-        """Language ID on the windows' encodings, then their decoding in each recording's most
-        probable language, on the same encodings."""
-        encoded = list(backend.encode(audios))
-        probabilities: dict[int, dict[str, float]] = {}
+    def _listener(self, audios: list[np.ndarray]):
+        """The language distribution of each of `audios`, and a function that decodes them in
+        a language each (None: not needed), timed. Where language ID and transcription share
+        a model, `audios` are encoded once, for both."""
+        lid, asr = loaded_backend(self.config.lid), loaded_backend(self.config.asr)
+        if not (lid is asr and isinstance(asr, EncodingBackend)):
+
+            def transcribe(languages: list[str | None]) -> list[Hypothesis | None]:
+                wanted = [j for j, lang in enumerate(languages) if lang is not None]
+                decoded = asr.transcribe(
+                    [audios[j] for j in wanted], [languages[j] for j in wanted], timestamps=True
+                )
+                found = dict(zip(wanted, decoded))
+                return [found.get(j) for j in range(len(audios))]
+
+            return lid.language_probabilities(audios), transcribe
+        encoded = list(asr.encode(audios))
+        heard: dict[int, dict[str, float]] = {}
         for batch in encoded:
-            probabilities.update(zip(batch.indices, backend.detect(batch)))
-        heard = self._pooled(group, [probabilities[j] for j in range(len(group))])
-        said: dict[int, Hypothesis] = {}
-        for batch in encoded:
-            languages = [most_probable(heard[group[j].recording_id])[0] for j in batch.indices]
-            said.update(zip(batch.indices, backend.decode(batch, languages, timestamps=True)))
-        return heard, [said[j] for j in range(len(group))]
+            heard.update(zip(batch.indices, asr.detect(batch)))
+
+        def decode(languages: list[str | None]) -> list[Hypothesis | None]:
+            found: dict[int, Hypothesis] = {}
+            for batch in encoded:
+                own = [languages[j] for j in batch.indices]
+                if any(own):  # a batch is decoded whole; rows not asked for take any language
+                    filler = next(lang for lang in own if lang)
+                    decoded = asr.decode(batch, [lang or filler for lang in own], timestamps=True)
+                    found.update((j, h) for j, h in zip(batch.indices, decoded) if languages[j])
+            return [found.get(j) for j in range(len(audios))]
+
+        return [heard[j] for j in range(len(audios))], decode
+
+    def _fit(
+        self, group: list[_Window], said: list[Hypothesis | None], recording_id: str
+    ) -> tuple[float, tuple[str, float] | None]:
+        """How well a recording's windows fit the language they were decoded in: their mean
+        log-probability per token, and what text LID reads their transcript as."""
+        own = [h for w, h in zip(group, said) if w.recording_id == recording_id and h]
+        scores = [h.avg_logprob for h in own if h.avg_logprob is not None]
+        text = " ".join(h.text for h in own)
+        return float(np.mean(scores)) if scores else -np.inf, self._text_language(text)
 
     @staticmethod
     def _pooled(
