@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import io
+import os
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
@@ -15,6 +17,8 @@ import soundfile
 SAMPLE_RATE = 16_000
 TRUNCATION_TOLERANCE = 0.9  # decoded/declared duration below this means the file was cut
 _LIBSNDFILE = (".wav", ".flac", ".ogg")  # headers libsndfile reads; the rest go to PyAV
+_FILE_KINDS = {stat.S_IFIFO: "a FIFO", stat.S_IFDIR: "a directory", stat.S_IFCHR: "a device",
+               stat.S_IFBLK: "a device", stat.S_IFSOCK: "a socket"}  # fmt: skip
 
 
 class AudioError(Exception):
@@ -46,6 +50,7 @@ def decode_file(
     """
     start = offset or 0.0
     try:
+        _require_regular_file(audio)
         with av.open(_readable(audio)) as container:
             if not container.streams.audio:
                 raise AudioError("no audio stream")
@@ -76,6 +81,15 @@ def decode_file(
             f"truncated: decoded {decoded.duration:.2f} s of {expected:.2f} s the header declares"
         )
     return decoded
+
+
+def _require_regular_file(audio: Path | str | bytes) -> None:
+    """Refuse a path that is not a regular file: reading a FIFO or a device may never end."""
+    if isinstance(audio, bytes):
+        return
+    mode = os.stat(audio).st_mode
+    if not stat.S_ISREG(mode):
+        raise AudioError(f"not a regular file: {_FILE_KINDS.get(stat.S_IFMT(mode), 'unknown')}")
 
 
 def _readable(audio: Path | str | bytes) -> str | io.BytesIO:
@@ -146,6 +160,10 @@ def _wav_header_seconds(f: BinaryIO) -> float:
 def header_seconds(audio: Path | bytes) -> float | None:
     """Duration from a file's (or encoded bytes') header, or None when none can be read."""
     held = isinstance(audio, bytes)
+    try:
+        _require_regular_file(audio)
+    except (AudioError, OSError):
+        return None
     if held or audio.suffix.lower() in _LIBSNDFILE:
         try:
             return float(soundfile.info(io.BytesIO(audio) if held else str(audio)).duration)
