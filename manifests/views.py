@@ -161,3 +161,13 @@ def connect(workdir: Path, settings: dict[str, str] | None = None) -> duckdb.Duc
     con.execute(f"CREATE VIEW sources AS SELECT * FROM {sources}")
     _seal(con)
     return con
+
+
+def dataset_files(workdir: Path) -> list[str]:
+    """The dataset files that hold kept rows, relative to `workdir`, as the manifests name
+    them: what `dataset/data/` must hold, no more (`pipeline.stages.shard`)."""
+    with connect(workdir) as con:
+        found = con.execute(
+            "SELECT DISTINCT shard FROM segments WHERE shard IS NOT NULL ORDER BY shard"
+        ).fetchall()
+    return [name for (name,) in found]

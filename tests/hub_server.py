@@ -4,7 +4,8 @@ It is not the hub: it implements only what `huggingface_hub`'s upload path calls
 off (`HF_HUB_DISABLE_XET=1`; the Xet storage protocol needs the hub's CAS servers), so the
 real client can be tested against it end to end:
 
-    POST /api/repos/create                                  create (409 when it exists)
+    POST /api/repos/create                                  create (409 when it exists), holding
+                                                            a `.gitattributes` as the hub's does
     POST /api/{type}s/{ns}/{name}/branch/{branch}           create a branch (409 when it exists)
     POST /api/validate-yaml                                 the card's YAML must parse
     POST /api/{type}s/{ns}/{name}/preupload/{rev}           lfs or regular, and the committed oid
@@ -13,6 +14,12 @@ real client can be tested against it end to end:
     PUT  /_lfs/{oid}  and POST /_lfs/{oid}/verify           the LFS upload (sha256 checked)
     POST /api/{type}s/{ns}/{name}/commit/{rev}              NDJSON header/file/lfsFile/deleted…
     GET  /api/{type}s/{ns}/{name}/revision/{rev}            repo info (the no-op commit path)
+    GET  /api/{type}s/{ns}/{name}/tree/{rev}[/{path}]       files and folders (`?recursive=true`
+                                                            for all below), 404 for no such
+                                                            revision or folder
+
+A commit is applied whole or not at all: deleting a file (or folder) the revision does not hold
+fails it with 404, as on the hub.
 
 Every request needs `Authorization: Bearer <token>`. Committed files are written under
 STORAGE/<type>s/<ns>/<name>/<path> so a test can load what was uploaded. For the tests:
@@ -36,6 +43,7 @@ import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from urllib.parse import unquote
 
 import httpx
 import yaml
@@ -56,6 +64,36 @@ class _Hub:
 
     def files(self, key: str, revision: str) -> dict[str, dict]:
         return self.repos[key]["branches"].setdefault(revision, {})
+
+
+_GITATTRIBUTES = b"*.parquet filter=lfs diff=lfs merge=lfs -text\n"
+
+
+def _entry(content: bytes) -> dict:
+    return {"sha256": hashlib.sha256(content).hexdigest(), "sha1": _git_blob_sha1(content),
+            "size": len(content)}  # fmt: skip
+
+
+def _tree(files: dict[str, dict], folder: str, recursive: bool) -> list[dict] | None:
+    """The hub's tree listing of `folder` ("" for the root), or None when no file is in it."""
+    prefix = folder.strip("/") + "/" if folder.strip("/") else ""
+    below = sorted(p for p in files if p.startswith(prefix))
+    if prefix and not below:
+        return None
+    entries: dict[str, dict] = {}
+    for path in below:
+        parts = path[len(prefix) :].split("/")
+        for depth in range(1, len(parts)):
+            if depth == 1 or recursive:
+                name = prefix + "/".join(parts[:depth])
+                entries[name] = {"type": "directory", "path": name, "oid": "0" * 40}
+        if len(parts) == 1 or recursive:
+            f = files[path]
+            entries[path] = {"type": "file", "path": path, "size": f["size"], "oid": f["sha1"]}
+            if path.endswith(".parquet"):
+                entries[path]["lfs"] = {"oid": f["sha256"], "size": f["size"],
+                                        "pointerSize": 134}  # fmt: skip
+    return list(entries.values())
 
 
 def _git_blob_sha1(content: bytes) -> str:
@@ -113,6 +151,19 @@ def _handler(hub: _Hub) -> type[BaseHTTPRequestHandler]:
                 return self._send(200, {"id": m["repo"], "sha": hashlib.sha1(
                     json.dumps(sorted(files)).encode()).hexdigest(), "private": False,
                     "siblings": [{"rfilename": p} for p in sorted(files)]})  # fmt: skip
+            tree = rf"/api/{_REPO}/tree/(?P<rev>[^/?]+)(?P<folder>/[^?]*)?(\?(?P<query>.*))?"
+            if m := re.fullmatch(tree, self.path):
+                if (key := self._repo(m)) is None:
+                    return
+                branches, revision = hub.repos[key]["branches"], unquote(m["rev"])
+                if revision not in branches:
+                    return self._send(404, {"error": f"Revision Not Found: {revision}"})
+                recursive = "recursive=true" in (m["query"] or "").lower()
+                with hub.lock:
+                    listing = _tree(branches[revision], unquote(m["folder"] or ""), recursive)
+                if listing is None:
+                    return self._send(404, {"error": f"Entry Not Found: {m['folder']}"})
+                return self._send(200, listing)
             self._send(404, {"error": f"no route GET {self.path}"})
 
         def do_PUT(self) -> None:
@@ -151,6 +202,7 @@ def _handler(hub: _Hub) -> type[BaseHTTPRequestHandler]:
                         return self._send(409, {"error": "You already created this repo",
                                                 "url": f"{self._base()}/{key}"})  # fmt: skip
                     hub.repos[key] = {"branches": {"main": {}}}
+                    self._store(key, "main", {".gitattributes": _GITATTRIBUTES})
                 return self._send(200, {"url": f"{self._base()}/{key}"})
             if path == "/api/validate-yaml":
                 content = json.loads(raw)["content"]
@@ -202,6 +254,7 @@ def _handler(hub: _Hub) -> type[BaseHTTPRequestHandler]:
 
         def _commit(self, key: str, revision: str, raw: bytes) -> None:
             changes: dict[str, bytes | None] = {}
+            deleted_folders = []
             for line in raw.decode().splitlines():
                 item = json.loads(line)
                 value = item["value"]
@@ -212,25 +265,38 @@ def _handler(hub: _Hub) -> type[BaseHTTPRequestHandler]:
                         return self._send(422, {"error": f"LFS object of {value['path']} "
                                                          "was never uploaded"})  # fmt: skip
                     changes[value["path"]] = hub.objects[value["oid"]]
-                elif item["key"] in ("deletedFile", "deletedFolder"):
+                elif item["key"] == "deletedFile":
                     changes[value["path"]] = None
+                elif item["key"] == "deletedFolder":
+                    deleted_folders.append(value["path"].strip("/") + "/")
             with hub.lock:
                 files = hub.files(key, revision)
-                for path, content in changes.items():
-                    target = hub.storage / key / revision / path
-                    if content is None:
-                        files.pop(path, None)
-                        target.unlink(missing_ok=True)
-                        continue
-                    sha256 = hashlib.sha256(content).hexdigest()
-                    files[path] = {"sha256": sha256, "sha1": _git_blob_sha1(content),
-                                   "size": len(content)}  # fmt: skip
-                    target.parent.mkdir(parents=True, exist_ok=True)
-                    target.write_bytes(content)
+                for folder in deleted_folders:
+                    inside = [p for p in files if p.startswith(folder)]
+                    if not inside:
+                        return self._send(404, {"error": f"Entry Not Found: {folder}"})
+                    changes |= dict.fromkeys(inside)
+                absent = [p for p, c in changes.items() if c is None and p not in files]
+                if absent:
+                    return self._send(404, {"error": f"Entry Not Found: {absent[0]}"})
+                self._store(key, revision, changes)
                 hub.commits += 1
                 oid = hashlib.sha1(f"{key}{hub.commits}".encode()).hexdigest()
             self._send(200, {"commitUrl": f"{self._base()}/{key}/commit/{oid}",
                              "commitOid": oid, "pullRequestUrl": None})  # fmt: skip
+
+        def _store(self, key: str, revision: str, changes: dict[str, bytes | None]) -> None:
+            """Apply added (bytes) and deleted (None) files to a revision and to STORAGE."""
+            files = hub.files(key, revision)
+            for path, content in changes.items():
+                target = hub.storage / key / revision / path
+                if content is None:
+                    del files[path]
+                    target.unlink(missing_ok=True)
+                else:
+                    files[path] = _entry(content)
+                    target.parent.mkdir(parents=True, exist_ok=True)
+                    target.write_bytes(content)
 
         def _base(self) -> str:
             return f"http://{self.headers.get('Host')}"

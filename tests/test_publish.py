@@ -4,6 +4,7 @@ real `huggingface_hub` upload to a stand-in hub that is killed halfway and resum
 from __future__ import annotations
 
 import hashlib
+import html
 import io
 import os
 import shutil
@@ -106,7 +107,7 @@ def test_card_holds_hub_metadata_licences_attribution_funnel_and_models(publishe
     body = card.text
     assert "vaglio demo corpus (espeak-ng), CC BY 4.0" in body  # the attribution CC BY asks for
     assert "[CC-BY-4.0](https://creativecommons.org/licenses/by/4.0/)" in body
-    assert "| pass_disagreement |" in body and "| segments kept |" in body
+    assert "| pass\\_disagreement |" in body and "| segments kept |" in body
     assert "faster-whisper:whisper-base" in body
     assert 'load_dataset("me/demo", "en")' in body
     assert "open-radio" in (out / "LICENSES.md").read_text()
@@ -290,7 +291,7 @@ def test_upload_killed_halfway_resumes_complete_without_sending_a_file_twice(pub
         assert done["commits"] == 1
         files = done["repos"]["datasets/me/demo"]["main"]
         local = {p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file()}
-        assert set(files) == local
+        assert set(files) == local - {".vaglio-publish.json"} | {".gitattributes"}
         for path in parquet:
             sha = hashlib.sha256(path.read_bytes()).hexdigest()
             assert files[path.relative_to(out).as_posix()]["sha256"] == sha
@@ -352,5 +353,104 @@ def test_publish_to_a_revision_commits_on_that_branch_only(published, tmp_path, 
         )
         assert result.exit_code == 0, result.output
         branches = hub.state()["repos"]["datasets/me/demo"]
-    assert branches["main"] == {}
+    assert set(branches["main"]) == {".gitattributes"}
     assert "README.md" in branches["v2"] and any(p.endswith(".parquet") for p in branches["v2"])
+
+
+def _tree(folder: Path) -> dict[str, str]:
+    return {
+        p.relative_to(folder).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in folder.rglob("*")
+        if p.is_file()
+    }
+
+
+def test_a_folder_holding_the_users_own_files_is_refused_and_left_as_it_was(published, tmp_path):
+    workdir, _, _ = published
+    out = tmp_path / "mine"
+    (out / "data" / "raw").mkdir(parents=True)
+    (out / "README.md").write_text("# my notes\n")
+    (out / "LICENSES.md").write_text("mine\n")
+    pq.write_table(pa.table({"x": [1, 2]}), out / "data" / "raw" / "my.parquet")
+    before = _tree(out)
+    args = ["publish", "-w", str(workdir), "--repo-id", "me/demo", "--dry-run", "--out", str(out)]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 2
+    assert "not empty and not built by `vaglio publish`" in " ".join(result.output.split())
+    assert _tree(out) == before
+
+
+def test_publishing_again_leaves_exactly_the_new_dataset_on_the_hub_and_nothing_else(
+    published, tmp_path, monkeypatch
+):
+    """A first publish, a `.env` and a note left in its folder, then a publish of fewer rows (a
+    policy now refuses CC0) in fewer files: the repo holds the new files only, the folder's
+    other files stay where they are, unpublished."""
+    from huggingface_hub import constants
+
+    workdir, _, _ = published
+    monkeypatch.setattr(constants, "HF_HUB_DISABLE_XET", True)  # the stand-in speaks LFS only
+    policy = tmp_path / "policy.yaml"
+    refuse_cc0 = {"match": "CC0-1.0", "allowed": False, "reason": "no public-domain audio here"}
+    policy.write_text(yaml.safe_dump({"extends": "default", "rules": [refuse_cc0]}))
+    out = tmp_path / "folder"
+    env = {"HF_TOKEN": "tok", "HF_HOME": str(tmp_path / "hf")}
+    with HubServer(tmp_path / "hub", "tok") as hub:
+        publish = ["publish", "-w", str(workdir), "--repo-id", "me/demo", "--out", str(out)]
+        first = runner.invoke(app, [*publish, "--endpoint", hub.endpoint, *SMALL], env=env)
+        assert first.exit_code == 0, first.output
+        (out / ".env").write_text("SECRET=hunter2\n")
+        (out / "data" / "notes.txt").write_text("mine\n")
+        first_files = set(hub.state()["repos"]["datasets/me/demo"]["main"])
+        second = runner.invoke(
+            app, [*publish, "--endpoint", hub.endpoint, "--policy", str(policy)], env=env
+        )
+        assert second.exit_code == 0, second.output
+        state = hub.state()
+    remote = state["repos"]["datasets/me/demo"]["main"]
+    dataset = {p.relative_to(out).as_posix() for p in out.rglob("*.parquet")} | {
+        "README.md",
+        "LICENSES.md",
+    }
+    assert set(remote) == dataset | {".gitattributes"}
+    assert first_files - set(remote)  # the first publish's extra files are gone
+    assert state["commits"] == 2  # deleted in the publishing commit, not after it
+    assert (out / ".env").read_text() == "SECRET=hunter2\n"  # the user's files: kept, not sent
+    assert (out / "data" / "notes.txt").exists()
+    stored = tmp_path / "hub" / "datasets" / "me" / "demo" / "main"
+    published_rows = pa.concat_tables(pq.read_table(p) for p in stored.rglob("*.parquet"))
+    licences = sql_counts(workdir, "license")
+    assert len(published_rows) == sum(licences.values()) - licences["CC0-1.0"]
+    assert "CC0-1.0" not in published_rows["license"].to_pylist()
+
+
+def test_attribution_cannot_break_out_of_the_card(curated, tmp_path):
+    """An attribution with a newline, a pipe, a heading, a link and HTML renders as its text in
+    one table cell of the card the hub shows."""
+    from markdown_it import MarkdownIt
+
+    workdir = tmp_path / "work"
+    shutil.copytree(curated[0], workdir)
+    hostile = "Evil\n# Owned\r\n| x | y |\n<img src=x onerror=alert(1)> [click](javascript:x)"
+    for path in workdir.glob("shard/*.parquet"):
+        table = pq.read_table(path)
+        column = pa.array([hostile] * len(table), pa.string())
+        index = table.schema.get_field_index("attribution")
+        table = table.set_column(index, "attribution", column)
+        pq.write_table(table, path)
+    out = tmp_path / "out"
+    result = runner.invoke(
+        app, ["publish", "-w", str(workdir), "--repo-id", "me/demo", "--dry-run", "--out", str(out)]
+    )
+    assert result.exit_code == 0, result.output
+    card = DatasetCard.load(out / "README.md")
+    tokens = MarkdownIt("commonmark").enable("table").parse(card.text)
+    assert [t.content for t in tokens if t.type == "inline" and "Owned" in t.content]
+    headings = [tokens[i + 1].content for i, t in enumerate(tokens) if t.type == "heading_open"]
+    assert not [h for h in headings if "Owned" in h]
+    assert not [t for t in tokens if t.type in ("html_block", "html_inline")]
+    rendered = MarkdownIt("commonmark").enable("table").render(card.text)
+    assert "<img" not in rendered and 'href="javascript' not in rendered
+    one_line = html.escape(" ".join(hostile.split()), quote=False)
+    cells = [line for line in rendered.splitlines() if "Owned" in line]
+    assert cells and all(line == f"<td>{one_line}</td>" for line in cells)

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import hashlib
 import io
+import os
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
@@ -26,6 +28,8 @@ MAX_SAMPLES_PER_BYTE = 64
 # Containers whose header states the exact number of samples: what decodes short was lost.
 _EXACT_LENGTH = ("wav", "flac")
 _LIBSNDFILE = (".wav", ".flac", ".ogg")  # headers libsndfile reads; the rest go to PyAV
+_FILE_KINDS = {stat.S_IFIFO: "a FIFO", stat.S_IFDIR: "a directory", stat.S_IFCHR: "a device",
+               stat.S_IFBLK: "a device", stat.S_IFSOCK: "a socket"}  # fmt: skip
 
 
 class AudioError(Exception):
@@ -58,6 +62,7 @@ def decode_file(
     """
     start = offset or 0.0
     try:
+        _require_regular_file(audio)
         size = len(audio) if isinstance(audio, bytes) else Path(audio).stat().st_size
         most = size * MAX_SAMPLES_PER_BYTE
         with av.open(_readable(audio)) as container:
@@ -97,6 +102,15 @@ def decode_file(
     # Resampling may round a few samples away; more than a millisecond missing was lost.
     lost = max(0.0, expected - got) if exact and expected - got > 0.001 else 0.0
     return DecodedAudio(samples, rate_in, channels_in, lost / expected if lost else 0.0)
+
+
+def _require_regular_file(audio: Path | str | bytes) -> None:
+    """Refuse a path that is not a regular file: reading a FIFO or a device may never end."""
+    if isinstance(audio, bytes):
+        return
+    mode = os.stat(audio).st_mode
+    if not stat.S_ISREG(mode):
+        raise AudioError(f"not a regular file: {_FILE_KINDS.get(stat.S_IFMT(mode), 'unknown')}")
 
 
 def _readable(audio: Path | str | bytes) -> str | io.BytesIO:
@@ -177,6 +191,10 @@ def _wav_header_seconds(f: BinaryIO) -> float:
 def header_seconds(audio: Path | bytes) -> float | None:
     """Duration from a file's (or encoded bytes') header, or None when none can be read."""
     held = isinstance(audio, bytes)
+    try:
+        _require_regular_file(audio)
+    except (AudioError, OSError):
+        return None
     if held or audio.suffix.lower() in _LIBSNDFILE:
         try:
             return float(soundfile.info(io.BytesIO(audio) if held else str(audio)).duration)

@@ -5,14 +5,21 @@ has none), languages, task categories, the size category and one `configs` entry
 so `load_dataset(repo, config)` finds the files. The body credits every source (CC BY's
 attribution is satisfied here), states the changes made, shows the filter funnel and the
 models that wrote the labels, and says how to load the data.
+
+Every value that comes from data (a source's name or attribution, a licence, a reason) passes
+through `markdown_text` on its way into the body, so none can end a table row, start a heading,
+link somewhere or carry HTML: the card shows it as the text it is.
 """
 
 from __future__ import annotations
 
+import html
+import re
 from collections import defaultdict
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
+from urllib.parse import quote
 
 import yaml
 
@@ -22,6 +29,7 @@ from pipeline.export.hub_folder import DATA_DIR, ConfigSummary
 from pipeline.export.rows import KeptRows
 from pipeline.run.summary import summarize
 
+README_FILE = "README.md"
 LICENSES_FILE = "LICENSES.md"
 _SIZE_CATEGORIES = ((1_000, "n<1K"), (10_000, "1K<n<10K"), (100_000, "10K<n<100K"),
                     (1_000_000, "100K<n<1M"), (10_000_000, "1M<n<10M"),
@@ -130,10 +138,30 @@ def _by_source(sources: list[SourceRow]) -> list[tuple[SourceRow, list[str], flo
             for _, rows in sorted(grouped.items())]  # fmt: skip
 
 
+class Markdown(str):
+    """Text that is Markdown already: built here, from values passed through `markdown_text`."""
+
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+_MARKDOWN_PUNCTUATION = re.compile(r"([\\`*_\[\]|~])")
+
+
+def markdown_text(value: object) -> Markdown:
+    """`value` as inline Markdown text that renders as itself: on one line, HTML shown as text,
+    and the characters that make links, emphasis, code or table cells escaped."""
+    if isinstance(value, Markdown):
+        return value
+    one_line = " ".join(_CONTROL.sub(" ", str(value)).split())
+    return Markdown(_MARKDOWN_PUNCTUATION.sub(r"\\\1", html.escape(one_line, quote=False)))
+
+
+def _link(label: object, url: str) -> Markdown:
+    return Markdown(f"[{markdown_text(label)}]({quote(url, safe=':/#?&=%+@,;~')})")
+
+
 def _table(header: list[str], rows: list[list[object]]) -> str:
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(str(cell).replace("|", "\\|") for cell in row) + " |"
-              for row in rows]  # fmt: skip
+    lines += ["| " + " | ".join(markdown_text(cell) for cell in row) + " |" for row in rows]
     return "\n".join(lines)
 
 
@@ -179,7 +207,7 @@ def _body(kept: KeptRows, configs: list[ConfigSummary], sources: list[SourceRow]
             [
                 [
                     s.source,
-                    f"[{s.license}]({license_link(s.license)})",
+                    _link(s.license, license_link(s.license)),
                     s.attribution or "—",
                     ", ".join(s.obligations) or "none",
                     ", ".join(langs),
@@ -224,11 +252,8 @@ def _body(kept: KeptRows, configs: list[ConfigSummary], sources: list[SourceRow]
         "",
     ]
     if summary.quarantined:
-        parts += [
-            "Recordings quarantined: "
-            + ", ".join(f"{reason}: {n}" for reason, n in summary.quarantined.items()),
-            "",
-        ]
+        quarantined = ", ".join(f"{reason}: {n}" for reason, n in summary.quarantined.items())
+        parts += [f"Recordings quarantined: {markdown_text(quarantined)}", ""]
     parts += [
         "## Models and versions",
         "",
@@ -245,8 +270,8 @@ def _body(kept: KeptRows, configs: list[ConfigSummary], sources: list[SourceRow]
     return "\n".join(parts)
 
 
-def write_card(kept: KeptRows, configs: list[ConfigSummary], out: Path, repo_id: str) -> Path:
-    """Write README.md and LICENSES.md into `out`; returns the README's path."""
+def write_card(kept: KeptRows, configs: list[ConfigSummary], out: Path, repo_id: str) -> list[str]:
+    """Write README.md and LICENSES.md into `out`; returns their names."""
     from huggingface_hub import DatasetCard, DatasetCardData
 
     sources = _published_sources(kept)
@@ -259,8 +284,7 @@ def write_card(kept: KeptRows, configs: list[ConfigSummary], out: Path, repo_id:
     lines = ["# Licences", ""]
     for spdx_id in licenses:
         under = sorted({s.source for s in sources if s.license == spdx_id})
-        lines += [f"- [{spdx_id}]({license_link(spdx_id)}): {', '.join(under)}"]
+        lines += [f"- {_link(spdx_id, license_link(spdx_id))}: {markdown_text(', '.join(under))}"]
     (Path(out) / LICENSES_FILE).write_text("\n".join(lines) + "\n", encoding="utf-8")
-    readme = Path(out) / "README.md"
-    readme.write_text(text, encoding="utf-8")
-    return readme
+    (Path(out) / README_FILE).write_text(text, encoding="utf-8")
+    return [README_FILE, LICENSES_FILE]

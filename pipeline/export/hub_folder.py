@@ -5,6 +5,12 @@ Layout (what `datasets` and the hub's viewer read without a loading script):
     README.md                       the card (see `card.py`), `configs` pointing at the files
     LICENSES.md                     every licence with its link and the sources under it
     data/<config>/<split>-NNNNN-of-MMMMM.parquet
+    .vaglio-publish.json            the list of the files above: what vaglio wrote here
+
+The list is the folder's only truth about what the dataset consists of: a build replaces only
+the files an earlier build listed, and the upload sends only listed files. Anything else in the
+folder (a `.env`, the user's own notes) is neither touched nor published, and a non-empty folder
+without the list is refused rather than overwritten.
 
 A config is a language (`en`: audio and transcript) or a translation direction (`en-de`: audio,
 transcript and translation). Rows whose licence asks for share-alike go to their own configs
@@ -19,8 +25,8 @@ uncompressed (FLAC is compressed already) and the `huggingface` schema metadata 
 
 from __future__ import annotations
 
+import json
 import math
-import shutil
 from collections import defaultdict
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -32,8 +38,10 @@ import pyarrow.parquet as pq
 
 from pipeline.audio.decode import SAMPLE_RATE
 from pipeline.export.rows import ExportError, KeptRows
+from pipeline.run.runner import atomic_write_text
 
 DATA_DIR = "data"
+FILE_LIST = ".vaglio-publish.json"
 SHARE_ALIKE_SUFFIX = "-sharealike"
 _COMMON = ("duration", "recording_id", "source", "license", "attribution")
 
@@ -185,13 +193,6 @@ def build_hub_folder(
     per split in memory.
     """
     out = Path(out)
-    if (out / DATA_DIR).exists():
-        strangers = [
-            p for p in (out / DATA_DIR).rglob("*") if p.is_file() and p.suffix != ".parquet"
-        ]
-        if strangers:
-            raise ExportError(f"{strangers[0]}: not a published data file; choose another --out")
-        shutil.rmtree(out / DATA_DIR)
     plan: dict[str, ConfigSummary] = {}
     totals: dict[tuple[str, str], list[int]] = defaultdict(lambda: [0, 0])
     for table in kept.tables():
@@ -232,3 +233,48 @@ def build_hub_folder(
         for split, writer in writers.items():
             config.files[split] = [p.relative_to(out).as_posix() for p in writer.close()]
     return [plan[name] for name in sorted(plan)]
+
+
+def listed_files(folder: Path) -> list[str]:
+    """The files a build wrote into `folder`, relative to it, as its file list records them."""
+    record = Path(folder) / FILE_LIST
+    try:
+        files = json.loads(record.read_text(encoding="utf-8"))["files"]
+    except FileNotFoundError:
+        raise ExportError(f"{folder}: not built by `vaglio publish` (no {FILE_LIST})") from None
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        raise ExportError(f"{record}: unreadable file list ({error})") from None
+    if not isinstance(files, list) or not all(isinstance(f, str) for f in files):
+        raise ExportError(f"{record}: unreadable file list (expected a list of paths)")
+    return files
+
+
+def clear_earlier_build(folder: Path) -> None:
+    """Make `folder` ready for a build: remove what an earlier build listed, nothing else.
+
+    A folder that holds anything without a file list is the user's, and is refused.
+    """
+    folder = Path(folder)
+    if not folder.exists():
+        return
+    if not folder.is_dir():
+        raise ExportError(f"{folder}: not a folder; choose another --out")
+    if not (folder / FILE_LIST).exists():
+        if any(folder.iterdir()):
+            raise ExportError(
+                f"{folder}: not empty and not built by `vaglio publish`; choose another --out"
+            )
+        return
+    root = folder.resolve()
+    for name in listed_files(folder):
+        path = folder / name
+        if path.resolve().is_relative_to(root) and path.is_file() and not path.is_symlink():
+            path.unlink()
+    for directory in sorted((folder / DATA_DIR).glob("**/"), reverse=True):  # deepest first
+        if directory.is_dir() and not any(directory.iterdir()):
+            directory.rmdir()
+
+
+def write_file_list(folder: Path, files: list[str]) -> None:
+    record = json.dumps({"files": sorted(files)}, indent=1) + "\n"
+    atomic_write_text(record, Path(folder) / FILE_LIST)

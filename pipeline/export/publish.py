@@ -9,7 +9,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pipeline.export.card import write_card
-from pipeline.export.hub_folder import ConfigSummary, Sizing, build_hub_folder
+from pipeline.export.hub_folder import (
+    ConfigSummary,
+    Sizing,
+    build_hub_folder,
+    clear_earlier_build,
+    write_file_list,
+)
 from pipeline.export.lhotse_shar import export_lhotse_shar
 from pipeline.export.nemo import export_nemo
 from pipeline.export.nemo_tarred import export_nemo_tarred
@@ -20,6 +26,7 @@ from pipeline.query.splits import DEFAULT_RATIOS
 @dataclass(frozen=True)
 class PublishFolder:
     path: Path
+    files: list[str]  # what the dataset consists of, relative to `path`: all that is uploaded
     configs: list[ConfigSummary]
     refusals: list[Refusal]
 
@@ -34,13 +41,28 @@ def build_publish_folder(
     sizing: Sizing | None = None,
     progress: Callable[[int], None] = lambda rows: None,
 ) -> PublishFolder:
-    """The folder the hub gets, built offline: data files, README.md card, LICENSES.md."""
+    """The folder the hub gets, built offline: data files, README.md card, LICENSES.md, and the
+    list of them (see `hub_folder`); what an earlier build left there is replaced."""
+    _check_repo_id(repo_id)
     kept = KeptRows(Path(workdir), policy, dict(ratios))
     out = Path(out)
+    clear_earlier_build(out)
     out.mkdir(parents=True, exist_ok=True)
     configs = build_hub_folder(kept, out, sizing or Sizing(), progress)
-    write_card(kept, configs, out, repo_id)
-    return PublishFolder(out, configs, kept.refusals)
+    data = [path for c in configs for paths in c.files.values() for path in paths]
+    files = sorted([*data, *write_card(kept, configs, out, repo_id)])
+    write_file_list(out, files)
+    return PublishFolder(out, files, configs, kept.refusals)
+
+
+def _check_repo_id(repo_id: str) -> None:
+    """The hub's own rule, before anything is built: the id is also written into the card."""
+    from huggingface_hub.utils import HFValidationError, validate_repo_id
+
+    try:
+        validate_repo_id(repo_id)
+    except HFValidationError as error:
+        raise ExportError(f"--repo-id: {error}") from None
 
 
 EXPORT_MARKER = ".vaglio-export"  # a folder holding it may be replaced by the next export

@@ -18,7 +18,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from licenses import LicenseVerdict, judge_license
-from manifests.views import SHARD_LIST, connect
+from manifests.views import SHARD_LIST, dataset_files
 from pipeline.query.splits import DEFAULT_RATIOS, split_of
 from pipeline.text.pnc import is_punctuated
 
@@ -58,10 +58,7 @@ class KeptRows:
     @cached_property
     def files(self) -> list[Path]:
         """The dataset files that hold kept rows, as the manifest names them."""
-        with connect(self.workdir) as con:
-            names = [n for (n,) in con.execute(
-                "SELECT DISTINCT shard FROM segments WHERE shard IS NOT NULL ORDER BY shard"
-            ).fetchall()]  # fmt: skip
+        names = dataset_files(self.workdir)
         missing = [n for n in names if not (self.workdir / n).is_file()]
         if missing:
             raise ExportError(f"{self.workdir / missing[0]}: dataset file missing; run "

@@ -3,7 +3,8 @@
 This module decides the order; an executor decides where each (stage, shard) runs: threads
 here, Prefect tasks in `flows/`. Either way each stage finishes on every shard before the
 next stage starts, so cross-shard steps (duplicate detection) see complete inputs. A run holds
-the workdir's lock throughout, and starts by removing what dead runs left half-written.
+the workdir's lock throughout, starts by removing what dead runs left half-written, and ends
+by removing the dataset files that no current shard names any more.
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ from pipeline.stages.pass1 import Pass1
 from pipeline.stages.pass2 import Pass2
 from pipeline.stages.punctuate import Punctuate
 from pipeline.stages.segment import Segment
-from pipeline.stages.shard import Shard
+from pipeline.stages.shard import Shard, remove_unnamed_dataset_files
 from pipeline.stages.standardise import Standardise
 from pipeline.stages.translate import Translate
 
@@ -138,4 +139,5 @@ def _curate_locked(
                 progress.advance(outcome)
         if isinstance(stage, Standardise):
             mark_duplicates(workdir, [workdir / stage.name / f"{s}.parquet" for s in shard_ids])
+    remove_unnamed_dataset_files(workdir)
     return CurationResult(workdir, plans, outcomes)

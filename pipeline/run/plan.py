@@ -3,9 +3,16 @@
 Files under a refused licence are counted and reported, and nothing of them is processed.
 Files the source lists but that cannot be used (a path outside the source folder, a broken
 manifest line) become quarantined rows with the reason. A source that cannot be read at all
-is reported and the run goes on with the others. A shard's fingerprint covers its rows and
-the sizes and modification times of its files, so a changed or added file re-runs only the
-shards it lands in.
+is reported and the run goes on with the others.
+
+Shards are cut where the files themselves say, not by counting: a shard ends after a file
+whose recording id hashes to a boundary (about one file in `files_per_shard`), or at twice
+that many files. A shard is named by the file that ends it. So a file added or removed
+changes only the shard it lands in (and the next forced cut, if a run of files without a
+boundary is long), and every other shard keeps its name and rows; a shard's fingerprint
+covers its rows and the sizes and modification times of its files, so only those shards run
+again. Names are `<source>-<16 hex digits>`, a fixed-length suffix, so no source's shard name
+can be another's.
 """
 
 from __future__ import annotations
@@ -17,7 +24,6 @@ import os
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from itertools import islice
 from pathlib import Path
 
 import pyarrow as pa
@@ -97,10 +103,24 @@ def _fingerprint(rows: list[dict]) -> str:
     return digest.hexdigest()
 
 
-def _chunks(items: Iterable[dict], size: int) -> Iterator[list[dict]]:
-    iterator = iter(items)
-    while chunk := list(islice(iterator, size)):
-        yield chunk
+def _digest(text: str) -> bytes:
+    return hashlib.sha256(text.encode()).digest()
+
+
+def _shards(rows: Iterable[dict], target: int) -> Iterator[tuple[str, list[dict]]]:
+    """(name suffix, rows) of each shard, cut at content-defined boundaries (module docstring).
+
+    The last shard, which the end of the source closes, is named by no file: appending files
+    to a source grows it under the same name."""
+    shard: list[dict] = []
+    for row in rows:
+        shard.append(row)
+        digest = _digest(row["recording_id"])
+        if int.from_bytes(digest[:8], "big") % target == 0 or len(shard) == 2 * target:
+            yield digest.hex()[:16], shard
+            shard = []
+    if shard:
+        yield _digest("").hex()[:16], shard
 
 
 def _plan_one(source: Source, workdir: Path, files_per_shard: int, policy: Path | None):
@@ -118,9 +138,9 @@ def _plan_one(source: Source, workdir: Path, files_per_shard: int, policy: Path 
 
     shard_ids, quarantined = [], 0
     try:
-        size = source.files_per_shard or files_per_shard
-        for index, rows in enumerate(_chunks(allowed_rows(), size)):
-            shard_id = f"{source.name}-{index:05d}"
+        target = source.files_per_shard or files_per_shard
+        for suffix, rows in _shards(allowed_rows(), target):
+            shard_id = f"{source.name}-{suffix}"
             fingerprint = _fingerprint(rows)
             if read_fingerprint(workdir, PLAN, shard_id) != fingerprint:
                 table = pa.Table.from_pylist(rows, schema=SOURCE_FILES)

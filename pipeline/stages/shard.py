@@ -5,6 +5,11 @@ Dataset files go to `<workdir>/dataset/data/<shard>-<part>.parquet` (at most
 carries the `huggingface` metadata, so `load_dataset("parquet", …)` gives an `Audio` column.
 The stage's own output is the manifest: every segment, kept and dropped, without audio, with
 `shard` naming the dataset file that holds a kept one.
+
+The manifests of the current shards are also the truth about the dataset folder: a file no
+manifest names (its shard rewritten in fewer parts, its recordings deleted from the source, its
+source removed from the catalog) is removed when a curation ends (`remove_unnamed_dataset_files`),
+so `vaglio train` and `load_dataset("parquet", …)` see exactly the rows SQL calls kept.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from manifests.schemas import DATASET_AUDIO, MANIFEST, with_versions
+from manifests.views import dataset_files
 from pipeline.audio.cut import segment_samples
 from pipeline.audio.decode import SAMPLE_RATE, to_flac
 from pipeline.run.runner import atomic_write_table
@@ -68,17 +74,12 @@ class Shard(Stage):
         kept = segments.filter(pc.is_null(segments["drop_reason"]))
         audio = [to_flac(samples) for samples in segment_samples(context, kept)]
         shard_of: dict[str, str] = {}
-        written = []
         for number, rows in enumerate(self._split_by_size([len(a) for a in audio])):
             relative = DATASET_DIR / f"{context.shard_id}-{number:03d}.parquet"
             part = kept.take(pa.array(rows, pa.int64()))
             blobs = [audio[i] for i in rows]
             atomic_write_table(self._dataset_table(part, blobs), context.workdir / relative)
-            written.append(relative.name)
             shard_of |= dict.fromkeys(part["segment_id"].to_pylist(), relative.as_posix())
-        for stale in (context.workdir / DATASET_DIR).glob(f"{context.shard_id}-*.parquet"):
-            if stale.name not in written:
-                stale.unlink()
         shard_column = pa.array(
             [shard_of.get(s) for s in segments["segment_id"].to_pylist()], pa.string()
         )
@@ -116,3 +117,15 @@ class Shard(Stage):
         ]
         made = {"audio": audio, "translations": pa.array(kept, schema.field("translations").type)}
         return pa.table([made[n] if n in made else part[n] for n in schema.names], schema=schema)
+
+
+def remove_unnamed_dataset_files(workdir: Path) -> list[Path]:
+    """Delete the dataset files that no current manifest names (see the module docstring);
+    called under the workdir's lock once every shard is done. Returns what was removed."""
+    named = set(dataset_files(workdir))
+    removed = []
+    for path in sorted((Path(workdir) / DATASET_DIR).glob("*.parquet")):
+        if path.relative_to(workdir).as_posix() not in named:
+            path.unlink()
+            removed.append(path)
+    return removed
