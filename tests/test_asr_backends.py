@@ -16,6 +16,9 @@ from pipeline.asr import MissingExtraError, TimedText, load_backend
 from pipeline.asr.nemo_backend import hypothesis_from_nemo
 from pipeline.asr.vllm_backend import language_distribution
 
+# Outcome depends on model numerics: CI runs these again under the other CTranslate2 backends.
+pytestmark = pytest.mark.numerics
+
 VOCABULARY = {"<|endoftext|>": 50, "<|startoftranscript|>": 51, "<|en|>": 52, "<|it|>": 53,
               "<|transcribe|>": 54, "<|notimestamps|>": 55}  # fmt: skip
 TS = 56  # <|0.00|>: Whisper's timestamp tokens follow <|notimestamps|>, 20 ms apart

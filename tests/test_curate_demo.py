@@ -10,6 +10,7 @@ from itertools import pairwise
 
 import jiwer
 import pyarrow.parquet as pq
+import pytest
 import soundfile
 from datasets import Audio, load_dataset
 from typer.testing import CliRunner
@@ -19,6 +20,9 @@ from pipeline.query.sql import run_query
 from pipeline.run.summary import summarize
 from pipeline.text.normalise import normalise_text
 
+# Outcome depends on model numerics: CI runs these again under the other CTranslate2 backends.
+pytestmark = pytest.mark.numerics
+
 
 def sql(workdir, query):
     return run_query(workdir, query).to_pylist()
@@ -26,9 +30,7 @@ def sql(workdir, query):
 
 def test_refused_source_is_reported_and_never_processed(curated):
     workdir, result = curated
-    refused = {
-        p.source.name: v for p in result.plans for v in p.verdicts.values() if not v.allowed
-    }
+    refused = {p.source.name: v for p in result.plans for v in p.verdicts.values() if not v.allowed}
     assert set(refused) == {"nc-lectures"}
     assert "non-commercial" in refused["nc-lectures"].reason
     assert sql(workdir, "SELECT * FROM recordings WHERE source = 'nc-lectures'") == []
@@ -163,7 +165,7 @@ def test_windows_of_a_nemo_manifest_keep_the_source_transcript(curated):
     workdir, _ = curated
     windows = sql(
         workdir,
-        "SELECT recording_id, \"offset\", duration, text_source FROM recordings "
+        'SELECT recording_id, "offset", duration, text_source FROM recordings '
         "WHERE source = 'read-aloud' ORDER BY \"offset\"",
     )
     assert len(windows) == 2 and all(w["text_source"] for w in windows)

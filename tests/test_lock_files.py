@@ -28,9 +28,16 @@ LOCK_SETS = {
     "all.txt": ["dev", "nemo", "train", "ray", "llm-cpu", "export"],
 }
 # What the locks were made for (`make lock`): CPython 3.11 on x86-64 Linux.
-TARGET = {"python_version": "3.11", "python_full_version": "3.11.7", "sys_platform": "linux",
-          "platform_system": "Linux", "platform_machine": "x86_64", "os_name": "posix",
-          "implementation_name": "cpython", "platform_python_implementation": "CPython"}
+TARGET = {
+    "python_version": "3.11",
+    "python_full_version": "3.11.7",
+    "sys_platform": "linux",
+    "platform_system": "Linux",
+    "platform_machine": "x86_64",
+    "os_name": "posix",
+    "implementation_name": "cpython",
+    "platform_python_implementation": "CPython",
+}
 PIN = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)(?:\[[^\]]*\])?==(\S+)")
 
 
@@ -73,8 +80,11 @@ def test_the_sets_agree_with_each_other_and_torch_is_the_cpu_build():
     everything = pins(LOCKS / "all.txt")
     for lock_name in LOCK_SETS:
         locked = pins(LOCKS / lock_name)
-        differing = {name: (version, everything.get(name)) for name, version in locked.items()
-                     if everything.get(name) != version}
+        differing = {
+            name: (version, everything.get(name))
+            for name, version in locked.items()
+            if everything.get(name) != version
+        }
         assert not differing, f"{lock_name} differs from all.txt: {differing}"
         assert locked["torch"].endswith("+cpu"), f"{lock_name} pins torch {locked['torch']}"
         assert not [name for name in locked if name.startswith(("nvidia-", "triton"))]

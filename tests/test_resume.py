@@ -10,7 +10,12 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from pipeline.query.sql import run_query
+
+# Outcome depends on model numerics: CI runs these again under the other CTranslate2 backends.
+pytestmark = pytest.mark.numerics
 
 MANIFEST = "SELECT * EXCLUDE (versions) FROM segments_all ORDER BY segment_id"
 
