@@ -15,6 +15,20 @@ from pipeline.demo_corpus import REFERENCES_NAME
 
 CACHE = Path(os.environ.get("VAGLIO_BENCH_CACHE", Path(__file__).resolve().parent / ".cache"))
 CORES = os.cpu_count() or 1
+# Settings that change what CTranslate2 (and oneDNN under it) computes: part of the command.
+_NUMERICS_ENV = ("CT2_USE_MKL", "CT2_FORCE_CPU_ISA", "ONEDNN_MAX_CPU_ISA")
+
+
+def ct2_backend() -> str:
+    """The GEMM library CTranslate2 uses here: MKL by default on Intel CPUs, oneDNN elsewhere
+    (CT2_USE_MKL forces it), with oneDNN's instruction-set cap when one is set."""
+    mkl = os.environ.get("CT2_USE_MKL") == "1"
+    if "CT2_USE_MKL" not in os.environ:
+        with contextlib.suppress(OSError):
+            mkl = "GenuineIntel" in Path("/proc/cpuinfo").read_text()
+    name = "mkl" if mkl else "onednn"
+    cap = os.environ.get("ONEDNN_MAX_CPU_ISA")
+    return f"{name}-{cap.lower()}" if cap and not mkl else name
 
 
 def command_line() -> str:
@@ -22,7 +36,8 @@ def command_line() -> str:
     script = Path(sys.argv[0]).resolve()
     with contextlib.suppress(ValueError):
         script = script.relative_to(Path.cwd())
-    return shlex.join(["python", str(script), *sys.argv[1:]])
+    settings = [f"{key}={os.environ[key]}" for key in _NUMERICS_ENV if key in os.environ]
+    return shlex.join([*settings, "python", str(script), *sys.argv[1:]])
 
 
 def _rounded(value):
@@ -35,8 +50,15 @@ def _rounded(value):
 
 
 def emit(benchmark: str, **figures) -> None:
-    """One JSON line: the benchmark, its figures, the machine's cores and the command."""
-    line = {"benchmark": benchmark, **_rounded(figures), "cores": CORES, "command": command_line()}
+    """One JSON line: the benchmark, its figures, the machine's cores, CTranslate2's backend
+    and the command."""
+    line = {
+        "benchmark": benchmark,
+        **_rounded(figures),
+        "cores": CORES,
+        "ct2": ct2_backend(),
+        "command": command_line(),
+    }
     print(json.dumps(line), flush=True)
 
 
