@@ -18,6 +18,15 @@ from pipeline.query.sql import run_query
 from pipeline.sources import read_source
 from pipeline.sources.catalog import load_catalog
 
+LHOTSE_RECORDING = {
+    "id": "rec",
+    "duration": 1.0,
+    "sampling_rate": 16000,
+    "num_samples": 16000,
+    "sources": [{"type": "file", "channels": [0], "source": "a.wav"}],
+}
+"""One second of a.wav as a Lhotse recording."""
+
 
 def tone(seconds: float = 1.0) -> np.ndarray:
     t = np.arange(int(seconds * SAMPLE_RATE)) / SAMPLE_RATE
@@ -93,14 +102,7 @@ def test_a_row_licence_that_is_not_text_is_quarantined_never_replaced(tmp_path):
             json.dumps({"audio_filepath": "c.wav", "duration": 1.0, "license": "CC BY 4.0"}),
         ],
     )
-    recording = {
-        "id": "rec",
-        "duration": 1.0,
-        "sampling_rate": 16000,
-        "num_samples": 16000,
-        "sources": [{"type": "file", "channels": [0], "source": "a.wav"}],
-        "custom": {"license": ["CC BY-NC 4.0"]},
-    }
+    recording = LHOTSE_RECORDING | {"custom": {"license": ["CC BY-NC 4.0"]}}
     (root / "recordings.jsonl").write_text(json.dumps(recording) + "\n")
     catalog = catalog_of(
         tmp_path,
@@ -162,13 +164,7 @@ def test_a_corrupt_gzip_manifest_fails_its_source_alone(tmp_path):
     root = tmp_path / "src"
     root.mkdir()
     write_audio(root / "a.wav", tone())
-    recording = {
-        "id": "rec",
-        "duration": 1.0,
-        "sampling_rate": 16000,
-        "num_samples": 16000,
-        "sources": [{"type": "file", "channels": [0], "source": "a.wav"}],
-    }
+    recording = LHOTSE_RECORDING
     lines = "".join(
         json.dumps(recording | {"id": f"r{i}", "text": "x" * (i % 97)}) + "\n" for i in range(3000)
     )
