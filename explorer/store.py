@@ -151,8 +151,8 @@ class Store:
             f"LIMIT {PAGE_SIZE} OFFSET {offset}"
         )
         count_sql = f"SELECT count(*) AS n FROM segments WHERE {where}"
-        if query.where.strip():  # on its own first, so that a second statement is named
-            self._checked(f"SELECT 1 FROM segments WHERE\n{query.where}\nLIMIT 0", [])
+        if query.where.strip():  # on its own first, so that a statement after it is named
+            self._checked(f"SELECT 1 FROM segments WHERE\n{query.where}", [], run=False)
         rows = self._checked(page_sql, params)
         if query.text or query.where.strip():
             total = self._checked(count_sql, params)[0]["n"]
@@ -160,10 +160,12 @@ class Store:
             total = self.choices.count(query)
         return SegmentPage(rows, total, query)
 
-    def _checked(self, sql: str, params: list) -> list[dict]:
+    def _checked(self, sql: str, params: list, run: bool = True) -> list[dict]:
+        """The rows of `sql` once `vaglio sql`'s check passed it (with `run`, else none)."""
         try:
-            check_read_only(self._con, sql)
-            return self.rows(sql, params)
+            with self._lock:
+                check_read_only(self._con, sql)
+            return self.rows(sql, params) if run else []
         except ReadOnlyError as error:
             raise QueryError(str(error)) from None
         except duckdb.PermissionException as error:
