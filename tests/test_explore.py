@@ -100,7 +100,7 @@ def browser():
 
 @pytest.fixture
 def page(browser):
-    context = browser.new_context(viewport={"width": 1100, "height": 760})
+    context = browser.new_context(viewport={"width": 1280, "height": 760})
     yield context.new_page()
     context.close()
 
