@@ -6,11 +6,9 @@ from __future__ import annotations
 import errno
 import socket
 from ipaddress import ip_address
-from pathlib import Path
 
 import uvicorn
-
-from explorer.app import create_app
+from fastapi import FastAPI
 
 LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
 
@@ -52,8 +50,7 @@ def url_of(sock: socket.socket) -> str:
     return f"http://[{host}]:{port}/" if ":" in host else f"http://{host}:{port}/"
 
 
-def serve(workdir: Path, sock: socket.socket) -> None:
+def serve(app: FastAPI, sock: socket.socket) -> None:
     """Run until Ctrl-C (uvicorn stops gracefully, then re-raises it as KeyboardInterrupt)."""
-    app = create_app(workdir)
     server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False))
     server.run(sockets=[sock])

@@ -34,6 +34,7 @@ def explore_command(
         raise typer.Exit(2)
     import duckdb
 
+    from explorer.app import create_app
     from explorer.serve import ServeError, bind, is_local, serve, url_of
 
     try:
@@ -46,9 +47,10 @@ def explore_command(
             f"[yellow]warning:[/yellow] listening on {escape(host)}: anyone who can reach "
             "this machine can read the workdir's transcripts and hear its audio"
         )
-    print(f"vaglio explore: {url_of(sock)} (Ctrl-C stops it)", flush=True)
     try:
-        serve(workdir, sock)
+        explorer = create_app(workdir)  # the views are read before the URL says it is ready
+        print(f"vaglio explore: {url_of(sock)} (Ctrl-C stops it)", flush=True)
+        serve(explorer, sock)
     except KeyboardInterrupt:
         pass  # uvicorn has shut down already and re-raised Ctrl-C
     except duckdb.Error as error:
