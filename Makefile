@@ -22,13 +22,14 @@ LLAMA_CMAKE_ARGS := -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON
 	-DGGML_BMI2=ON -DGGML_BLAS=OFF -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF \
 	-DLLAMA_BUILD_TOOLS=OFF -DLLAMA_CURL=OFF
 DEMO_WORKDIR ?= demo-workdir
-SYSTEM_PACKAGES := espeak-ng ffmpeg
+SYSTEM_PACKAGES := espeak-ng ffmpeg chromium
 
 .PHONY: setup system-packages lock demo test lint bench clean
 
 setup: system-packages $(STAMP)
 
-# Debian packages: espeak-ng speaks the demo and test corpora; ffmpeg is used to build them.
+# Debian packages: espeak-ng speaks the demo and test corpora; ffmpeg is used to build them;
+# chromium is the browser the `vaglio explore` tests drive (Playwright cannot download its own).
 system-packages:
 	@missing=""; for p in $(SYSTEM_PACKAGES); do command -v $$p >/dev/null || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \

@@ -15,6 +15,7 @@ BENCHMARKS = (
     "pipeline_speed_memory",
     "text_lid",
     "sql_vs_pandas",
+    "explore_first_page",
     "marker_proof",
     "export_speed",
     "llm_cpu",
