@@ -97,6 +97,11 @@ def held_groups(windows: list[_Window], most: int) -> list[list[_Window]]:
     return groups
 
 
+def _joined(pieces: list[np.ndarray]) -> np.ndarray:
+    """One window's audio: a lone chunk as it is (no copy), several back to back."""
+    return pieces[0] if len(pieces) == 1 else np.concatenate(pieces)
+
+
 def _timed(items, offset: float) -> list[dict]:
     """Backend times (from the chunk's start) as recording times, in the row layout."""
     return [
@@ -191,7 +196,7 @@ class Pass1(Stage):
         verdicts: dict[str, Verdict] = {}
         first: dict[int, Hypothesis] = {}
         for group in held_groups(windows, MAX_HELD_WINDOWS):
-            audios = [np.concatenate([chunks[i] for i in w.chunks]) for w in group]
+            audios = [_joined([chunks[i] for i in w.chunks]) for w in group]
             heard_by_window, decode = self._listener(audios)
             heard = self._pooled(group, heard_by_window)
             top = {rid: most_probable(d)[0] for rid, d in heard.items()}
