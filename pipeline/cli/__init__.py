@@ -6,6 +6,7 @@ order `vaglio --help` lists them.
 
 from pipeline.cli import (  # noqa: F401  (registers the commands)
     curation,
+    llm_text,
     publish,
     query,
     schedule,

@@ -5,6 +5,10 @@ them at once to batch. A request that fails in a way that may pass (connection r
 reset, a timeout, 429, 5xx) is retried with exponential backoff; a 4xx other than 429 is our
 mistake and fails at once. The API key is read from the environment variable the config
 names, sent as a bearer token, and never written into a message or a log.
+
+A conversation's output constraint goes out in the field the config's `decoding` names: a GBNF
+`grammar` (llama.cpp's server), `structured_outputs: {regex}` (vLLM 0.12 and later) or
+`guided_regex` (older vLLM). Its token budget caps `max_tokens` whatever the decoding.
 """
 
 from __future__ import annotations
@@ -17,7 +21,13 @@ from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 
-from pipeline.llm.base import Conversation, LlmConfig, LlmRequestError, without_system_role
+from pipeline.llm.base import (
+    Conversation,
+    LlmConfig,
+    LlmRequestError,
+    OutputConstraint,
+    without_system_role,
+)
 
 log = logging.getLogger(__name__)
 MAX_RETRY_AFTER_S = 60.0  # a server's Retry-After is honoured up to this
@@ -48,6 +58,7 @@ class OpenAiBackend:
     def __init__(self, config: LlmConfig):
         self.config = config
         self.model_id = config.model
+        self.constrains = config.constrains
         self.url = config.base_url.rstrip("/") + "/chat/completions"
         headers = {}
         if config.api_key_env is not None:
@@ -63,17 +74,25 @@ class OpenAiBackend:
             limits=httpx.Limits(max_connections=config.concurrency),
         )
 
-    def complete(self, conversations: Sequence[Conversation]) -> list[str]:
+    def complete(
+        self,
+        conversations: Sequence[Conversation],
+        constraints: Sequence[OutputConstraint | None] | None = None,
+    ) -> list[str]:
+        constraints = constraints or [None] * len(conversations)
         pool = ThreadPoolExecutor(self.config.concurrency, thread_name_prefix="llm")
         try:
-            return list(pool.map(self._complete_one, conversations))
+            return list(pool.map(self._complete_one, conversations, constraints))
         finally:  # after a failure, requests not yet sent are not sent
             pool.shutdown(wait=True, cancel_futures=True)
 
     def close(self) -> None:
         self._client.close()
 
-    def _complete_one(self, conversation: Conversation) -> str:
+    def request_body(
+        self, conversation: Conversation, constraint: OutputConstraint | None = None
+    ) -> dict:
+        """The JSON body of one chat completion request."""
         if not self.config.system_role:
             conversation = without_system_role(conversation)
         body = {
@@ -82,6 +101,24 @@ class OpenAiBackend:
             "temperature": self.config.temperature,
             "max_tokens": self.config.max_tokens,
         }
+        if constraint is None:
+            return body
+        body["max_tokens"] = min(self.config.max_tokens, constraint.max_tokens)
+        decoding = self.config.decoding
+        if decoding == "gbnf":
+            # llama.cpp penalises tokens seen lately by default (1.1), marks among them: the
+            # grammar already rules out repetition, so the model's own preference decides.
+            body |= {"grammar": constraint.gbnf, "repeat_penalty": 1.0}
+        elif decoding == "structured_outputs":
+            body["structured_outputs"] = {"regex": constraint.regex}
+        elif decoding == "guided_regex":
+            body["guided_regex"] = constraint.regex
+        return body
+
+    def _complete_one(
+        self, conversation: Conversation, constraint: OutputConstraint | None = None
+    ) -> str:
+        body = self.request_body(conversation, constraint)
         failure: _Retryable | None = None
         for attempt in range(self.config.max_retries + 1):
             if failure is not None:
