@@ -8,7 +8,8 @@ names, sent as a bearer token, and never written into a message or a log.
 
 A conversation's output constraint goes out in the field the config's `decoding` names: a GBNF
 `grammar` (llama.cpp's server), `structured_outputs: {regex}` (vLLM 0.12 and later) or
-`guided_regex` (older vLLM). Its token budget caps `max_tokens` whatever the decoding.
+`guided_regex` (older vLLM). Its token budget is the request's `max_tokens`: an upper bound on
+a held answer, and a cap besides the config's on a free one.
 """
 
 from __future__ import annotations
@@ -103,7 +104,10 @@ class OpenAiBackend:
         }
         if constraint is None:
             return body
-        body["max_tokens"] = min(self.config.max_tokens, constraint.max_tokens)
+        # A held answer fits its budget by construction, a lower cap would cut words off;
+        # a free one is capped by both.
+        budget = constraint.max_tokens
+        body["max_tokens"] = budget if self.constrains else min(self.config.max_tokens, budget)
         decoding = self.config.decoding
         if decoding == "gbnf":
             # llama.cpp penalises tokens seen lately by default (1.1), marks among them: the

@@ -51,11 +51,13 @@ class VllmChatBackend:
         """The parameters of one conversation: the shared ones, or its constraint's."""
         if constraint is None:
             return self.params
-        held = _structured_output(constraint.regex) if self.constrains else {}
+        if not self.constrains:  # free: the constraint only caps the length
+            budget = min(self.config.max_tokens, constraint.max_tokens)
+            return self._sampling_params(temperature=self.config.temperature, max_tokens=budget)
         return self._sampling_params(
             temperature=self.config.temperature,
-            max_tokens=min(self.config.max_tokens, constraint.max_tokens),
-            **held,
+            max_tokens=constraint.max_tokens,  # the longest answer allowed fits: no cut words
+            **_structured_output(constraint.regex),
         )
 
     def complete(

@@ -81,11 +81,8 @@ def _upper_share(text: str) -> float:
 def decoding_note(llm: LlmConfig) -> str:
     """How the answers of a run were produced, for its summary."""
     if llm.constrains:
-        return f"constrained to each row's words ({llm.decoding})"
-    return (
-        "free generation, checked by the word guard (the backend was not told how to "
-        "constrain: set llm.guided_decoding)"
-    )
+        return f"constrained ({llm.decoding}): words kept by construction"
+    return "free, then the word guard (set llm.guided_decoding to constrain)"
 
 
 def is_punctuated(text: str) -> bool:
