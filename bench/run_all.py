@@ -18,6 +18,7 @@ BENCHMARKS = (
     "marker_proof",
     "export_speed",
     "llm_cpu",
+    "text_quality",
 )
 
 

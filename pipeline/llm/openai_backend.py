@@ -110,9 +110,7 @@ class OpenAiBackend:
         body["max_tokens"] = budget if self.constrains else min(self.config.max_tokens, budget)
         decoding = self.config.decoding
         if decoding == "gbnf":
-            # llama.cpp penalises tokens seen lately by default (1.1), marks among them: the
-            # grammar already rules out repetition, so the model's own preference decides.
-            body |= {"grammar": constraint.gbnf, "repeat_penalty": 1.0}
+            body["grammar"] = constraint.gbnf
         elif decoding == "structured_outputs":
             body["structured_outputs"] = {"regex": constraint.regex}
         elif decoding == "guided_regex":
