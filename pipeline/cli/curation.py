@@ -292,6 +292,12 @@ def demo_command(
     except (MissingExtraError, LocalServerError) as error:
         console.print(f"[red]error:[/red] {escape(str(error))}")
         raise typer.Exit(2) from None
+    if llm:
+        console.print(
+            "note: SmolLM2-135M does not translate usefully (chrF below 30 against references, "
+            "bench/text_quality.py): its translations show the path, not a quality; real "
+            "translation runs on vLLM (README, LLM stages)."
+        )
     survey = write_survey(survey_sources(load_catalog(catalog)), workdir)
     report = write_report(workdir)
     program = sys.argv[0] if Path(sys.argv[0]).name == "vaglio" else "vaglio"
