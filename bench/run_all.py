@@ -19,6 +19,7 @@ BENCHMARKS = (
     "marker_proof",
     "export_speed",
     "llm_cpu",
+    "text_quality",
 )
 
 

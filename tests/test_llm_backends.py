@@ -164,7 +164,7 @@ def test_vllm_renders_each_conversation_with_the_chat_template_in_one_call(monke
     assert backend.complete(ask("a", "b")) == ["answer a", "answer b"]
     assert calls[0][1]["model"] == "m" and calls[0][1]["max_num_seqs"] == 32
     assert calls[1][1] == ask("a", "b")
-    assert calls[1][2] == {"temperature": 0.0, "max_tokens": 99}
+    assert calls[1][2] == [{"temperature": 0.0, "max_tokens": 99}] * 2
 
 
 @pytest.mark.slow

@@ -78,6 +78,7 @@ def test_pnc_keeps_the_transcript_when_the_answer_changes_a_word(llm_workdir):
     assert all(r["text"] == r["text_asr"] for r in library)  # the LLM corrupted nothing
     assert {r["pnc_status"] for r in rows} == {"accepted", *refusals}
     assert f"punctuation: {next(iter(refusals))}" in said
+    assert "punctuation decoding" in said and "free, then the word guard" in said
 
 
 def test_translations_are_kept_or_refused_per_target_and_counted_in_sql(llm_workdir):

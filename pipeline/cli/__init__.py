@@ -7,6 +7,7 @@ order `vaglio --help` lists them.
 from pipeline.cli import (  # noqa: F401  (registers the commands)
     curation,
     explore,
+    llm_text,
     publish,
     query,
     schedule,

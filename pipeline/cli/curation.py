@@ -31,7 +31,7 @@ from pipeline.cli.common import (
     console,
 )
 from pipeline.config import ConfigError, load_config
-from pipeline.llm import LlmRequestError
+from pipeline.llm import LlmConfig, LlmRequestError
 from pipeline.run.curate import CurationResult, ThreadExecutor, build_stages, curate
 from pipeline.run.lock import WorkdirBusy, workdir_lock
 from pipeline.run.plan import SourcePlan
@@ -44,6 +44,7 @@ from pipeline.sources.survey import (
     write_survey,
 )
 from pipeline.stage import StageConfigError
+from pipeline.text.pnc import decoding_note
 
 
 class RichStageProgress:
@@ -170,7 +171,7 @@ def run_curation(
             "command again to go on from where this stopped."
         )
         raise typer.Exit(1) from None
-    print_summary(result)
+    print_summary(result, config.punctuate.llm)
     return result
 
 
@@ -200,7 +201,7 @@ def print_plan(plan: SourcePlan) -> None:
         )
 
 
-def print_summary(result: CurationResult) -> None:
+def print_summary(result: CurationResult, pnc_llm: LlmConfig | None = None) -> None:
     for plan in result.plans:
         print_plan(plan)
     summary = summarize(result.workdir)
@@ -223,6 +224,8 @@ def print_summary(result: CurationResult) -> None:
     for source, (speech, _, coverage) in summary.speech_coverage.items():
         share = "no speech" if coverage is None else f"{coverage:.1%} of {speech:.3f} h"
         table.add_row(f"speech coverage: {source}", share)
+    if pnc_llm is not None:
+        table.add_row("punctuation decoding", decoding_note(pnc_llm))
     for status, count in summary.punctuation.items():
         table.add_row(f"punctuation: {status}", f"{count} segments")
     for (lang, outcome), count in summary.translations.items():
@@ -289,6 +292,12 @@ def demo_command(
     except (MissingExtraError, LocalServerError) as error:
         console.print(f"[red]error:[/red] {escape(str(error))}")
         raise typer.Exit(2) from None
+    if llm:
+        console.print(
+            "note: SmolLM2-135M does not translate usefully (chrF below 30 against references, "
+            "bench/text_quality.py): its translations show the path, not a quality; real "
+            "translation runs on vLLM (README, LLM stages)."
+        )
     survey = write_survey(survey_sources(load_catalog(catalog)), workdir)
     report = write_report(workdir)
     program = sys.argv[0] if Path(sys.argv[0]).name == "vaglio" else "vaglio"

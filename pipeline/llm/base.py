@@ -21,6 +21,9 @@ Conversation = list[Message]
 
 Backend = Literal["vllm", "openai"]  # openai: any OpenAI-compatible server
 BACKENDS = get_args(Backend)
+# How a server is told what an answer may be: `gbnf` (llama.cpp's `grammar` field),
+# `structured_outputs` (vLLM 0.12 and later), `guided_regex` (vLLM before 0.12), `off`.
+GuidedDecoding = Literal["gbnf", "structured_outputs", "guided_regex", "off"]
 
 
 class LlmRequestError(RuntimeError):
@@ -38,6 +41,9 @@ class LlmConfig:
     max_tokens: Count = 512  # a 40 s utterance is ~150 tokens; room for a wordier translation
     temperature: NonNegative = 0.0  # greedy: the same input gives the same answer on a re-run
     system_role: bool = True  # False for chat templates without one (Gemma): merged into user
+    # None: the backend's own way (in-process vLLM constrains; an OpenAI-compatible server of
+    # unknown kind does not, so stages fall back to free generation and say so)
+    guided_decoding: GuidedDecoding | None = None
     # openai
     base_url: Annotated[str, Field(pattern=r"^https?://")] = "http://127.0.0.1:8000/v1"
     # name of the variable holding the key; None: no key
@@ -56,16 +62,46 @@ class LlmConfig:
         """What a row's `versions` map records about the model."""
         return f"{self.backend}:{self.model}"
 
+    @property
+    def decoding(self) -> GuidedDecoding:
+        """How answers are constrained, with the default resolved for the backend. In-process
+        vLLM uses whichever structured-output API its version has."""
+        if self.guided_decoding is not None:
+            return self.guided_decoding
+        return "structured_outputs" if self.backend == "vllm" else "off"
+
+    @property
+    def constrains(self) -> bool:
+        """Whether a constraint sent with a conversation holds the answer to it."""
+        return self.decoding != "off"
+
+
+@dataclass(frozen=True)
+class OutputConstraint:
+    """What one answer may be, in the two forms servers take, and a token budget that the
+    longest answer it allows fits in."""
+
+    gbnf: str  # a GBNF grammar whose `root` rule is the whole answer (llama.cpp)
+    regex: str  # the same language as a regular expression (vLLM structured outputs)
+    max_tokens: int
+
 
 class LlmBackend(Protocol):
     """A loaded model or a connection to one; one instance per worker, reused for every shard."""
 
     name: str
     model_id: str
+    constrains: bool  # whether constraints hold answers (else they only bound their length)
 
-    def complete(self, conversations: Sequence[Conversation]) -> list[str]:
-        """The assistant's answer to each conversation, in order. Raises rather than returns a
-        partial list, so that a shard is either done or re-run."""
+    def complete(
+        self,
+        conversations: Sequence[Conversation],
+        constraints: Sequence[OutputConstraint | None] | None = None,
+    ) -> list[str]:
+        """The assistant's answer to each conversation, in order, each held to its constraint
+        where one is given and the config's `decoding` is not `off` (else the constraint only
+        bounds the answer's length). Raises rather than returns a partial list, so that a
+        shard is either done or re-run."""
         ...
 
 

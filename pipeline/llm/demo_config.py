@@ -27,6 +27,7 @@ def local_llm_config(workdir: Path) -> Iterator[Path]:
                 "model": connection.model,
                 "base_url": connection.base_url,
                 "concurrency": connection.concurrency,
+                "guided_decoding": connection.guided_decoding,  # GBNF: PnC keeps every word
                 **data[stage].get("llm", {}),
             }
         path = workdir / "llm-demo.yaml"

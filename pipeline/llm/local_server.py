@@ -47,9 +47,11 @@ class LocalServer:
 
     def llm_config(self, **overrides: object) -> LlmConfig:
         """An `openai` backend config for this server. The server answers one request at a
-        time, so two in flight keep it busy without queueing past the request timeout."""
+        time, so two in flight keep it busy without queueing past the request timeout; it
+        is llama.cpp's, so output constraints go to it as GBNF grammars."""
         config = LlmConfig(backend="openai", model=self.model, base_url=self.base_url)
-        return replace(config, **{"concurrency": 2, "max_tokens": 256, **overrides})
+        defaults = {"concurrency": 2, "max_tokens": 256, "guided_decoding": "gbnf"}
+        return replace(config, **{**defaults, **overrides})
 
 
 def _free_port() -> int:

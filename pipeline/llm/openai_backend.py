@@ -5,6 +5,11 @@ them at once to batch. A request that fails in a way that may pass (connection r
 reset, a timeout, 429, 5xx) is retried with exponential backoff; a 4xx other than 429 is our
 mistake and fails at once. The API key is read from the environment variable the config
 names, sent as a bearer token, and never written into a message or a log.
+
+A conversation's output constraint goes out in the field the config's `decoding` names: a GBNF
+`grammar` (llama.cpp's server), `structured_outputs: {regex}` (vLLM 0.12 and later) or
+`guided_regex` (older vLLM). Its token budget is the request's `max_tokens`: an upper bound on
+a held answer, and a cap besides the config's on a free one.
 """
 
 from __future__ import annotations
@@ -17,7 +22,13 @@ from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 
-from pipeline.llm.base import Conversation, LlmConfig, LlmRequestError, without_system_role
+from pipeline.llm.base import (
+    Conversation,
+    LlmConfig,
+    LlmRequestError,
+    OutputConstraint,
+    without_system_role,
+)
 
 log = logging.getLogger(__name__)
 MAX_RETRY_AFTER_S = 60.0  # a server's Retry-After is honoured up to this
@@ -48,6 +59,7 @@ class OpenAiBackend:
     def __init__(self, config: LlmConfig):
         self.config = config
         self.model_id = config.model
+        self.constrains = config.constrains
         self.url = config.base_url.rstrip("/") + "/chat/completions"
         headers = {}
         if config.api_key_env is not None:
@@ -63,17 +75,25 @@ class OpenAiBackend:
             limits=httpx.Limits(max_connections=config.concurrency),
         )
 
-    def complete(self, conversations: Sequence[Conversation]) -> list[str]:
+    def complete(
+        self,
+        conversations: Sequence[Conversation],
+        constraints: Sequence[OutputConstraint | None] | None = None,
+    ) -> list[str]:
+        constraints = constraints or [None] * len(conversations)
         pool = ThreadPoolExecutor(self.config.concurrency, thread_name_prefix="llm")
         try:
-            return list(pool.map(self._complete_one, conversations))
+            return list(pool.map(self._complete_one, conversations, constraints))
         finally:  # after a failure, requests not yet sent are not sent
             pool.shutdown(wait=True, cancel_futures=True)
 
     def close(self) -> None:
         self._client.close()
 
-    def _complete_one(self, conversation: Conversation) -> str:
+    def request_body(
+        self, conversation: Conversation, constraint: OutputConstraint | None = None
+    ) -> dict:
+        """The JSON body of one chat completion request."""
         if not self.config.system_role:
             conversation = without_system_role(conversation)
         body = {
@@ -82,6 +102,25 @@ class OpenAiBackend:
             "temperature": self.config.temperature,
             "max_tokens": self.config.max_tokens,
         }
+        if constraint is None:
+            return body
+        # A held answer fits its budget by construction, a lower cap would cut words off;
+        # a free one is capped by both.
+        budget = constraint.max_tokens
+        body["max_tokens"] = budget if self.constrains else min(self.config.max_tokens, budget)
+        decoding = self.config.decoding
+        if decoding == "gbnf":
+            body["grammar"] = constraint.gbnf
+        elif decoding == "structured_outputs":
+            body["structured_outputs"] = {"regex": constraint.regex}
+        elif decoding == "guided_regex":
+            body["guided_regex"] = constraint.regex
+        return body
+
+    def _complete_one(
+        self, conversation: Conversation, constraint: OutputConstraint | None = None
+    ) -> str:
+        body = self.request_body(conversation, constraint)
         failure: _Retryable | None = None
         for attempt in range(self.config.max_retries + 1):
             if failure is not None:

@@ -33,6 +33,8 @@ class Report:
     speech_coverage: dict[str, tuple[float, float, float | None]]  # as in the summary
     llm_examples: list[tuple[str, ...]] = ()  # (stage, outcome, input, answer), a few each
     language_doubts: list[tuple[str, str, int, float]] = ()  # (doubt, lang, kept segments, h)
+    # (reason, target, source text, answer): two per translation refusal reason
+    translation_refusals: list[tuple[str, ...]] = ()
 
 
 def gather(workdir: Path, examples_per_reason: int = 3) -> Report:
@@ -63,6 +65,7 @@ def gather(workdir: Path, examples_per_reason: int = 3) -> Report:
             [examples_per_reason],
         ).fetchall()
         llm_examples = con.execute(_LLM_EXAMPLES, [examples_per_reason] * 2).fetchall()
+        refusals = con.execute(_TRANSLATION_REFUSALS, [REFUSAL_EXAMPLES]).fetchall()
         doubts = con.execute(
             "SELECT lang_doubt, lang, count(*), sum(duration) / 3600 FROM segments "
             "WHERE lang_doubt IS NOT NULL AND drop_reason IS NULL GROUP BY ALL ORDER BY ALL"
@@ -88,6 +91,7 @@ def gather(workdir: Path, examples_per_reason: int = 3) -> Report:
         summary.speech_coverage,
         llm_examples,
         doubts,
+        refusals,
     )
 
 
@@ -100,6 +104,16 @@ UNION ALL
 SELECT 'translation to ' || lang, coalesce(reason, 'kept'), source_text, answer FROM (SELECT *,
   row_number() OVER (PARTITION BY lang, reason ORDER BY segment_id) AS n FROM translations)
 WHERE n <= ? ORDER BY 1, 2
+"""
+
+
+REFUSAL_EXAMPLES = 2
+# What the model answered where a translation guard said no: the answer explains the reason.
+_TRANSLATION_REFUSALS = """
+SELECT reason, lang, source_text, answer FROM (SELECT *, row_number() OVER
+  (PARTITION BY reason ORDER BY segment_id, lang) AS n FROM translations
+  WHERE reason IS NOT NULL AND answer IS NOT NULL)
+WHERE n <= ? ORDER BY reason, n
 """
 
 
@@ -195,6 +209,15 @@ def _tables(report: Report) -> list[tuple[str, list[str], list[list[str]]]]:
         rows = [[c or "" for c in example] for example in report.llm_examples]
         tables.append(
             ("What the LLM answered", ["stage", "outcome", "input", "row text / answer"], rows)
+        )
+    if report.translation_refusals:
+        rows = [[c or "" for c in refusal] for refusal in report.translation_refusals]
+        tables.append(
+            (
+                "Translations refused: what the model answered",
+                ["reason", "target", "source", "answer"],
+                rows,
+            )
         )
     for reason in sorted(report.examples, key=_order):
         rows = [

@@ -4,7 +4,8 @@ Off unless `punctuate.llm` names a model: Whisper already writes punctuation, so
 matters for backends that do not (CTC models such as Parakeet). `text` becomes the accepted
 answer; `text_asr` keeps what the ASR pass wrote; `pnc_status` says what happened: null
 (not attempted: the stage is off or the row dropped), `accepted`, or the reason the row kept
-its input (`pipeline/text/pnc.py`: skipped, or the answer refused).
+its input (`pipeline/text/pnc.py`: skipped, or the answer refused). Where the backend can
+constrain its decoder, each row's answer is held to the row's own words (`pnc_grammar.py`).
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ class PunctuateConfig:
 
 class Punctuate(LlmStage):
     name = "punctuate"
-    version = "1"
+    version = "2"  # 2: answers held to the row's words where the backend constrains
     inputs = ("filter",)
     prompt_file = "pnc.yaml"
 

@@ -14,6 +14,11 @@ or an apostrophe ("perche" -> "perché") in an utterance of 50 characters or mor
 a replaced word ("market" -> "supermarket", "went" -> "want" in a short sentence). Granary's
 reference filter (NeMo SDP, QwenGenerationFiltering) allows 10 % CER, which accepts a changed
 word in most sentences; its upper-case guard (more than 60 % capitals) is kept here.
+
+Where the backend can hold its decoder to a grammar (`pipeline/text/pnc_grammar.py`), each row
+is sent with one that allows only its own words, so the answer keeps them by construction; the
+word guard still checks every answer, and must never fire on one. A backend that cannot
+constrain generates freely, and the guard throws away what changed a word.
 """
 
 from __future__ import annotations
@@ -26,11 +31,12 @@ from typing import Annotated
 import jiwer
 from pydantic import Field
 
-from pipeline.llm import LlmBackend
+from pipeline.llm import LlmBackend, LlmConfig
 from pipeline.llm.answers import clean_answer
 from pipeline.llm.conversations import pnc_conversation, pnc_languages
 from pipeline.text.lid import identify_language
 from pipeline.text.normalise import normalise_text
+from pipeline.text.pnc_grammar import pnc_constraint
 
 # Why a row kept its input. Skipped: the LLM was not asked. Rejected: it answered, badly.
 SKIPPED = ("pnc_already_punctuated", "pnc_no_words", "pnc_no_prompt")
@@ -72,6 +78,13 @@ def _upper_share(text: str) -> float:
     return sum(c.isupper() for c in cased) / len(cased) if cased else 0.0
 
 
+def decoding_note(llm: LlmConfig) -> str:
+    """How the answers of a run were produced, for its summary."""
+    if llm.constrains:
+        return f"constrained ({llm.decoding}): words kept by construction"
+    return "free, then the word guard (set llm.guided_decoding to constrain)"
+
+
 def is_punctuated(text: str) -> bool:
     """Whether `text` already has punctuation and capitals (from the source, or an ASR model
     that writes them), so that PnC would only risk changing it. Scripts without case need
@@ -82,13 +95,20 @@ def is_punctuated(text: str) -> bool:
 
 
 def check_pnc(
-    original: str, answer: str, language: str, config: PncConfig = PncConfig()
+    original: str,
+    answer: str,
+    language: str,
+    config: PncConfig = PncConfig(),
+    constrained: bool = False,
 ) -> PncResult:
-    """The LLM's `answer` for the transcript `original` (in `language`), accepted or refused."""
+    """The LLM's `answer` for the transcript `original` (in `language`), accepted or refused.
+    A `constrained` answer is the grammar's own text: no wrapper to remove (removing a
+    "here is the text:" that the row itself says would remove its words), and no shouting
+    to fear, as only first letters could be capitalised."""
     reference = normalise_text(original)
     if not reference:
         return PncResult(original, "pnc_no_words")
-    cleaned = clean_answer(answer)
+    cleaned = " ".join(answer.split()) if constrained else clean_answer(answer)
     hypothesis = normalise_text(cleaned)
     if not hypothesis:
         return PncResult(original, "pnc_empty")
@@ -105,7 +125,9 @@ def check_pnc(
             else:
                 reason = "pnc_changed_words"
             return PncResult(original, reason, cer)
-    if _upper_share(cleaned) > max(config.max_upper_share, _upper_share(original)):
+    if not constrained and _upper_share(cleaned) > max(
+        config.max_upper_share, _upper_share(original)
+    ):
         return PncResult(original, "pnc_upper_case", cer)
     return PncResult(cleaned, None, cer)
 
@@ -116,9 +138,10 @@ def restore_punctuation(
     backend: LlmBackend,
     config: PncConfig = PncConfig(),
 ) -> list[PncResult]:
-    """PnC for a batch of transcripts (one language per row), in one call to the backend.
-    Rows that need no LLM (already punctuated, no words, no prompt for their language) are
-    not sent."""
+    """PnC for a batch of transcripts (one language per row), in one call to the backend,
+    each row with the constraint that keeps its words (which also bounds the answer's length
+    where the backend cannot constrain). Rows that need no LLM (already punctuated, no words,
+    no prompt for their language) are not sent."""
     with_prompt = set(pnc_languages())
     skipped: dict[int, PncResult] = {}
     for i, (text, language) in enumerate(zip(texts, languages, strict=True)):
@@ -129,9 +152,12 @@ def restore_punctuation(
         elif is_punctuated(text) and not config.force:
             skipped[i] = PncResult(text, "pnc_already_punctuated")
     asked = [i for i in range(len(texts)) if i not in skipped]
-    answers = backend.complete([pnc_conversation(texts[i], languages[i]) for i in asked])
+    answers = backend.complete(
+        [pnc_conversation(texts[i], languages[i]) for i in asked],
+        [pnc_constraint(texts[i], languages[i]) for i in asked],
+    )
     checked = {
-        i: check_pnc(texts[i], answer, languages[i], config)
+        i: check_pnc(texts[i], answer, languages[i], config, backend.constrains)
         for i, answer in zip(asked, answers, strict=True)
     }
     return [skipped[i] if i in skipped else checked[i] for i in range(len(texts))]
