@@ -79,6 +79,20 @@ class OutputFormat(str, Enum):
     json = "json"
 
 
+def fail(message: str) -> typer.Exit:
+    """Print `message` as the one error line of a command; raise what this returns."""
+    console.print(f"[red]error:[/red] {escape(message)}")
+    return typer.Exit(2)
+
+
+def require_curation(workdir: Path) -> None:
+    """Stop with one line unless `workdir` holds a curation run."""
+    from manifests.views import SHARD_LIST
+
+    if not (workdir / SHARD_LIST).exists():
+        raise fail(f"{workdir} holds no curation run")
+
+
 def write_error(error: OSError, path: Path) -> str:
     """One line for an output that could not be written: the path and why, never a traceback
     (a missing folder, a directory in the way, a read-only or full disk)."""

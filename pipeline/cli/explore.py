@@ -8,8 +8,7 @@ from typing import Annotated
 import typer
 from rich.markup import escape
 
-from manifests.views import SHARD_LIST
-from pipeline.cli.common import Workdir, app, console
+from pipeline.cli.common import Workdir, app, console, fail, require_curation
 
 
 @app.command("explore")
@@ -27,11 +26,8 @@ def explore_command(
     Read-only: nothing is written to the workdir. Stop it with Ctrl-C.
     """
     if not workdir.is_dir():
-        console.print(f"[red]error:[/red] {escape(str(workdir))}: no such workdir")
-        raise typer.Exit(2)
-    if not (workdir / SHARD_LIST).exists():
-        console.print(f"[red]error:[/red] {escape(str(workdir))} holds no curation run")
-        raise typer.Exit(2)
+        raise fail(f"{workdir}: no such workdir")
+    require_curation(workdir)
     import duckdb
 
     from explorer.app import create_app
@@ -40,8 +36,7 @@ def explore_command(
     try:
         sock = bind(host, port)
     except ServeError as error:
-        console.print(f"[red]error:[/red] {escape(str(error))}")
-        raise typer.Exit(2) from None
+        raise fail(str(error)) from None
     if not is_local(host):
         console.print(
             f"[yellow]warning:[/yellow] listening on {escape(host)}: anyone who can reach "
@@ -54,8 +49,7 @@ def explore_command(
     except KeyboardInterrupt:
         pass  # uvicorn has shut down already and re-raised Ctrl-C
     except duckdb.Error as error:
-        console.print(f"[red]error:[/red] {escape(str(error).splitlines()[0])}")
-        raise typer.Exit(2) from None
+        raise fail(str(error).splitlines()[0]) from None
     finally:
         sock.close()
     console.print("stopped")

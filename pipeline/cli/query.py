@@ -22,6 +22,7 @@ from pipeline.cli.common import (
     Workdir,
     app,
     console,
+    require_curation,
     write_error,
 )
 from pipeline.config import ConfigError, load_config
@@ -54,9 +55,7 @@ def report_command(
     drops per rule and language, punctuation and translation outcomes, examples of dropped
     rows) with two charts, `funnel.png` and `drops.png`.
     """
-    if not (workdir / SHARD_LIST).exists():
-        console.print(f"[red]error:[/red] {escape(str(workdir))} holds no curation run")
-        raise typer.Exit(2)
+    require_curation(workdir)
     try:
         folder = write_report(workdir, examples)
     except OSError as error:
