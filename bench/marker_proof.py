@@ -12,7 +12,6 @@ byte to the whole-file checksum only.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import tempfile
 import time
 from pathlib import Path
@@ -22,6 +21,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from bench.common import emit
+from pipeline.asr.offline_models import sha256_of
 from pipeline.run.runner import file_proof
 
 
@@ -30,14 +30,6 @@ def _seconds(action, repeats: int) -> float:
     for _ in range(repeats):
         action()
     return (time.perf_counter() - started) / repeats
-
-
-def _whole_file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        while block := f.read(1 << 20):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def main() -> None:
@@ -52,10 +44,10 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / "shard.parquet"
         pq.write_table(table, path, compression="zstd")
-        _whole_file_sha256(path)  # into the page cache
+        sha256_of(path)  # into the page cache
         footer = _seconds(lambda: file_proof(path), args.repeats * 20)
         metadata = _seconds(lambda: pq.read_metadata(path), args.repeats * 20)
-        whole = _seconds(lambda: _whole_file_sha256(path), args.repeats)
+        whole = _seconds(lambda: sha256_of(path), args.repeats)
         emit(
             "marker_proof",
             file_mib=round(path.stat().st_size / 2**20, 1),

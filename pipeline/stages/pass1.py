@@ -210,36 +210,49 @@ class Pass1(Stage):
                     self.config.min_lang_prob,
                     self.config.min_text_lang_prob,
                 )
-            doubtful = {
-                rid: [verdicts[rid].lang, *rivals(heard[rid], declared[rid], RIVALS)]
-                for rid in heard
-                if verdicts[rid].doubt in (AUDIO_UNSURE, AUDIO_UNDECLARED) and declared[rid]
-            }
-            for round_ in range(1 + RIVALS):  # one more language of each doubtful recording
-                wanted = {
-                    rid: tried[round_]
-                    for rid, tried in doubtful.items()
-                    if round_ < len(tried) and tried[round_] not in fits[rid]
-                }
-                if not wanted:
-                    continue
-                again = decode([wanted.get(w.recording_id) for w in group])
-                for rid, lang in wanted.items():
-                    fits[rid][lang] = self._fit(group, again, rid)
-            for rid in doubtful:
-                verdicts[rid] = reconsider(
-                    verdicts[rid],
-                    heard[rid],
-                    fits[rid],
-                    declared[rid],
-                    self.config.min_fit_lead,
-                    self.config.min_text_lang_prob,
-                )
+            self._settle_doubts(group, decode, heard, fits, verdicts, declared)
             for window, hypothesis in zip(group, said):
                 verdict = verdicts[window.recording_id]
                 if len(window.chunks) == 1 and verdict.lang == top[window.recording_id]:
                     first[window.chunks[0]] = hypothesis
         return verdicts, first
+
+    def _settle_doubts(
+        self,
+        group: list[_Window],
+        decode,
+        heard: dict[str, dict[str, float]],
+        fits: dict[str, dict[str, tuple[float, tuple[str, float] | None]]],
+        verdicts: dict[str, Verdict],
+        declared: dict[str, list[str]],
+    ) -> None:
+        """Decode each recording kept on doubt in the language it would be transcribed in and
+        in its undeclared rivals, one language a round for the whole group, and reconsider its
+        verdict on how well each fits (`fits` and `verdicts` are updated)."""
+        doubtful = {
+            rid: [verdicts[rid].lang, *rivals(heard[rid], declared[rid], RIVALS)]
+            for rid in heard
+            if verdicts[rid].doubt in (AUDIO_UNSURE, AUDIO_UNDECLARED) and declared[rid]
+        }
+        for round_ in range(1 + RIVALS):
+            wanted = {
+                rid: tried[round_]
+                for rid, tried in doubtful.items()
+                if round_ < len(tried) and tried[round_] not in fits[rid]
+            }
+            if wanted:
+                again = decode([wanted.get(w.recording_id) for w in group])
+                for rid, lang in wanted.items():
+                    fits[rid][lang] = self._fit(group, again, rid)
+        for rid in doubtful:
+            verdicts[rid] = reconsider(
+                verdicts[rid],
+                heard[rid],
+                fits[rid],
+                declared[rid],
+                self.config.min_fit_lead,
+                self.config.min_text_lang_prob,
+            )
 
     def _listener(self, audios: list[np.ndarray]):
         """The language distribution of each of `audios`, and a function that decodes them in
