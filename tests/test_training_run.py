@@ -239,22 +239,51 @@ def test_eval_reports_wer_per_language_and_the_early_exit(run, workdir):
     result = CliRunner().invoke(
         app,
         [
-            "train",
-            "eval",
-            str(run),
-            "--workdir",
-            str(workdir),
-            "--exit-layer",
-            "2",
-            "--split",
-            "train",
+            *("train", "eval", str(run), "--workdir", str(workdir)),
+            *("--exit-layer", "2", "--split", "train", "--heads"),
         ],
     )
     assert result.exit_code == 0, result.output
-    assert "model\ttrain\ten\tWER" in result.output
-    assert "early exit (layer 2)\ttrain\ten\tWER" in result.output
+    for label in ("model (beam 1)", "top CTC greedy", "early exit (layer 2)"):
+        assert f"{label}\ttrain\ten\tWER" in result.output
     saved = json.loads((run / "eval-train.json").read_text())
-    assert saved["early_exit"]["rtfx"] and saved["full"]["rtfx"]
+    assert saved["early_exit"]["rtfx"] and saved["top_ctc"]["rtfx"] and saved["full"]["rtfx"]
+
+
+def test_the_early_exit_does_less_work_than_the_top_head(run, workdir):
+    """The exit skips the layers above it: fewer operations for the same CTC decoding (a
+    count, not a timing, so the test holds on a busy machine; eval reports the speeds)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from training.data import eval_batches
+    from training.model import FamaModel
+
+    model = FamaModel.restore_from(str(run / "model.nemo"), map_location="cpu").eval()
+    keep = RowFilter("train", build_config(SETTINGS).data.split)
+    batch = next(eval_batches(shard_paths(workdir), keep, model.tokenizer, ("asr",), 2))
+    flops = {}
+    for name, decode in (("exit", model.decode_early_exit), ("top", model.decode_ctc)):
+        with FlopCounterMode(display=False) as counter:
+            decode(batch)
+        flops[name] = counter.get_total_flops()
+    assert 0 < flops["exit"] < 0.9 * flops["top"], flops
+
+
+def test_eval_all_scores_every_checkpoint_and_the_run_has_its_curves(run, workdir):
+    from pipeline.cli import app
+
+    result = CliRunner().invoke(
+        app, ["train", "eval", str(run), "--workdir", str(workdir), "--split", "train", "--all"]
+    )
+    assert result.exit_code == 0, result.output
+    saved = json.loads((run / "eval-train-checkpoints.json").read_text())
+    stages = [(r["stage"], r["step"]) for r in saved]
+    assert stages == sorted(stages) and {s for s, _ in stages} == {"stage1", "stage2"}
+    for stage, step in stages:
+        assert f"{stage}\tstep {step}\tmodel (beam 1)\ttrain\ten\tWER" in result.output
+    assert any(r["full"]["st"] for r in saved if r["stage"] == "stage2")  # BLEU per checkpoint
+    curves = run / "curves.png"
+    assert curves.stat().st_size > 10_000 and curves.read_bytes()[:4] == b"\x89PNG"
 
 
 def test_the_exported_model_pseudo_labels_a_new_curation(run, demo_catalog, tmp_path):

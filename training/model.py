@@ -348,6 +348,18 @@ class FamaModel(ASRModel):
         finally:
             self.encoder.layers = layers
 
+    def decode_ctc(self, batch: Batch, head: str = "top") -> list[str]:
+        """CTC greedy decoding of the whole encoder from one CTC head: `top` (conditioned on
+        the target tag, so it transcribes or translates) or `inter` (the transcript)."""
+        encoded, lengths, inter = self.encode(batch.audio, batch.audio_len)
+        if head == "top":
+            log_probs = self.top_ctc_log_probs(encoded, batch.tag)
+        elif head == "inter":
+            log_probs = self.inter_ctc(inter).log_softmax(-1)
+        else:
+            raise ValueError(f"unknown CTC head {head!r}: top or inter")
+        return [self.tokenizer.decode(i) for i in _ctc_greedy(log_probs, lengths, self.blank)]
+
     def decode_early_exit(self, batch: Batch) -> list[str]:
         """CTC greedy decoding from the intermediate head, without running the layers above
         it: a free, faster and weaker decoder (dynamic depth)."""

@@ -9,6 +9,7 @@ Layout of a run folder RUN:
     stage2/checkpoints/    the same, for ASR+ST
     tb/                    TensorBoard logs
     model.nemo, MODEL_CARD.md, metrics.json   the averaged, exported model
+    curves.png             train loss, dev loss, dev WER and BLEU by step (redrawn per stage)
 
 Resume: a stage with checkpoints continues from the newest, on the same or other devices (step
 count, optimizer and scheduler state); a finished stage (`done.json`) is skipped; stage 2
@@ -38,6 +39,7 @@ from rich.console import Console
 
 from pipeline.strict_yaml import read_yaml
 from training.config import ConfigError, TrainConfig, build_config, write_config
+from training.curves import draw_curves
 from training.data import RowFilter, corpus_summary, shard_paths, texts_for_tokenizer
 from training.tokenizer import Tokenizer, build_or_reuse
 
@@ -261,6 +263,7 @@ def fit_stage(
     trainer.strategy.barrier()
     if trainer.is_global_zero:
         paths.done(stage).write_text(json.dumps({"steps": trainer.global_step}) + "\n")
+        draw_curves(run)
     trainer.strategy.barrier()
     return model, trainer
 
