@@ -20,19 +20,12 @@ from pathlib import Path
 
 import pytest
 import torch
-from train_scale_data import SPLIT, write_shards
+from train_scale_data import SPLIT, shards_tokenizer, write_shards
 
 from training.averaging import average_checkpoints, average_last
 from training.config import ConfigError, build_config
-from training.data import (
-    EvalSet,
-    RowFilter,
-    TrainStream,
-    iter_rows,
-    shard_paths,
-    texts_for_tokenizer,
-)
-from training.tokenizer import Tokenizer, train_tokenizer
+from training.data import EvalSet, RowFilter, TrainStream, iter_rows, shard_paths
+from training.tokenizer import Tokenizer
 from training.trainer import RunNotPrepared, prepare_run, wait_for_preparation
 
 REPO = Path(__file__).resolve().parents[1]
@@ -45,8 +38,7 @@ def workdir(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def tokenizer(workdir, tmp_path_factory) -> Tokenizer:
-    texts, langs = texts_for_tokenizer(shard_paths(workdir), RowFilter("train", SPLIT))
-    return train_tokenizer(texts, langs, 64, tmp_path_factory.mktemp("tok") / "tokenizer.model")
+    return shards_tokenizer(workdir, tmp_path_factory.mktemp("tok") / "tokenizer.model")
 
 
 def _config(**data):

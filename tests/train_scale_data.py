@@ -13,6 +13,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import soundfile as sf
 
+from training.data import RowFilter, shard_paths, texts_for_tokenizer
+from training.tokenizer import Tokenizer, train_tokenizer
+
 WORDS = ("alpha", "bravo", "charlie", "delta", "echo", "golf", "hotel", "kilo", "lima", "mike")
 SPLIT = {"train": 0.7, "dev": 0.2, "test": 0.1}
 
@@ -62,3 +65,9 @@ def write_shards(workdir: Path, shards: int = 4, groups: int = 3, rows: int = 8)
             writer.write_table(table)
         writer.close()
     return workdir
+
+
+def shards_tokenizer(workdir: Path, path: Path) -> Tokenizer:
+    """A small SentencePiece model of the training split's texts, as a run would build."""
+    texts, langs = texts_for_tokenizer(shard_paths(workdir), RowFilter("train", SPLIT))
+    return train_tokenizer(texts, langs, 64, path)

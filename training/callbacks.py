@@ -33,7 +33,22 @@ class RecordStart(Callback):
 
 class EveryAndLastCheckpoint(ModelCheckpoint):
     """`every_n_train_steps` checkpoints, plus one at the last step whatever its number: the
-    final weights are among those averaged into the next stage and the exported model."""
+    final weights are among those averaged into the next stage and the exported model.
+
+    It saves in `on_train_batch_end`, after the update, but before Lightning 2.4 counts the
+    batch as completed and as one that stepped: a run resumed from such a checkpoint would take
+    that batch for unfinished, so its first update would be made of one batch fewer than
+    `accumulate_grad_batches` (and its logged steps would lag by one). The checkpoint records
+    the batch as done, as it is.
+    """
+
+    def on_save_checkpoint(self, trainer: Trainer, pl_module, checkpoint: dict) -> None:
+        loop = checkpoint["loops"]["fit_loop"]
+        progress = loop["epoch_loop.batch_progress"]
+        if progress["total"]["completed"] < progress["total"]["processed"]:
+            for count in (progress["total"], progress["current"]):
+                count["completed"] = count["processed"]
+            loop["epoch_loop.state_dict"]["_batches_that_stepped"] += 1
 
     def on_train_batch_end(self, trainer: Trainer, pl_module, outputs, batch, batch_idx) -> None:
         super().on_train_batch_end(trainer, pl_module, outputs, batch, batch_idx)

@@ -149,6 +149,9 @@ class FamaModel(ASRModel):
             dropout_pre_encoder=m.dropout,
             dropout_emb=m.dropout,
             dropout_att=m.dropout,
+            # NeMo's default all-reduces the longest input in every forward: ranks validating
+            # shards of unequal length, or rank 0 exporting alone, would wait on the others
+            sync_max_audio_length=False,
         )
         self.decoder = TransformerDecoderNM(
             vocab_size=vocab,
