@@ -14,12 +14,15 @@ The recipe (FBK-fairseq `conformer_joint_ctc`):
 
 Reductions, since weights mean nothing without them: **each term is a sum over the batch
 divided by the number of target tokens of that term** (fairseq's `sum / ntokens`); CE
-counts the target tokens and the end-of-sentence, never the forced language tag.
+counts the target tokens and the end-of-sentence, never the forced language tag. Under DDP
+the tokens are those of every rank's batch (`per_token`), so a short batch on one rank does
+not weigh as much as a long one on another.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import time
 from collections.abc import Iterator
 
@@ -44,22 +47,26 @@ from nemo.core.classes import common as nemo_common
 from omegaconf import DictConfig
 
 from training.data import SAMPLE_RATE, Batch, Example, collate
+from training.distributed import gather_objects, sum_over_ranks
 from training.schedules import lr_factor
 from training.tokenizer import Tokenizer
+
+LOSS_TERMS = ("ctc_inter", "ce", "ctc_top")
+"""The loss terms, named as their weights in `loss`, in the order of `loss_tokens`."""
 
 if "training." not in nemo_common.ALLOWED_TARGET_PREFIXES:  # NeMo 3 restores listed classes only
     nemo_common.ALLOWED_TARGET_PREFIXES.append("training.")
 
 
-def ctc_sum_per_token(
+def ctc_sum(
     log_probs: torch.Tensor,
     lengths: torch.Tensor,
     targets: torch.Tensor,
     target_lengths: torch.Tensor,
     blank: int,
 ) -> torch.Tensor:
-    """CTC summed over the batch, divided by the number of target tokens."""
-    loss = F.ctc_loss(
+    """CTC summed over the batch."""
+    return F.ctc_loss(
         log_probs.transpose(0, 1).float(),
         targets,
         lengths,
@@ -68,20 +75,30 @@ def ctc_sum_per_token(
         reduction="sum",
         zero_infinity=True,
     )
-    return loss / target_lengths.sum().clamp(min=1)
 
 
-def smoothed_ce_per_token(
+def smoothed_ce_sum(
     log_probs: torch.Tensor, labels: torch.Tensor, pad: int, smoothing: float
 ) -> torch.Tensor:
-    """Label-smoothed cross-entropy (ε spread uniformly over the vocabulary) summed over the
-    non-pad labels, divided by their number."""
+    """Label-smoothed cross-entropy summed over the non-pad labels: the target is 1 − ε on the
+    label plus ε spread uniformly over the whole vocabulary (the label included), which is
+    PyTorch's `cross_entropy(label_smoothing=ε)`."""
     mask = labels != pad
     log_probs = log_probs.float()
     nll = -log_probs.gather(-1, labels.unsqueeze(-1)).squeeze(-1)
     uniform = -log_probs.mean(-1)
     loss = (1.0 - smoothing) * nll + smoothing * uniform
-    return (loss * mask).sum() / mask.sum().clamp(min=1)
+    return (loss * mask).sum()
+
+
+def per_token(sums: torch.Tensor, tokens: torch.Tensor, across_ranks: bool) -> torch.Tensor:
+    """`sums / tokens`; `across_ranks`, with every rank's tokens, times the world size: DDP
+    averages the ranks' gradients, so their mean is then Σ sums / Σ tokens over all ranks."""
+    tokens = tokens.to(sums.dtype)
+    world = 1
+    if across_ranks:
+        tokens, world = sum_over_ranks(tokens)
+    return sums * world / tokens.clamp(min=1)
 
 
 def _ctc_greedy(log_probs: torch.Tensor, lengths: torch.Tensor, blank: int) -> list[list[int]]:
@@ -132,6 +149,9 @@ class FamaModel(ASRModel):
             dropout_pre_encoder=m.dropout,
             dropout_emb=m.dropout,
             dropout_att=m.dropout,
+            # NeMo's default all-reduces the longest input in every forward: ranks validating
+            # shards of unequal length, or rank 0 exporting alone, would wait on the others
+            sync_max_audio_length=False,
         )
         self.decoder = TransformerDecoderNM(
             vocab_size=vocab,
@@ -176,17 +196,22 @@ class FamaModel(ASRModel):
         tag_embedding = self.decoder.embedding.token_embedding(tag).unsqueeze(1)
         return self.top_ctc(encoded + tag_embedding).log_softmax(-1)
 
+    def loss_tokens(self, batch: Batch) -> torch.Tensor:
+        """What each loss term is divided by: transcript, decoder-label and target tokens."""
+        labels = (batch.decoder_out != self.tokenizer.pad_id).sum()
+        return torch.stack([batch.transcript_len.sum(), labels, batch.target_len.sum()])
+
     def losses(self, batch: Batch) -> dict[str, torch.Tensor]:
         weights = self.cfg.loss
         encoded, lengths, inter = self.encode(batch.audio, batch.audio_len)
-        ctc_inter = ctc_sum_per_token(
+        ctc_inter = ctc_sum(
             self.inter_ctc(inter).log_softmax(-1),
             lengths,
             batch.transcript,
             batch.transcript_len,
             self.blank,
         )
-        ctc_top = ctc_sum_per_token(
+        ctc_top = ctc_sum(
             self.top_ctc_log_probs(encoded, batch.tag),
             lengths,
             batch.target,
@@ -201,12 +226,15 @@ class FamaModel(ASRModel):
             encoder_embeddings=encoded,
             encoder_mask=encoder_mask,
         )
-        ce = smoothed_ce_per_token(
+        ce = smoothed_ce_sum(
             self.head(hidden_states=hidden),
             batch.decoder_out,
             self.tokenizer.pad_id,
             weights.label_smoothing,
         )
+        # training steps run in lockstep on every rank; validation batches need not
+        sums = torch.stack([ctc_inter, ce, ctc_top])
+        ctc_inter, ce, ctc_top = per_token(sums, self.loss_tokens(batch), self.training)
         loss = weights.ctc_inter * ctc_inter + weights.ce * ce + weights.ctc_top * ctc_top
         return {"loss": loss, "ctc_inter": ctc_inter, "ce": ce, "ctc_top": ctc_top}
 
@@ -226,27 +254,36 @@ class FamaModel(ASRModel):
     def validation_step(self, batch: Batch, batch_idx: int) -> None:
         losses = self.losses(batch)
         hypotheses = self.decode(batch, beam=1)
+        tokens = self.loss_tokens(batch).tolist()
+        no_audio = np.zeros(0, dtype=np.float32)  # the pairs travel to every rank: texts only
         self._val_outputs.append(
             {
-                "loss": float(losses["loss"]),
-                "size": len(batch.examples),
-                "pairs": list(zip(batch.examples, hypotheses)),
+                "sums": [float(losses[t]) * n for t, n in zip(LOSS_TERMS, tokens)],
+                "tokens": tokens,
+                "pairs": [
+                    (dataclasses.replace(e, audio=no_audio), h.text)
+                    for e, h in zip(batch.examples, hypotheses)
+                ],
             }
         )
 
     def on_validation_epoch_end(self) -> None:
         from training.evaluate import metrics_of  # evaluation imports this module
 
-        outputs, self._val_outputs = self._val_outputs, []
+        # each rank validated its own share of the dev set: every rank scores their union
+        outputs = [o for shard in gather_objects(self._val_outputs) for o in shard]
+        self._val_outputs = []
         if not outputs:
             return
-        size = sum(o["size"] for o in outputs)
-        val_loss = sum(o["loss"] * o["size"] for o in outputs) / size
-        # every rank scores the whole dev set (same data, same weights): the mean is that value
-        self.log("val_loss", val_loss, batch_size=size, sync_dist=True)
-        metrics = metrics_of([pair for o in outputs for pair in o["pairs"]])
+        sums = np.sum([o["sums"] for o in outputs], axis=0)
+        tokens = np.maximum(np.sum([o["tokens"] for o in outputs], axis=0), 1)
+        weights = self.cfg.loss
+        val_loss = sum(getattr(weights, t) * s / n for t, s, n in zip(LOSS_TERMS, sums, tokens))
+        pairs = [pair for o in outputs for pair in o["pairs"]]
+        self.log("val_loss", float(val_loss), batch_size=len(pairs), sync_dist=True)
+        metrics = metrics_of(pairs)
         for key, value in metrics["flat"].items():
-            self.log(f"val_{key}", value, batch_size=size, sync_dist=True)
+            self.log(f"val_{key}", value, batch_size=len(pairs), sync_dist=True)
 
     def configure_optimizers(self):
         """Adam (β 0.9, 0.98) with decoupled weight decay, as fairseq's `adam` applies it."""

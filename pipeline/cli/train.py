@@ -120,6 +120,9 @@ def train_command(
         model = trainer.launch(config, workdir, out, node_rank, master_addr, master_port)
     except (ConfigError, DataError, ValueError) as error:
         raise _fail(str(error)) from None
+    if node_rank:  # node 0 averages, exports and scores the model
+        console.print(f"node {node_rank}: done; node 0 writes {model}")
+        return
     console.print(f"model: {model}\nmodel card: {out / 'MODEL_CARD.md'}")
     _print_metrics(json.loads((out / "metrics.json").read_text(encoding="utf-8")))
 
