@@ -67,12 +67,11 @@ def translation(result: dict) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--workdir", type=Path, help="a curated workdir with translations")
-    parser.add_argument("--stage1-steps", type=int, default=None, help="default: the preset's")
-    parser.add_argument("--stage2-steps", type=int, default=None, help="default: the preset's")
+    parser.add_argument("--stage1-steps", type=int, default=1200, help="ASR updates")
+    parser.add_argument("--stage2-steps", type=int, default=600, help="ASR + ST updates")
     parser.add_argument("--run", type=Path, default=CACHE / "train-learns-run")
     args = parser.parse_args()
 
-    from training.averaging import average_last
     from training.config import build_config
     from training.curves import draw_curves, read_scalars
     from training.evaluate import evaluate_model
@@ -80,11 +79,15 @@ def main() -> None:
     from training.trainer import fit_stage, model_config, prepare_run
 
     workdir = args.workdir or curated_demo(CACHE / "train-learns-workdir")
-    settings: dict = {"preset": "tiny"}
-    if args.stage1_steps:
-        settings["stage1"] = {"max_steps": args.stage1_steps}
-    if args.stage2_steps:
-        settings["stage2"] = {"max_steps": args.stage2_steps}
+    settings = {
+        "preset": "tiny",
+        # a dev split for the curves (the demo corpus is small: a quarter of its recordings)
+        "data": {"split": {"train": 0.75, "dev": 0.25, "test": 0.0}},
+        "stage1": {"max_steps": args.stage1_steps},
+        "stage2": {"max_steps": args.stage2_steps, "p_asr": 0.5},
+        "checkpoint": {"every_steps": 100, "keep_last": 4, "average_last": 4},
+        "validation": {"every_steps": 100, "batches": 4},
+    }
     config = build_config(settings)
     steps1, steps2 = config.stage1.max_steps, config.stage2.max_steps
     shutil.rmtree(args.run, ignore_errors=True)
@@ -99,10 +102,15 @@ def main() -> None:
     model, _ = fit_stage(config, workdir, args.run, "stage1", steps1, p_asr=1.0)
     wall1 = time.perf_counter() - started
     after1 = score(model, BEAM)
-    averaged, _ = average_last(args.run / "stage1" / "checkpoints", config.checkpoint.average_last)
     started = time.perf_counter()
     model, _ = fit_stage(
-        config, workdir, args.run, "stage2", steps2, config.stage2.p_asr, init=averaged
+        config,
+        workdir,
+        args.run,
+        "stage2",
+        steps2,
+        config.stage2.p_asr,
+        init_from=args.run / "stage1" / "checkpoints",
     )
     wall2 = time.perf_counter() - started
     after2 = score(model, BEAM)
