@@ -154,6 +154,7 @@ class ValidationConfig:
 class DecodingConfig:
     beam: Count  # 1 = greedy
     max_tokens: Count
+    length_penalty: NonNegative  # beam: scores divided by ((5 + length) / 6) ** this
 
 
 @dataclass(frozen=True)

@@ -327,20 +327,36 @@ class FamaModel(ASRModel):
             "max_delta_length": self.cfg.decoding.max_tokens,
         }
         if beam > 1:
+            # a sum of log-probabilities grows more negative with every word, so without a
+            # length penalty the beam prefers a hypothesis that stops early (label smoothing
+            # caps each token's probability near 1 − ε, which makes it worse)
             generator = BeamSearchSequenceGenerator(
-                self.decoder.embedding, self.decoder.decoder, self.head, beam_size=beam, **common
+                self.decoder.embedding,
+                self.decoder.decoder,
+                self.head,
+                beam_size=beam,
+                len_pen=self.cfg.decoding.get("length_penalty", 1.0),
+                **common,
             )
         else:
             generator = GreedySequenceGenerator(
                 self.decoder.embedding, self.decoder.decoder, self.head, **common
             )
         prefix = torch.stack([torch.full_like(batch.tag, tok.bos_id), batch.tag], dim=1)
-        output = generator(
-            decoder_input_ids=prefix, encoder_hidden_states=encoded, encoder_input_mask=encoder_mask
-        )
-        sequences = output[0] if isinstance(output, tuple) else output
+        # NeMo's beam search tiles the prefix's cached states (b0 b1 b0 b1…) but interleaves
+        # the encoder's (b0 b0 b1 b1…): with more than one row, a hypothesis continues another
+        # row's prefix. One row at a time keeps each beam on its own audio.
+        rows = [slice(None)] if beam == 1 else [slice(i, i + 1) for i in range(len(prefix))]
+        sequences = []
+        for row in rows:
+            output = generator(
+                decoder_input_ids=prefix[row],
+                encoder_hidden_states=encoded[row],
+                encoder_input_mask=encoder_mask[row],
+            )
+            sequences.extend((output[0] if isinstance(output, tuple) else output)[:, 2:].tolist())
         hypotheses = []
-        for row in sequences[:, 2:].tolist():
+        for row in sequences:
             ids = row[: row.index(tok.eos_id)] if tok.eos_id in row else row
             ids = [i for i in ids if i != tok.pad_id][: self.cfg.decoding.max_tokens]
             hypotheses.append(Hypothesis(score=0.0, y_sequence=ids, text=tok.decode(ids)))
