@@ -41,6 +41,7 @@ RELICENSED = "read-aloud"  # its rows say CC-BY-NC-4.0 in the copy: the policy r
 SETTINGS = {
     "preset": "tiny",
     "data": {"split": {"train": 0.7, "dev": 0.2, "test": 0.1}},
+    "schedule": {"warmup_steps": 4},  # eight updates: the preset's 200-step warmup would idle
     "stage1": {"max_steps": 8},
     "stage2": {"max_steps": 4, "p_asr": 0.5},
     "checkpoint": {"every_steps": 2, "keep_last": 3, "average_last": 2},
