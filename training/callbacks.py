@@ -102,6 +102,8 @@ class StreamPosition(Callback):
     def on_save_checkpoint(self, trainer: Trainer, pl_module: LightningModule, checkpoint: dict):
         """Every rank runs this (Lightning builds the checkpoint on all of them, rank 0 writes
         it): each contributes the readers it owns."""
+        if not self.readers:  # no batch trained on yet: the stream starts afresh
+            return
         per_rank = max(self.readers // trainer.world_size, 1)
         states = {}
         for rank, shard in enumerate(gather_objects(self.states)):
