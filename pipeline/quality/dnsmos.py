@@ -15,7 +15,7 @@ A segment is rated on whole windows, as the model was trained: one shorter than 
 repeated end to end until it fills one (as the authors do); a longer one is cut into up to
 `max_windows` equal parts, each rated on the window centred on it, and the ratings averaged.
 The authors' script slides the window by 1 s, rating every second of a long clip about nine
-times; the network costs about 0.35 core-seconds per window on an AMD EPYC core, so here a long
+times; the network costs about 0.4 core-seconds per window on an AMD EPYC core, so here a long
 segment pays once per window at most (`bench/quality_signals.py`).
 """
 

@@ -33,7 +33,7 @@ SHORTEST_S = MIN_FRAMES * FRAME / SAMPLE_RATE
 
 @dataclass(frozen=True)
 class QualityConfig:
-    dnsmos: bool = True  # False: the SNR alone (DNSMOS costs ~0.35 core-seconds a window)
+    dnsmos: bool = True  # False: the SNR alone (DNSMOS costs ~0.4 core-seconds a window)
     # DNSMOS windows (9.01 s) per utterance, each centred on an equal part of it; 5 covers
     # every second of a 40 s utterance, 1 rates the middle 9 s of a long one.
     max_windows: Count = 1
