@@ -74,6 +74,10 @@ class CurateConfig:
         unknown = sorted(set(self.resources) - stages)
         if unknown:
             raise ValueError(f"resources: unknown stage(s) {unknown}; known: {sorted(stages)}")
+        if self.filter.min_dnsmos_ovrl is not None and not self.quality.dnsmos:
+            raise ValueError(
+                "filter.min_dnsmos_ovrl is set but quality.dnsmos is false: no row would be rated"
+            )
 
     def resources_for(self, stage: str) -> StageResources:
         """What a shard task of `stage` reserves (one CPU, no GPU unless configured)."""

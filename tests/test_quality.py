@@ -206,6 +206,10 @@ def test_a_finished_quality_shard_is_skipped_and_a_changed_setting_redoes_it(sha
         ({"quality": {"max_windows": 0}}, "quality.max_windows: Input should be greater"),
         ({"filter": {"min_dnsmos_ovrl": 6}}, "filter.min_dnsmos_ovrl"),
         ({"filter": {"min_snr_db": "loud"}}, "filter.min_snr_db"),
+        (
+            {"quality": {"dnsmos": False}, "filter": {"min_dnsmos_ovrl": 3.0}},
+            "quality.dnsmos is false: no row would be rated",
+        ),
     ],
 )
 def test_quality_settings_out_of_range_are_refused_in_one_line(settings, message):
