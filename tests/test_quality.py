@@ -19,6 +19,7 @@ from pipeline.config import ConfigError, build_config
 from pipeline.quality import dnsmos
 from pipeline.quality.dnsmos import WINDOW, Dnsmos, windows
 from pipeline.quality.snr import snr_db
+from pipeline.query.sql import run_query
 from pipeline.run.report import write_report
 from pipeline.run.runner import StageRunner, write_shard
 from pipeline.stage import ShardContext
@@ -237,3 +238,17 @@ def test_the_report_draws_a_quality_histogram_per_source(tmp_path):
     table = markdown.split("## Audio quality per source")[1].split("##")[0]
     assert "| lectures | 1 | 3.90 | 3.90 | 40.00 | 40.00 |" in table
     assert "| radio | 2 |" in table
+
+
+def test_every_rateable_row_of_the_demo_curation_carries_its_figures(curated):
+    """The stage runs inside `vaglio curate`: each row long enough and in a declared language is
+    rated, and SQL shows the figures."""
+    workdir, _ = curated
+    counts = run_query(
+        workdir,
+        "SELECT count(*) AS rateable, count(dnsmos_ovrl) AS rated, count(snr_db) AS measured, "
+        "count(*) FILTER (dnsmos_ovrl BETWEEN 1 AND 5) AS in_range FROM segments_all "
+        "WHERE duration >= 0.5 AND (gate_reason IS NULL) AND versions['quality'] = '1:dnsmos-p835'",
+    ).to_pylist()[0]
+    assert counts["rateable"] > 0
+    assert counts["rated"] == counts["measured"] == counts["in_range"] == counts["rateable"]

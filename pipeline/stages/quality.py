@@ -38,7 +38,7 @@ class QualityConfig:
     # every second of a 40 s utterance, 1 rates the middle 9 s of a long one.
     max_windows: Count = 1
     batch_size: Count = 2  # windows per model call; each needs ~150 MB while it runs
-    threads: Count = 1  # onnxruntime threads per shard (shards of a stage run side by side)
+    threads: Count = 2  # onnxruntime threads for the shard being rated
     min_duration_s: Seconds = 0.5  # shorter rows are not rated (null figures)
 
     def __post_init__(self) -> None:
@@ -53,6 +53,9 @@ class Quality(Stage):
     name = "quality"
     version = "1"
     inputs = ("pass2", "standardise")
+    # One shard at a time on every thread, as the ASR passes: shards differ widely in rows (on
+    # the demo corpus 19, 4, 3 and 0), so side by side one would soon run alone on one core.
+    max_parallel_shards = 1
 
     def __init__(self, config: QualityConfig):
         super().__init__(config)
