@@ -259,7 +259,7 @@ def filter_text_command(
 
     Prints every row with its `drop_reason` (empty when kept) and counts per reason on
     stderr. Applies every rule of the curate `filter` stage except the pass-1/pass-2
-    disagreement, which needs two ASR passes. A malformed row (no tab, a duration that is not
+    disagreement, which needs two ASR passes, and the audio quality rules. A malformed row (no tab, a duration that is not
     a number of seconds) stops the run with its line number and exit code 2; blank lines and
     a `duration<TAB>text` header are skipped. `--format json` prints JSON lines with `line`,
     `duration`, `text`, `drop_reason` (null when kept), `text_lang` and `text_lang_prob`.
