@@ -207,6 +207,8 @@ def drops_chart(report: Report, path: Path) -> None:
 def quality_chart(report: Report, path: Path) -> None:
     """Per source (a row each), a histogram of every quality figure, kept rows under dropped."""
     plt = _pyplot()
+    from matplotlib.ticker import MaxNLocator
+
     sources = sorted({source for source, _ in report.quality_histograms})
     figures = list(QUALITY_BINS)
     grid, axes = plt.subplots(
@@ -222,6 +224,7 @@ def quality_chart(report: Report, path: Path) -> None:
             ax.bar(lefts, dropped, width=width, align="edge", bottom=kept, color="#dd8452",
                    label="dropped")  # fmt: skip
             ax.set_xlim(low, high)
+            ax.yaxis.set_major_locator(MaxNLocator(integer=True))  # counts of segments
             ax.set_title(f"{source}: {_QUALITY_LABELS[figure]}", fontsize="small")
             ax.set_ylabel("segments")
     axes[0][0].legend(fontsize="small")
