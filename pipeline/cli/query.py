@@ -264,8 +264,8 @@ def filter_text_command(
     disagreement, which needs two ASR passes, and the audio quality rules. A malformed row (no
     tab, a duration that is not a number of seconds) stops the run with its line number and
     exit code 2; blank lines and a `duration<TAB>text` header are skipped. `--format json`
-    prints JSON lines with `line`,
-    `duration`, `text`, `drop_reason` (null when kept), `text_lang` and `text_lang_prob`.
+    prints JSON lines with `line`, `duration`, `text`, `drop_reason` (null when kept),
+    `text_lang` and `text_lang_prob`.
 
     Example:
 
