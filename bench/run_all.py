@@ -12,6 +12,7 @@ BENCHMARKS = (
     "pipeline_vs_anchor",
     "real_speech_wer",
     "pipeline_profile",
+    "quality_signals",
     "pipeline_speed_memory",
     "text_lid",
     "sql_vs_pandas",

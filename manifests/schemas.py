@@ -118,9 +118,20 @@ UTTERANCES = pa.schema(
 )
 """Pass 2: utterances cut at sentence ends and pauses, each transcribed again on its own."""
 
+QUALITY_FIELDS = [
+    pa.field("dnsmos_sig", pa.float32()),  # DNSMOS P.835 speech quality, 1-5
+    pa.field("dnsmos_bak", pa.float32()),  # background quality, 1-5
+    pa.field("dnsmos_ovrl", pa.float32()),  # overall quality, 1-5
+    pa.field("snr_db", pa.float32()),  # estimated signal-to-noise ratio
+]
+"""What the `quality` stage measures; null where a row was not rated (too short, gated)."""
+
+SCORED = pa.schema([*UTTERANCES, *QUALITY_FIELDS])
+"""Utterances with the quality of their audio."""
+
 FILTERED = pa.schema(
     [
-        *UTTERANCES,
+        *SCORED,
         pa.field("text_lang", pa.string()),
         pa.field("text_lang_prob", pa.float32()),
         pa.field("drop_reason", pa.string()),  # null when kept

@@ -48,6 +48,10 @@ SEGMENT_COLUMNS = (
     "shard",
     "text_pass1",
     "pass_wer",
+    "dnsmos_sig",
+    "dnsmos_bak",
+    "dnsmos_ovrl",
+    "snr_db",
     "text_asr",
     "pnc_status",
 )

@@ -35,6 +35,7 @@ from pipeline.stages.filter import Filter
 from pipeline.stages.pass1 import Pass1
 from pipeline.stages.pass2 import Pass2
 from pipeline.stages.punctuate import Punctuate
+from pipeline.stages.quality import Quality
 from pipeline.stages.segment import Segment
 from pipeline.stages.shard import Shard, remove_unnamed_dataset_files
 from pipeline.stages.standardise import Standardise
@@ -90,6 +91,7 @@ def build_stages(config: CurateConfig) -> list[Stage]:
         Segment(config.segment),
         Pass1(config.pass1),
         Pass2(config.pass2),
+        Quality(config.quality),
         Filter(config.filter),
         Punctuate(config.punctuate),
         Translate(config.translate),
