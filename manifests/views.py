@@ -20,7 +20,7 @@ import pyarrow as pa
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
-from manifests.schemas import MANIFEST, RECORDINGS, SEGMENTS, SOURCES
+from manifests.schemas import MANIFEST, RECORDINGS, SEGMENTS, SOURCES, SPEAKER_CLUSTERS, SPEAKERS
 
 OVERALL = "overall"
 """The `source` of the `speech_coverage` row that sums every source."""
@@ -28,6 +28,7 @@ OVERALL = "overall"
 SHARD_LIST = "shards.json"
 SURVEY_DIR = "survey"
 SOURCES_TABLE = "sources.parquet"
+SPEAKER_CLUSTERS_FILE = "speaker_clusters.parquet"
 SQL_SPILL_DIR = ".sql-spill"
 """Where a query that outgrows its memory limit spills; DuckDB removes it when done."""
 
@@ -50,6 +51,10 @@ SEGMENT_COLUMNS = (
     "pass_wer",
     "text_asr",
     "pnc_status",
+    "speaker",
+    "n_speakers",
+    "speaker_cluster",
+    "split",
 )
 
 
@@ -70,6 +75,31 @@ SELECT coalesce(source, '{OVERALL}') AS source, sum(speech_s) / 3600 AS speech_h
     sum(covered_s) / 3600 AS covered_hours,
     CASE WHEN sum(speech_s) > 0 THEN sum(covered_s) / sum(speech_s) END AS coverage
 FROM covered GROUP BY GROUPING SETS ((source), ()) ORDER BY source IS NULL, source
+"""
+
+
+# Each segment with its speaker (the `speakers` stage) and the corpus-wide facts about that
+# speaker and recording (`speaker_clusters.parquet`): `split` is the one the default ratios
+# give, null where the recording has no kept speech.
+_SEGMENTS_ALL = """
+CREATE VIEW segments_all AS
+SELECT m.*, s.speaker, s.n_speakers, s.speech_s AS speaker_speech_s, s.embedding AS voice,
+    c.speaker_cluster, g.split_group, g.split
+FROM {manifest} m
+LEFT JOIN {speakers} s ON s.segment_id = m.segment_id
+LEFT JOIN {clusters} c ON c.recording_id = m.recording_id AND c.speaker = s.speaker
+LEFT JOIN (SELECT DISTINCT recording_id, split_group, split FROM {clusters}) g
+    ON g.recording_id = m.recording_id
+"""
+
+# One row per speaker of a recording, from its kept segments.
+_SPEAKERS = """
+CREATE VIEW speakers AS
+SELECT source, recording_id, speaker, any_value(speaker_cluster) AS speaker_cluster,
+    any_value(split_group) AS split_group, any_value(split) AS split, count(*) AS segments,
+    sum(speaker_speech_s) / 3600 AS speech_hours
+FROM segments_all WHERE drop_reason IS NULL AND speaker IS NOT NULL
+GROUP BY source, recording_id, speaker ORDER BY recording_id, speaker
 """
 
 
@@ -117,9 +147,10 @@ def _seal(con: duckdb.DuckDBPyConnection) -> None:
 
 def connect(workdir: Path, settings: dict[str, str] | None = None) -> duckdb.DuckDBPyConnection:
     """An in-memory DuckDB with the views `recordings`, `segments`, `segments_all`, `drops`
-    (segments and hours per drop reason and language), `translations` (one row per segment
-    and target language), `speech` (every VAD speech region), `speech_coverage` (per source
-    and overall) and `sources` (the latest `vaglio survey`), cut off from the file system
+    (segments and hours per drop reason and language), `speakers` (one row per speaker of a
+    recording, with its cluster and split), `translations` (one row per segment and target
+    language), `speech` (every VAD speech region), `speech_coverage` (per source and overall)
+    and `sources` (the latest `vaglio survey`), cut off from the file system
     (see the module docstring). `settings` are DuckDB's (memory_limit…), locked with the rest."""
     workdir = Path(workdir)
     con = duckdb.connect(":memory:", config=settings or {})
@@ -137,7 +168,12 @@ def connect(workdir: Path, settings: dict[str, str] | None = None) -> duckdb.Duc
         f"FROM {recordings} r {duplicate_join}"
     )
     manifest = _register(con, "segments", _files(workdir, "shard"), MANIFEST)
-    con.execute(f"CREATE VIEW segments_all AS SELECT * FROM {manifest}")
+    speakers = _register(con, "speakers", _files(workdir, "speakers"), SPEAKERS)
+    clusters_file = workdir / SPEAKER_CLUSTERS_FILE
+    clusters = _register(
+        con, "clusters", [clusters_file] if clusters_file.exists() else [], SPEAKER_CLUSTERS
+    )
+    con.execute(_SEGMENTS_ALL.format(manifest=manifest, speakers=speakers, clusters=clusters))
     columns = ", ".join(f'"{c}"' for c in SEGMENT_COLUMNS)
     con.execute(f"CREATE VIEW segments AS SELECT {columns} FROM segments_all")
     con.execute(
@@ -145,6 +181,7 @@ def connect(workdir: Path, settings: dict[str, str] | None = None) -> duckdb.Duc
         "sum(duration) / 3600 AS hours FROM segments WHERE drop_reason IS NOT NULL "
         "GROUP BY drop_reason, lang ORDER BY segments DESC, drop_reason, lang"
     )
+    con.execute(_SPEAKERS)
     con.execute(
         "CREATE VIEW translations AS SELECT segment_id, source, lang AS source_lang, "
         "t.lang AS lang, t.text, t.reason, t.qe_score, t.answer, text AS source_text "

@@ -3,7 +3,7 @@
 Nothing is copied or exported first: rows are read a record batch at a time, and a row
 reaches a batch only if it was kept (no `drop_reason`), its licence is allowed by the policy
 in force *now* (a policy tightened after curation wins), and its recording falls in the
-wanted split (`pipeline.query.splits.split_of`, by recording id).
+wanted split (`pipeline.query.splits.split_of`, by the row's speaker group, else its recording).
 
 A batch is built here, not by a sampler, because FAMA tosses one coin per batch: the whole
 batch is ASR (target = transcript, tag = spoken language) or ST (target = a translation,
@@ -33,7 +33,7 @@ from training.config import DataConfig
 from training.tokenizer import Tokenizer
 
 SAMPLE_RATE = 16000
-META_COLUMNS = ("segment_id", "recording_id", "lang", "text", "license", "duration")
+META_COLUMNS = ("segment_id", "recording_id", "split_group", "lang", "text", "license", "duration")
 
 
 class DataError(ValueError):
@@ -67,7 +67,7 @@ class RowFilter:
             not row.get("drop_reason")
             and row["duration"] <= self.max_duration
             and _licence_allowed(str(row["license"] or ""), self.policy)
-            and split_of(row["recording_id"], self.ratios) == self.split
+            and split_of(row["recording_id"], self.ratios, row.get("split_group")) == self.split
         )
 
 
@@ -383,7 +383,7 @@ def corpus_summary(paths: list[Path], ratios: dict, policy: str | None) -> dict:
             if not _licence_allowed(str(row["license"] or ""), policy):
                 refused += 1
                 continue
-            split = split_of(row["recording_id"], ratios)
+            split = split_of(row["recording_id"], ratios, row.get("split_group"))
             split_hours[split] += row["duration"] / 3600
             hours[row["lang"]] += row["duration"] / 3600
             licences[row["license"]] += row["duration"] / 3600
