@@ -20,7 +20,15 @@ import pyarrow as pa
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
-from manifests.schemas import MANIFEST, RECORDINGS, SEGMENTS, SOURCES, SPEAKER_CLUSTERS, SPEAKERS
+from manifests.schemas import (
+    MANIFEST,
+    RECORDINGS,
+    SEGMENTS,
+    SOURCES,
+    SPEAKER_CLUSTERS,
+    SPEAKERS,
+    VOICES,
+)
 
 OVERALL = "overall"
 """The `source` of the `speech_coverage` row that sums every source."""
@@ -29,6 +37,8 @@ SHARD_LIST = "shards.json"
 SURVEY_DIR = "survey"
 SOURCES_TABLE = "sources.parquet"
 SPEAKER_CLUSTERS_FILE = "speaker_clusters.parquet"
+VOICES_KIND = ".voices"
+"""What the `speakers` stage writes beside each shard: `<shard>.voices.parquet`."""
 SQL_SPILL_DIR = ".sql-spill"
 """Where a query that outgrows its memory limit spills; DuckDB removes it when done."""
 
@@ -52,6 +62,7 @@ SEGMENT_COLUMNS = (
     "text_asr",
     "pnc_status",
     "speaker",
+    "speaker_share",
     "n_speakers",
     "speaker_cluster",
     "split",
@@ -83,7 +94,8 @@ FROM covered GROUP BY GROUPING SETS ((source), ()) ORDER BY source IS NULL, sour
 # give, null where the recording has no kept speech.
 _SEGMENTS_ALL = """
 CREATE VIEW segments_all AS
-SELECT m.*, s.speaker, s.n_speakers, s.speech_s AS speaker_speech_s, s.embedding AS voice,
+SELECT m.*, s.speaker, s.speaker_share, s.n_speakers, s.speech_s AS speaker_speech_s,
+    s.embedding AS voice,
     c.speaker_cluster, g.split_group, g.split
 FROM {manifest} m
 LEFT JOIN {speakers} s ON s.segment_id = m.segment_id
@@ -92,14 +104,16 @@ LEFT JOIN (SELECT DISTINCT recording_id, split_group, split FROM {clusters}) g
     ON g.recording_id = m.recording_id
 """
 
-# One row per speaker of a recording, from its kept segments.
+# One row per speaker of a recording: its speech, cluster and split.
 _SPEAKERS = """
 CREATE VIEW speakers AS
-SELECT source, recording_id, speaker, any_value(speaker_cluster) AS speaker_cluster,
-    any_value(split_group) AS split_group, any_value(split) AS split, count(*) AS segments,
-    sum(speaker_speech_s) / 3600 AS speech_hours
-FROM segments_all WHERE drop_reason IS NULL AND speaker IS NOT NULL
-GROUP BY source, recording_id, speaker ORDER BY recording_id, speaker
+SELECT m.source, c.recording_id, c.speaker, c.speaker_cluster, c.split_group, c.split,
+    v.runs, v.speech_s / 3600 AS speech_hours
+FROM {clusters} c
+LEFT JOIN {voices} v ON v.recording_id = c.recording_id AND v.speaker = c.speaker
+LEFT JOIN (SELECT DISTINCT recording_id, source FROM {manifest}) m
+    ON m.recording_id = c.recording_id
+ORDER BY c.recording_id, c.speaker
 """
 
 
@@ -108,8 +122,9 @@ def current_shards(workdir: Path) -> list[str]:
     return json.loads(path.read_text()) if path.exists() else []
 
 
-def _files(workdir: Path, stage: str) -> list[Path]:
-    files = (Path(workdir) / stage / f"{s}.parquet" for s in current_shards(workdir))
+def _files(workdir: Path, stage: str, kind: str = "") -> list[Path]:
+    """The current shards' outputs of `stage`, or the files of `kind` it wrote beside them."""
+    files = (Path(workdir) / stage / f"{s}{kind}.parquet" for s in current_shards(workdir))
     return [f for f in files if f.exists()]
 
 
@@ -174,6 +189,8 @@ def connect(workdir: Path, settings: dict[str, str] | None = None) -> duckdb.Duc
         con, "clusters", [clusters_file] if clusters_file.exists() else [], SPEAKER_CLUSTERS
     )
     con.execute(_SEGMENTS_ALL.format(manifest=manifest, speakers=speakers, clusters=clusters))
+    voices = _register(con, "voices", _files(workdir, "speakers", VOICES_KIND), VOICES)
+    con.execute(_SPEAKERS.format(clusters=clusters, voices=voices, manifest=manifest))
     columns = ", ".join(f'"{c}"' for c in SEGMENT_COLUMNS)
     con.execute(f"CREATE VIEW segments AS SELECT {columns} FROM segments_all")
     con.execute(
@@ -181,7 +198,6 @@ def connect(workdir: Path, settings: dict[str, str] | None = None) -> duckdb.Duc
         "sum(duration) / 3600 AS hours FROM segments WHERE drop_reason IS NOT NULL "
         "GROUP BY drop_reason, lang ORDER BY segments DESC, drop_reason, lang"
     )
-    con.execute(_SPEAKERS)
     con.execute(
         "CREATE VIEW translations AS SELECT segment_id, source, lang AS source_lang, "
         "t.lang AS lang, t.text, t.reason, t.qe_score, t.answer, text AS source_text "

@@ -15,6 +15,7 @@ import random
 from collections import defaultdict
 from pathlib import Path
 
+import numpy as np
 import pyarrow.parquet as pq
 import pytest
 import soundfile
@@ -36,7 +37,7 @@ DATA = Path(__file__).parent / "data" / "real_speech"
 SOURCE = "voices"
 REAL = f"{SOURCE}/cards.wav"
 TURNS = f"{SOURCE}/turns.wav"
-VOICES = ("en", "en+f3", "en+steph")  # told apart by the encoder with room to spare
+VOICES = ("en", "en+steph", "en+whisperf")  # told apart by the encoder with room to spare
 MARGIN = 0.02  # how far from the threshold each decision must be, either way
 
 
@@ -161,3 +162,24 @@ def test_a_rerun_embeds_nothing_again_and_a_new_threshold_redoes_only_what_it_ch
     repaired = curate(catalog, workdir, config, ThreadExecutor(1))
     assert _ran(repaired, "speakers") == 1
     assert pq.read_table(clusters_path(workdir)).equals(before)
+
+
+def test_voices_are_linked_a_block_at_a_time_into_the_same_clusters(monkeypatch):
+    """Across a corpus the similarities are computed a block of rows at a time; chains that
+    cross blocks still join (a~b, b~c: one cluster even when a and c are not alike)."""
+    from pipeline.speakers import clustering
+
+    rng = np.random.default_rng(3)
+    centres = rng.standard_normal((6, 256))
+    centres /= np.linalg.norm(centres, axis=1, keepdims=True)
+    voices = np.repeat(centres, 40, axis=0) + 0.02 * rng.standard_normal((240, 256))
+    chain = np.stack([centres[0] * (1 - t) + centres[1] * t for t in (0.3, 0.5, 0.7)])
+    vectors = np.concatenate([voices, chain])[rng.permutation(243)]
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    whole = clustering.single_linkage(vectors, 0.8)
+    monkeypatch.setattr(clustering, "_BLOCK_CELLS", 7 * len(vectors))
+    assert np.array_equal(clustering.single_linkage(vectors, 0.8), whole)
+    assert len(set(whole.tolist())) == 5  # six voices, two of them chained into one
+    grouped = clustering.average_linkage(vectors, 0.7)
+    assert grouped.count == 6  # average linkage, within a recording, does not follow chains
+    assert grouped.loosest_merge >= 0.7 > grouped.closest_apart

@@ -20,7 +20,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from manifests.schemas import SPEAKER_CLUSTERS, VOICES
-from manifests.views import SPEAKER_CLUSTERS_FILE
+from manifests.views import SPEAKER_CLUSTERS_FILE, VOICES_KIND
 from pipeline.query.splits import DEFAULT_RATIOS, split_of
 from pipeline.run.runner import atomic_write_table
 from pipeline.speakers.clustering import components, single_linkage
@@ -32,7 +32,7 @@ def clusters_path(workdir: Path) -> Path:
 
 def voices_path(workdir: Path, stage: str, shard_id: str) -> Path:
     """The per-speaker voices a `speakers` shard writes beside its output."""
-    return Path(workdir) / stage / f"{shard_id}.voices.parquet"
+    return Path(workdir) / stage / f"{shard_id}{VOICES_KIND}.parquet"
 
 
 def link_speakers(workdir: Path, voice_files: list[Path], threshold: float) -> pa.Table:
