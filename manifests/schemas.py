@@ -164,6 +164,50 @@ TRANSLATED = pa.schema([*PUNCTUATED, pa.field("translations", pa.list_(TRANSLATI
 MANIFEST = pa.schema([*TRANSLATED, pa.field("shard", pa.string())])
 """Every segment, kept and dropped, without audio; `shard` names the dataset file of a kept one."""
 
+VOICE = pa.list_(pa.float32(), 256)
+"""An L2-normed speaker embedding (Resemblyzer's voice encoder, `pipeline.speakers`)."""
+
+SPEAKERS = pa.schema(
+    [
+        pa.field("segment_id", pa.string(), nullable=False),
+        pa.field("recording_id", pa.string(), nullable=False),
+        pa.field("speech_s", pa.float64()),  # the speech the embedding heard (VAD)
+        pa.field("embedding", VOICE),  # the duration-weighted mean voice of its speech runs
+        pa.field("speaker", pa.int32()),  # 0, 1, … within the recording: who holds most speech
+        pa.field("speaker_share", pa.float32()),  # of the row's speech; < 1: several voices
+        pa.field("n_speakers", pa.int32()),  # speakers among the recording's kept rows
+        pa.field("versions", VERSIONS),
+    ]
+)
+"""One row per row of `filter`: who speaks in each kept segment, within its recording (null
+but `n_speakers` for a dropped row)."""
+
+VOICES = pa.schema(
+    [
+        pa.field("recording_id", pa.string(), nullable=False),
+        pa.field("speaker", pa.int32(), nullable=False),
+        pa.field("runs", pa.int32()),  # speech runs (VAD regions inside kept rows) it holds
+        pa.field("speech_s", pa.float64()),
+        pa.field("embedding", VOICE),  # the normed mean of its runs' voices
+        pa.field("loosest_merge", pa.float32()),  # the recording's margins (see clustering)
+        pa.field("closest_apart", pa.float32()),
+    ]
+)
+"""One row per speaker of a recording, written beside each `speakers` shard."""
+
+SPEAKER_CLUSTERS = pa.schema(
+    [
+        pa.field("recording_id", pa.string(), nullable=False),
+        pa.field("speaker", pa.int32(), nullable=False),
+        pa.field("speaker_cluster", pa.string(), nullable=False),  # "<recording_id>#<speaker>"
+        pa.field("split_group", pa.string(), nullable=False),  # the group's first recording
+        pa.field("split", pa.string(), nullable=False),  # under the default ratios
+    ]
+)
+"""Speakers across the corpus (derived across shards, like `DUPLICATES`): the same voice in
+several recordings shares a `speaker_cluster`; recordings linked by shared clusters form a
+`split_group`, which decides their split."""
+
 SOURCES = pa.schema(
     [
         pa.field("source", pa.string(), nullable=False),

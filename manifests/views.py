@@ -20,7 +20,15 @@ import pyarrow as pa
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
-from manifests.schemas import MANIFEST, RECORDINGS, SEGMENTS, SOURCES
+from manifests.schemas import (
+    MANIFEST,
+    RECORDINGS,
+    SEGMENTS,
+    SOURCES,
+    SPEAKER_CLUSTERS,
+    SPEAKERS,
+    VOICES,
+)
 
 OVERALL = "overall"
 """The `source` of the `speech_coverage` row that sums every source."""
@@ -28,6 +36,9 @@ OVERALL = "overall"
 SHARD_LIST = "shards.json"
 SURVEY_DIR = "survey"
 SOURCES_TABLE = "sources.parquet"
+SPEAKER_CLUSTERS_FILE = "speaker_clusters.parquet"
+VOICES_KIND = ".voices"
+"""What the `speakers` stage writes beside each shard: `<shard>.voices.parquet`."""
 SQL_SPILL_DIR = ".sql-spill"
 """Where a query that outgrows its memory limit spills; DuckDB removes it when done."""
 
@@ -54,6 +65,11 @@ SEGMENT_COLUMNS = (
     "snr_db",
     "text_asr",
     "pnc_status",
+    "speaker",
+    "speaker_share",
+    "n_speakers",
+    "speaker_cluster",
+    "split",
 )
 
 
@@ -77,13 +93,42 @@ FROM covered GROUP BY GROUPING SETS ((source), ()) ORDER BY source IS NULL, sour
 """
 
 
+# Each segment with its speaker (the `speakers` stage) and the corpus-wide facts about that
+# speaker and recording (`speaker_clusters.parquet`): `split` is the one the default ratios
+# give, null where the recording has no kept speech.
+_SEGMENTS_ALL = """
+CREATE VIEW segments_all AS
+SELECT m.*, s.speaker, s.speaker_share, s.n_speakers, s.speech_s AS speaker_speech_s,
+    s.embedding AS voice,
+    c.speaker_cluster, g.split_group, g.split
+FROM {manifest} m
+LEFT JOIN {speakers} s ON s.segment_id = m.segment_id
+LEFT JOIN {clusters} c ON c.recording_id = m.recording_id AND c.speaker = s.speaker
+LEFT JOIN (SELECT DISTINCT recording_id, split_group, split FROM {clusters}) g
+    ON g.recording_id = m.recording_id
+"""
+
+# One row per speaker of a recording: its speech, cluster and split.
+_SPEAKERS = """
+CREATE VIEW speakers AS
+SELECT m.source, c.recording_id, c.speaker, c.speaker_cluster, c.split_group, c.split,
+    v.runs, v.speech_s / 3600 AS speech_hours
+FROM {clusters} c
+LEFT JOIN {voices} v ON v.recording_id = c.recording_id AND v.speaker = c.speaker
+LEFT JOIN (SELECT DISTINCT recording_id, source FROM {manifest}) m
+    ON m.recording_id = c.recording_id
+ORDER BY c.recording_id, c.speaker
+"""
+
+
 def current_shards(workdir: Path) -> list[str]:
     path = Path(workdir) / SHARD_LIST
     return json.loads(path.read_text()) if path.exists() else []
 
 
-def _files(workdir: Path, stage: str) -> list[Path]:
-    files = (Path(workdir) / stage / f"{s}.parquet" for s in current_shards(workdir))
+def _files(workdir: Path, stage: str, kind: str = "") -> list[Path]:
+    """The current shards' outputs of `stage`, or the files of `kind` it wrote beside them."""
+    files = (Path(workdir) / stage / f"{s}{kind}.parquet" for s in current_shards(workdir))
     return [f for f in files if f.exists()]
 
 
@@ -121,9 +166,10 @@ def _seal(con: duckdb.DuckDBPyConnection) -> None:
 
 def connect(workdir: Path, settings: dict[str, str] | None = None) -> duckdb.DuckDBPyConnection:
     """An in-memory DuckDB with the views `recordings`, `segments`, `segments_all`, `drops`
-    (segments and hours per drop reason and language), `translations` (one row per segment
-    and target language), `speech` (every VAD speech region), `speech_coverage` (per source
-    and overall) and `sources` (the latest `vaglio survey`), cut off from the file system
+    (segments and hours per drop reason and language), `speakers` (one row per speaker of a
+    recording, with its cluster and split), `translations` (one row per segment and target
+    language), `speech` (every VAD speech region), `speech_coverage` (per source and overall)
+    and `sources` (the latest `vaglio survey`), cut off from the file system
     (see the module docstring). `settings` are DuckDB's (memory_limit…), locked with the rest."""
     workdir = Path(workdir)
     con = duckdb.connect(":memory:", config=settings or {})
@@ -141,7 +187,14 @@ def connect(workdir: Path, settings: dict[str, str] | None = None) -> duckdb.Duc
         f"FROM {recordings} r {duplicate_join}"
     )
     manifest = _register(con, "segments", _files(workdir, "shard"), MANIFEST)
-    con.execute(f"CREATE VIEW segments_all AS SELECT * FROM {manifest}")
+    speakers = _register(con, "speakers", _files(workdir, "speakers"), SPEAKERS)
+    clusters_file = workdir / SPEAKER_CLUSTERS_FILE
+    clusters = _register(
+        con, "clusters", [clusters_file] if clusters_file.exists() else [], SPEAKER_CLUSTERS
+    )
+    con.execute(_SEGMENTS_ALL.format(manifest=manifest, speakers=speakers, clusters=clusters))
+    voices = _register(con, "voices", _files(workdir, "speakers", VOICES_KIND), VOICES)
+    con.execute(_SPEAKERS.format(clusters=clusters, voices=voices, manifest=manifest))
     columns = ", ".join(f'"{c}"' for c in SEGMENT_COLUMNS)
     con.execute(f"CREATE VIEW segments AS SELECT {columns} FROM segments_all")
     con.execute(

@@ -9,6 +9,7 @@ the reference values, e.g.
     pass2: {asr: {backend: nemo, model: nvidia/parakeet-tdt-0.6b-v2}, utterances: {max_s: 40}}
     quality: {max_windows: 1}
     filter: {max_pass_wer: 0.5, min_dnsmos_ovrl: 2.5, min_snr_db: 10}
+    speakers: {same_speaker: 0.7, same_speaker_across: 0.8}
     punctuate: {llm: {backend: openai, model: Qwen/Qwen2.5-7B-Instruct}}
     translate: {llm: {backend: vllm}, targets: {"*": [en], open-radio: [en, de]}}
     resources: {pass1: {num_gpus: 1}, pass2: {num_gpus: 1}}
@@ -31,6 +32,7 @@ from pipeline.stages.punctuate import PunctuateConfig
 from pipeline.stages.quality import QualityConfig
 from pipeline.stages.segment import SegmentConfig
 from pipeline.stages.shard import ShardConfig
+from pipeline.stages.speakers import SpeakersConfig
 from pipeline.stages.standardise import StandardiseConfig
 from pipeline.stages.translate import TranslateConfig
 from pipeline.strict_yaml import StrictYamlError, read_yaml
@@ -63,6 +65,7 @@ class CurateConfig:
     pass2: Pass2Config = field(default_factory=Pass2Config)
     quality: QualityConfig = field(default_factory=QualityConfig)
     filter: FilterConfig = field(default_factory=FilterConfig)
+    speakers: SpeakersConfig = field(default_factory=SpeakersConfig)
     punctuate: PunctuateConfig = field(default_factory=PunctuateConfig)
     translate: TranslateConfig = field(default_factory=TranslateConfig)
     shard: ShardConfig = field(default_factory=ShardConfig)

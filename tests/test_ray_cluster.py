@@ -45,6 +45,8 @@ pytestmark = pytest.mark.numerics
 
 ray = pytest.importorskip("ray")
 
+STAGES = len(build_stages(CurateConfig()))  # each runs once per shard
+
 INSIDE = os.environ.get("VAGLIO_RAY_NAMESPACE") == "1"
 STAGES = len(build_stages(CurateConfig()))  # (stage, shard) tasks per shard
 inner = pytest.mark.skipif(not INSIDE, reason="runs inside a loopback-only network namespace")

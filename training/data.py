@@ -3,7 +3,7 @@
 Nothing is copied or exported first: rows are read a record batch at a time, and a row
 reaches a batch only if it was kept (no `drop_reason`), its licence is allowed by the policy
 in force *now* (a policy tightened after curation wins), and its recording falls in the
-wanted split (`pipeline.query.splits.split_of`, by recording id).
+wanted split (`pipeline.query.splits.split_of`, by the row's speaker group, else its recording).
 
 Who reads what: the shards' row groups are the units of reading. Each epoch deals them, in an
 order shuffled from the seed, to the readers, one reader per (rank, data-loader worker), so
@@ -44,7 +44,7 @@ from training.distributed import rank_and_world
 from training.tokenizer import Tokenizer
 
 SAMPLE_RATE = 16000
-META_COLUMNS = ("segment_id", "recording_id", "lang", "text", "license", "duration")
+META_COLUMNS = ("segment_id", "recording_id", "split_group", "lang", "text", "license", "duration")
 
 
 class DataError(ValueError):
@@ -82,7 +82,12 @@ class RowFilter:
         )
 
     def keeps(self, row: dict) -> bool:
-        return self.admits(row) and split_of(row["recording_id"], self.ratios) == self.split
+        return self.admits(row) and self.split_of(row) == self.split
+
+    def split_of(self, row: dict) -> str:
+        """The row's split: by its speaker group when the curation found one, else its
+        recording."""
+        return split_of(row["recording_id"], self.ratios, row.get("split_group"))
 
 
 class Unit(NamedTuple):
@@ -102,10 +107,11 @@ def split_counts(paths: list[Path], keep: RowFilter) -> dict[str, list[tuple[str
     for path in paths:
         shard = pq.ParquetFile(path)
         names = set(shard.schema_arrow.names)
-        columns = [c for c in ("recording_id", "duration", "license", "drop_reason") if c in names]
+        wanted = ("recording_id", "split_group", "duration", "license", "drop_reason")
+        columns = [c for c in wanted if c in names]
         for group in range(shard.num_row_groups):
             rows = shard.read_row_group(group, columns=columns).to_pylist()
-            kept = Counter(split_of(r["recording_id"], keep.ratios) for r in rows if keep.admits(r))
+            kept = Counter(keep.split_of(r) for r in rows if keep.admits(r))
             for split, number in sorted(kept.items()):
                 counts[split].append((path.name, group, number))
     return counts
@@ -581,7 +587,7 @@ def corpus_summary(paths: list[Path], ratios: dict, policy: str | None) -> dict:
             if not _licence_allowed(str(row["license"] or ""), policy):
                 refused += 1
                 continue
-            split = split_of(row["recording_id"], ratios)
+            split = split_of(row["recording_id"], ratios, row.get("split_group"))
             split_hours[split] += row["duration"] / 3600
             hours[row["lang"]] += row["duration"] / 3600
             licences[row["license"]] += row["duration"] / 3600

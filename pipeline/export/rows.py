@@ -2,7 +2,7 @@
 
 Curation judged each source's licence when it ran; a policy can change before publishing, so
 every exit asks the current policy again and leaves out (and reports) rows it now refuses.
-Splits come from `split_of`, so every exit agrees with the training job.
+Splits come from `split_of` on each row's speaker group, so every exit agrees with the training job.
 """
 
 from __future__ import annotations
@@ -75,15 +75,30 @@ class KeptRows:
     ) -> Iterator[pa.Table]:
         """Each dataset file's allowed rows in `splits` (all when None), with a `split` column."""
         for path in self.files:
-            needed = None if columns is None else sorted({*columns, "recording_id", "license"})
-            table = pq.read_table(path, columns=needed)
-            split = pa.array([split_of(r, self.ratios) for r in table["recording_id"].to_pylist()])
+            table = self._read(path, columns)
+            groups = (
+                table["split_group"].to_pylist()
+                if "split_group" in table.column_names
+                else [None] * len(table)
+            )
+            recordings = table["recording_id"].to_pylist()
+            split = pa.array([split_of(r, self.ratios, g) for r, g in zip(recordings, groups)])
             table = table.append_column("split", split)
             table = table.filter(self._allowed(path, table))
             if splits is not None:
                 table = table.filter(pc.is_in(table["split"], pa.array(list(splits))))
             if len(table):
                 yield table
+
+    @staticmethod
+    def _read(path: Path, columns: Sequence[str] | None) -> pa.Table:
+        """`columns` of a dataset file, and what splits and licences are judged by; a file
+        written before rows carried their split group has none."""
+        if columns is None:
+            return pq.read_table(path)
+        present = set(pq.read_schema(path).names)
+        judged = {"recording_id", "license", *({"split_group"} & present)}
+        return pq.read_table(path, columns=sorted({*columns, *judged}))
 
     def _allowed(self, path: Path, table: pa.Table) -> pa.Array:
         """Judge each distinct licence once; count the refused rows per (source, licence)."""
@@ -95,12 +110,16 @@ class KeptRows:
         ]
         allowed = pc.invert(pc.is_in(licenses, pa.array(refused_ids, licenses.type)))
         refused = table.filter(pc.invert(allowed))
-        sources = refused["source"] if "source" in refused.column_names else pa.nulls(
-            len(refused), pa.string()
+        sources = (
+            refused["source"]
+            if "source" in refused.column_names
+            else pa.nulls(len(refused), pa.string())
         )
-        counts = pa.table({"source": sources, "license": refused["license"]}).group_by(
-            ["source", "license"]
-        ).aggregate([([], "count_all")])
+        counts = (
+            pa.table({"source": sources, "license": refused["license"]})
+            .group_by(["source", "license"])
+            .aggregate([([], "count_all")])
+        )
         self._refused[path] = {  # set, not added: the files may be read more than once
             (source or "?", license_id): rows
             for source, license_id, rows in zip(

@@ -10,6 +10,9 @@ The manifests of the current shards are also the truth about the dataset folder:
 manifest names (its shard rewritten in fewer parts, its recordings deleted from the source, its
 source removed from the catalog) is removed when a curation ends (`remove_unnamed_dataset_files`),
 so `vaglio train` and `load_dataset("parquet", …)` see exactly the rows SQL calls kept.
+
+Each kept row carries its recording's `split_group` (`pipeline.speakers.corpus`), which decides
+its split wherever the dataset goes (`pipeline.query.splits`).
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from manifests.views import dataset_files
 from pipeline.audio.cut import segment_samples
 from pipeline.audio.decode import SAMPLE_RATE, to_flac
 from pipeline.run.runner import atomic_write_table
+from pipeline.speakers.corpus import read_split_groups
 from pipeline.stage import ShardContext, Stage
 from pipeline.validation import Count
 
@@ -38,6 +42,7 @@ _TEXT_COLUMNS = (
     "text_asr",
     "license",
     "attribution",
+    "split_group",
 )
 _FLOAT_COLUMNS = ("offset", "duration")
 
@@ -66,12 +71,26 @@ class ShardConfig:
 
 class Shard(Stage):
     name = "shard"
-    version = "2"
+    version = "3"  # 3: rows carry their split group
     inputs = ("translate", "standardise")
+
+    def fingerprint_extra(self, context: ShardContext) -> str:
+        """The speaker groups of this shard's recordings (found across shards) go into its rows."""
+        return ",".join(f"{r}={g}" for r, g in sorted(self._split_groups(context).items()))
+
+    @staticmethod
+    def _split_groups(context: ShardContext) -> dict[str, str]:
+        recordings = context.read("standardise", ["recording_id"])["recording_id"].to_pylist()
+        return read_split_groups(context.workdir, recordings)
 
     def run(self, context: ShardContext) -> pa.Table:
         segments = context.read("translate")
         kept = segments.filter(pc.is_null(segments["drop_reason"]))
+        groups = self._split_groups(context)
+        kept = kept.append_column(
+            "split_group",
+            pa.array([groups.get(r) for r in kept["recording_id"].to_pylist()], pa.string()),
+        )
         audio = [to_flac(samples) for samples in segment_samples(context, kept)]
         shard_of: dict[str, str] = {}
         for number, rows in enumerate(self._split_by_size([len(a) for a in audio])):
