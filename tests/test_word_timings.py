@@ -23,19 +23,19 @@ def whisper_tokens(text: str) -> tuple[list[int], Callable[[list[int]], str]]:
 
 
 def test_punctuation_joins_its_word_without_taking_its_time():
-    tokens, decode = whisper_tokens(' He said "yes" (twice)... Go forward, 10 meters.')
+    tokens, decode = whisper_tokens(' He said "yes" (twice)... Go forward, 10 meters ...')
     starts = [0.1 * i for i in range(len(tokens) + 1)]
     words = timed_words(tokens, starts, decode, "en")
     assert [w.text for w in words] == [
-        "He", "said", '"yes"', "(twice)...", "Go", "forward,", "10", "meters."
+        "He", "said", '"yes"', "(twice)...", "Go", "forward,", "10", "meters..."
     ]  # fmt: skip
     by_text = {w.text: w for w in words}
     # ' "', 'yes', '"': the word's time is its letters' token only
     assert (by_text['"yes"'].start, by_text['"yes"'].end) == (starts[3], starts[4])
     # ' (', 'tw', 'ice', ')...': two tokens of letters
     assert (by_text["(twice)..."].start, by_text["(twice)..."].end) == (starts[6], starts[8])
-    # the full stop's time (where Whisper parks the pause after it) is no word's
-    assert by_text["meters."].end == starts[-2]
+    # the closing dots' time (where Whisper parks the pause after them) is no word's
+    assert by_text["meters..."].end == starts[-2]
 
 
 def test_a_word_of_several_tokens_and_a_script_without_spaces():

@@ -87,15 +87,15 @@ def timed_words(
         first, previous = previous + 1, last
         if _is_punctuation(text):
             if words and not (text[:1].isspace() and last + 1 < len(tokens)):
-                words[-1][2] += text
+                words[-1][2] += text.strip()
             else:
-                leading += text
+                leading += text.strip()
             continue
         if words and not leading and not text[:1].isspace() and language not in UNSPACED_LANGUAGES:
             words[-1][1] = starts[last + 1]
             words[-1][2] += text
         else:
-            words.append([starts[first], starts[last + 1], leading + text])
+            words.append([starts[first], starts[last + 1], leading + text.strip()])
             leading = ""
     if words:
         words[-1][2] += leading
