@@ -11,6 +11,7 @@ BENCHMARKS = (
     "asr_vs_plain",
     "pipeline_vs_anchor",
     "real_speech_wer",
+    "word_timings",
     "pipeline_profile",
     "quality_signals",
     "pipeline_speed_memory",

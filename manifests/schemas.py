@@ -113,6 +113,8 @@ UTTERANCES = pa.schema(
         pa.field("avg_logprob", pa.float32()),
         pa.field("no_speech_prob", pa.float32()),
         pa.field("pass_wer", pa.float32()),  # word error rate of pass 1 against pass 2
+        pa.field("words", pa.list_(TIMED_TEXT)),  # pass 2's words with their times
+        pa.field("words_missing", pa.string()),  # why a text with words has none timed
         pa.field("versions", VERSIONS),
     ]
 )

@@ -70,6 +70,8 @@ SEGMENT_COLUMNS = (
     "n_speakers",
     "speaker_cluster",
     "split",
+    "words",
+    "words_missing",
 )
 
 
@@ -151,7 +153,8 @@ def _register(
             schemas.append(pq.read_schema(path))
         except (OSError, pa.ArrowException) as error:
             raise duckdb.IOException(f"{path}: not a readable Parquet file ({error})") from None
-    united = pa.unify_schemas(schemas, promote_options="permissive")
+    # with the declared schema too: a column the files predate reads as null
+    united = pa.unify_schemas([*schemas, schema], promote_options="permissive")
     con.register(table, ds.dataset([str(f) for f in files], schema=united, format="parquet"))
     return table
 

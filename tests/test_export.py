@@ -21,6 +21,7 @@ from pipeline.export.nemo_tarred import check_nemo_tarred
 from pipeline.export.rows import ExportError
 from pipeline.query.splits import DEFAULT_RATIOS, split_of
 from pipeline.query.sql import run_query
+from pipeline.text.normalise import normalise_text
 
 runner = CliRunner()
 
@@ -29,7 +30,7 @@ def kept_rows(workdir) -> dict[str, dict]:
     """segment_id -> text, lang, split and decoded audio, from the SQL view and its shard."""
     rows = run_query(
         workdir,
-        "SELECT segment_id, recording_id, text, lang, shard FROM segments "
+        'SELECT segment_id, recording_id, text, lang, shard, "offset", words FROM segments '
         "WHERE drop_reason IS NULL",
     ).to_pylist()
     audio = {}
@@ -84,6 +85,40 @@ def test_each_export_reads_back_with_its_consumer_sample_for_sample(exports, fmt
             row["lang"],
         )
         assert np.array_equal(entry.samples, row["audio"])  # FLAC is lossless
+
+
+@pytest.mark.parametrize("fmt", ["nemo", "lhotse-shar"])
+def test_exports_carry_each_rows_word_timings(exports, fmt):
+    """NeMo's in a CTM file per row (NeMo Forced Aligner's `word_level_ctm_filepath`), read
+    back by Lhotse; Lhotse's as the supervision's `alignment`: the words SQL holds, at its
+    times counted from the start of the row's own audio."""
+    _workdir, out, _, kept = exports
+    splits = sorted({r["split"] for r in kept.values()})
+    entries = [e for e in read_back(fmt, out / fmt, splits) if e.taskname == "asr"]
+    assert sum(bool(e.words) for e in entries) == sum(bool(r["words"]) for r in kept.values()) > 0
+    for entry in entries:
+        row = kept[entry.segment_id]
+        expected = [(w["start"] - row["offset"], w["end"] - row["offset"]) for w in row["words"]]
+        assert len(entry.words) == len(expected), entry.segment_id
+        for (_, start, end), (want_start, want_end) in zip(entry.words, expected):
+            assert abs(start - want_start) < 2e-3 and abs(end - want_end) < 2e-3
+        spelled = " ".join(word for word, _, _ in entry.words)
+        assert normalise_text(spelled) == normalise_text(" ".join(w["text"] for w in row["words"]))
+        assert all(0 <= start <= end <= len(entry.samples) / 16_000 + 1e-3
+                   for _, start, end in entry.words)  # fmt: skip
+
+
+def test_a_ctm_file_outside_the_export_is_an_error(exports, tmp_path):
+    _, out, _, _ = exports
+    shutil.copytree(out / "nemo", tmp_path / "nemo")
+    manifest = next((tmp_path / "nemo").glob("*.jsonl"))
+    lines = [json.loads(x) for x in manifest.read_text().splitlines()]
+    timed = next(i for i, x in enumerate(lines) if "word_level_ctm_filepath" in x)
+    shutil.copy(tmp_path / "nemo" / lines[timed]["word_level_ctm_filepath"], tmp_path / "w.ctm")
+    lines[timed]["word_level_ctm_filepath"] = "../w.ctm"
+    manifest.write_text("".join(json.dumps(x) + "\n" for x in lines))
+    with pytest.raises(ExportError, match=r"word_level_ctm_filepath '../w.ctm' points outside"):
+        check_nemo(tmp_path / "nemo")
 
 
 def test_splits_are_by_recording_so_test_never_shares_a_recording_with_train(exports):

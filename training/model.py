@@ -109,6 +109,45 @@ def _ctc_greedy(log_probs: torch.Tensor, lengths: torch.Tensor, blank: int) -> l
     return out
 
 
+def ctc_token_frames(
+    log_probs: np.ndarray, tokens: list[int], blank: int
+) -> list[tuple[int, int]] | None:
+    """The first and last frame of each token on the most likely CTC path that spells
+    exactly `tokens` (Viterbi over the tokens with optional blanks between them), from a
+    frames × classes array of log-probabilities; None when the frames are too few to spell
+    them (a repeated token needs a blank between its copies)."""
+    if not tokens:
+        return []
+    labels = np.full(2 * len(tokens) + 1, blank)
+    labels[1::2] = tokens
+    states, frames = len(labels), len(log_probs)
+    # A state may be entered from itself, the one before, or (a token after a blank between
+    # two different tokens) the one two before.
+    skips = np.zeros(states, dtype=bool)
+    skips[3::2] = labels[3::2] != labels[1:-2:2]
+    score = np.full(states, -np.inf)
+    score[:2] = log_probs[0, labels[:2]]
+    came_from = np.zeros((frames, states), dtype=np.int8)
+    for t in range(1, frames):
+        one = np.concatenate([[-np.inf], score[:-1]])
+        two = np.where(skips, np.concatenate([[-np.inf, -np.inf], score[:-2]]), -np.inf)
+        options = np.stack([score, one, two])
+        came_from[t] = options.argmax(0)
+        score = options.max(0) + log_probs[t, labels]
+    state = states - 1 if score[-1] >= score[-2] else states - 2
+    if not np.isfinite(score[state]):
+        return None
+    path = np.empty(frames, dtype=np.int64)
+    for t in range(frames - 1, -1, -1):
+        path[t] = state
+        state -= came_from[t, state]
+    spans: list[tuple[int, int]] = []
+    for index in range(len(tokens)):
+        at = np.flatnonzero(path == 2 * index + 1)
+        spans.append((int(at[0]), int(at[-1])))
+    return spans
+
+
 class FamaModel(ASRModel):
     """Conformer encoder + Transformer decoder with an intermediate and a top CTC head.
 
@@ -313,8 +352,9 @@ class FamaModel(ASRModel):
         return []
 
     # --- decoding ------------------------------------------------------------------------
-    def decode(self, batch: Batch, beam: int = 1) -> list[Hypothesis]:
-        """Autoregressive decoding (greedy or beam) with `<bos><lang:tgt>` forced as prefix."""
+    def decode(self, batch: Batch, beam: int = 1, timestamps: bool = False) -> list[Hypothesis]:
+        """Autoregressive decoding (greedy or beam) with `<bos><lang:tgt>` forced as prefix;
+        with `timestamps`, each text's words timed on the top CTC head (`_time_words`)."""
         encoded, lengths, _ = self.encode(batch.audio, batch.audio_len)
         frames = torch.arange(encoded.shape[1], device=encoded.device)
         encoder_mask = (frames[None, :] < lengths[:, None]).float()
@@ -361,7 +401,41 @@ class FamaModel(ASRModel):
             ids = [i for i in ids if i != tok.pad_id][: self.cfg.decoding.max_tokens]
             hypotheses.append(Hypothesis(score=0.0, y_sequence=ids, text=tok.decode(ids)))
         self._score(hypotheses, batch.tag, encoded, encoder_mask)
+        if timestamps:
+            self._time_words(hypotheses, batch.tag, encoded, lengths)
         return hypotheses
+
+    def _time_words(
+        self,
+        hypotheses: list[Hypothesis],
+        tag: torch.Tensor,
+        encoded: torch.Tensor,
+        lengths: torch.Tensor,
+    ) -> None:
+        """Each hypothesis's words in NeMo's `timestamp["word"]` form (seconds from the start
+        of its audio), by a CTC forced alignment of the decoded tokens on the top CTC head,
+        which was trained on the same targets: a word runs from its first token's first frame
+        to the end of its last token's last frame. A text the frames are too few for gets none."""
+        log_probs = self.top_ctc_log_probs(encoded, tag).float().cpu().numpy()
+        frame_s = (
+            self.preprocessor.featurizer.hop_length / SAMPLE_RATE * self.encoder.subsampling_factor
+        )
+        for h, frames, length in zip(hypotheses, log_probs, lengths.tolist()):
+            spans = ctc_token_frames(frames[:length], list(h.y_sequence), self.blank)
+            words: list[tuple[list[int], int, int]] = []  # (token ids, first frame, end frame)
+            for token, (first, last) in zip(h.y_sequence, spans or []):
+                if not words or self.tokenizer.model.id_to_piece(int(token)).startswith("\u2581"):
+                    words.append(([], first, last + 1))
+                ids, start, _ = words[-1]
+                words[-1] = ([*ids, int(token)], start, last + 1)
+            h.timestamp = {
+                "word": [
+                    {"word": self.tokenizer.decode(ids), "start_offset": start,
+                     "end_offset": end, "start": start * frame_s, "end": end * frame_s}
+                    for ids, start, end in words
+                    if self.tokenizer.decode(ids).strip()  # a lone "▁" spells no word
+                ]
+            }  # fmt: skip
 
     def _score(
         self,
@@ -430,11 +504,13 @@ class FamaModel(ASRModel):
         return_hypotheses: bool = False,
         source_lang: str | None = None,
         target_lang: str | None = None,
+        timestamps: bool = False,
         **_ignored,
     ) -> list:
         """Decode arrays of 16 kHz audio: ASR in `source_lang`, or ST into `target_lang`.
-        Options NeMo's `transcribe` takes and this model has no use for (timestamps, task,
-        pnc, verbose) are accepted and ignored."""
+        With `timestamps`, a transcript's words are timed (`timestamp["word"]`, as NeMo's own
+        models give them); a translation's are not. Options NeMo's `transcribe` takes and
+        this model has no use for (task, pnc, verbose) are accepted and ignored."""
         lang = target_lang or source_lang
         if lang is None:
             raise ValueError("FamaModel.transcribe needs source_lang (and target_lang for ST)")
@@ -456,7 +532,9 @@ class FamaModel(ASRModel):
                 for a in audio[start : start + batch_size]
             ]
             batch = collate(chunk, self.tokenizer).to(self.device)
-            hypotheses = self.decode(batch, beam=self.cfg.decoding.beam)
+            hypotheses = self.decode(
+                batch, beam=self.cfg.decoding.beam, timestamps=timestamps and lang == source_lang
+            )
             results.extend(hypotheses if return_hypotheses else [h.text for h in hypotheses])
         self.last_transcribe_seconds = time.perf_counter() - started
         self.train(was_training)

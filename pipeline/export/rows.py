@@ -160,6 +160,8 @@ class Sample:
     source: str
     license: str
     attribution: str | None
+    # (word, start, end), in seconds from the start of `flac`; empty where none were timed
+    words: tuple[tuple[str, float, float], ...] = ()
 
     @property
     def pnc(self) -> str:
@@ -171,14 +173,27 @@ def samples(kept: KeptRows, splits: Sequence[str] | None = None) -> Iterator[Sam
     for table in kept.tables(splits):
         audio = pc.struct_field(table["audio"], "bytes").to_pylist()
         columns = {name: table[name].to_pylist() for name in _SAMPLE_COLUMNS}
+        # dataset files written before word timings have none
+        timed = table["words"].to_pylist() if "words" in table.column_names else [None] * len(table)
         for index, flac in enumerate(audio):
             row = {name: values[index] for name, values in columns.items()}
             kept_translations = tuple((t["lang"], t["text"]) for t in row.pop("translations") or ())
-            yield Sample(flac=flac, translations=kept_translations, **row)
+            words = spelled_as_text(timed[index] or [], row["text"])
+            yield Sample(flac=flac, translations=kept_translations, words=words, **row)
 
 
 _SAMPLE_COLUMNS = ("segment_id", "recording_id", "split", "lang", "text", "duration",
                    "translations", "source", "license", "attribution")  # fmt: skip
+
+
+def spelled_as_text(words: list[dict], text: str) -> tuple[tuple[str, float, float], ...]:
+    """Timed words as (word, start, end), spelled as the row's text spells them where the two
+    count the same words (the LLM restored punctuation and capitals but kept every word),
+    else as pass 2 wrote them."""
+    spelled = text.split()
+    if len(spelled) != len(words):
+        spelled = [w["text"] for w in words]
+    return tuple((word, w["start"], w["end"]) for word, w in zip(spelled, words))
 
 
 def member_name(segment_id: str) -> str:

@@ -25,6 +25,7 @@ class RunSummary:
     translations: dict[tuple[str, str], int]  # (target, "kept" or refusal reason) -> segments
     # source (and "overall") -> (VAD speech hours, speech hours inside rows, their ratio or None)
     speech_coverage: dict[str, tuple[float, float, float | None]]
+    word_timings: dict[str, int]  # kept segments with words: "timed", or why not (words_missing)
 
 
 def summarize(workdir: Path) -> RunSummary:
@@ -74,6 +75,13 @@ def summarize(workdir: Path) -> RunSummary:
                 "SELECT source, speech_hours, covered_hours, coverage FROM speech_coverage"
             ).fetchall()
         }
+        word_timings = dict(
+            con.execute(
+                "SELECT coalesce(words_missing, 'timed'), count(*) FROM segments "
+                "WHERE drop_reason IS NULL AND (len(words) > 0 OR words_missing IS NOT NULL) "
+                "GROUP BY 1 ORDER BY 2 DESC, 1"
+            ).fetchall()
+        )
     # Every rule in the order it is checked, so a rule that dropped nothing shows as 0.
     dropped = {reason: found.pop(reason, (0, 0.0)) for reason in DROP_REASONS} | found
     return RunSummary(
@@ -89,4 +97,5 @@ def summarize(workdir: Path) -> RunSummary:
         punctuation,
         translations,
         speech_coverage,
+        word_timings,
     )

@@ -14,6 +14,12 @@ So a joined utterance whose passes disagree by more than `split_above_pass_wer` 
 one sentence per row, and each sentence decoded on its own audio. (On real read speech, a
 16.8 s row of five sentences whose pass 2 left out three was dropped whole; cut again, four
 of its five sentences agreed.)
+
+Each row's words are timed (`words`, seconds from the start of the recording) by the backend's
+alignment of pass 2's own text, without decoding again (Whisper: cross-attention; NeMo: its
+timestamps or a CTC forced alignment), then fitted to the VAD's speech inside the utterance
+(`pipeline/asr/word_timings.py`). A backend that cannot align leaves the list empty and
+says why in `words_missing`.
 """
 
 from __future__ import annotations
@@ -31,6 +37,7 @@ from pipeline.asr import require_backend
 from pipeline.asr.base import Hypothesis, TimedText
 from pipeline.asr.shared import AsrModelConfig, loaded_backend
 from pipeline.asr.utterances import UtteranceConfig, cut_utterances
+from pipeline.asr.word_timings import NOT_ALIGNED, fit_to_speech
 from pipeline.audio.cut import segment_samples
 from pipeline.stage import ShardContext, Stage, StageConfigError
 from pipeline.text.normalise import normalise_text
@@ -60,6 +67,8 @@ class Pass2Config:
     # A joined utterance whose `pass_wer` is above this is decoded again one sentence per row
     # (the filter's `max_pass_wer` would drop all its sentences); 1 or more: never.
     split_above_pass_wer: NonNegative = 0.5
+    # Time every word of pass 2's text (`words`), fitted to the VAD's speech (word_timings.py)
+    word_timings: bool = True
 
 
 def pass_disagreement(pass1: str, pass2: str, lang: str | None = None) -> float:
@@ -122,9 +131,9 @@ class Pass1Recording:
 
 class Pass2(Stage):
     name = "pass2"
-    # 4: a looping decode is sampled again; a joined utterance whose passes disagree is decoded
-    # again one sentence per row (3: numbers compared as digits in `pass_wer`)
-    version = "4"
+    # 5: word timings (4: a looping decode is sampled again; a joined utterance whose passes
+    # disagree is decoded again one sentence per row; 3: numbers compared as digits)
+    version = "5"
     inputs = ("pass1", "standardise")
     max_parallel_shards = 1
 
@@ -167,6 +176,7 @@ class Pass2(Stage):
         carried = chunks.select(list(_CARRIED)).take(take)
         utterances = [u for _, u, _, _ in rows]
         hypotheses = [h for _, _, h, _ in rows]
+        words = [_recording_words(h, u, found[rid].speech) if h else [] for (rid, u, h, _) in rows]
         columns = {name: carried[name] for name in _CARRIED}
         columns |= {
             "segment_id": pa.array(ids, pa.string()),
@@ -178,6 +188,14 @@ class Pass2(Stage):
             "avg_logprob": pa.array([h and h.avg_logprob for h in hypotheses], pa.float32()),
             "no_speech_prob": pa.array([h and h.no_speech_prob for h in hypotheses], pa.float32()),
             "pass_wer": pa.array([wer for _, _, _, wer in rows], pa.float32()),
+            "words": pa.array(words, UTTERANCES.field("words").type),
+            "words_missing": pa.array(
+                [
+                    _words_missing(h, timed) if self.config.word_timings else None
+                    for h, timed in zip(hypotheses, words)
+                ],
+                pa.string(),
+            ),
         }
         table = pa.table([columns[n] for n in UTTERANCES.names], schema=UTTERANCES)
         return with_versions(table, self.name, self.version_tag)
@@ -206,7 +224,9 @@ class Pass2(Stage):
             }
         )
         hypotheses = loaded_backend(self.config.asr).transcribe(
-            segment_samples(context, wanted), [languages[planned[i][0]] for i in todo]
+            segment_samples(context, wanted),
+            [languages[planned[i][0]] for i in todo],
+            word_timings=self.config.word_timings,
         )
         for i, hypothesis in zip(todo, hypotheses):
             decoded[i] = hypothesis
@@ -252,6 +272,27 @@ def _text(utterance: _Utterance, hypothesis: Hypothesis | None) -> str | None:
     if utterance.text is None:
         return None
     return hypothesis.text if hypothesis else ""
+
+
+def _recording_words(
+    hypothesis: Hypothesis, utterance: _Utterance, speech: list[tuple[float, float]]
+) -> list[dict]:
+    """The hypothesis's words fitted to the VAD's speech inside the utterance, in seconds from
+    the start of the recording."""
+    start = utterance.start
+    inside = [(a - start, b - start) for a, b in speech if a < utterance.end and b > start]
+    fitted = fit_to_speech(hypothesis.words, inside, _length(utterance))
+    return [
+        {"start": round(start + w.start, 3), "end": round(start + w.end, 3), "text": w.text}
+        for w in fitted
+    ]
+
+
+def _words_missing(hypothesis: Hypothesis | None, words: list[dict]) -> str | None:
+    """Why a text with words has none timed: the backend's reason, else `NOT_ALIGNED`."""
+    if hypothesis is None or words or not any(c.isalnum() for c in hypothesis.text):
+        return None
+    return hypothesis.words_missing or NOT_ALIGNED
 
 
 def _agreement(utterance: _Utterance, hypothesis: Hypothesis | None, lang: str) -> float | None:

@@ -51,7 +51,7 @@ def dataset_schema() -> pa.Schema:
     """The dataset's Arrow schema, with the `huggingface` metadata that `datasets` reads."""
     import datasets
 
-    string = datasets.Value("string")
+    string, seconds = datasets.Value("string"), datasets.Value("float64")
     features = datasets.Features(
         {
             "audio": datasets.Audio(sampling_rate=SAMPLE_RATE),
@@ -59,6 +59,8 @@ def dataset_schema() -> pa.Schema:
             **dict.fromkeys(_FLOAT_COLUMNS, datasets.Value("float64")),
             "obligations": datasets.List(string),
             "translations": datasets.List({"lang": string, "text": string}),  # kept ones only
+            # pass 2's words, in seconds from the start of the row's own audio
+            "words": datasets.List({"start": seconds, "end": seconds, "text": string}),
         }
     )
     return features.arrow_schema
@@ -71,7 +73,7 @@ class ShardConfig:
 
 class Shard(Stage):
     name = "shard"
-    version = "3"  # 3: rows carry their split group
+    version = "4"  # 3: rows carry their split group; 4: word timings in the dataset files
     inputs = ("translate", "standardise")
 
     def fingerprint_extra(self, context: ShardContext) -> str:
@@ -134,7 +136,15 @@ class Shard(Stage):
             [{"lang": t["lang"], "text": t["text"]} for t in entries if t["reason"] is None]
             for entries in part["translations"].to_pylist()
         ]
-        made = {"audio": audio, "translations": pa.array(kept, schema.field("translations").type)}
+        words = [
+            [_shifted(w, offset) for w in row_words]
+            for row_words, offset in zip(part["words"].to_pylist(), part["offset"].to_pylist())
+        ]
+        made = {
+            "audio": audio,
+            "translations": pa.array(kept, schema.field("translations").type),
+            "words": pa.array(words, schema.field("words").type),
+        }
         return pa.table([made[n] if n in made else part[n] for n in schema.names], schema=schema)
 
 
@@ -148,3 +158,8 @@ def remove_unnamed_dataset_files(workdir: Path) -> list[Path]:
             path.unlink()
             removed.append(path)
     return removed
+
+
+def _shifted(word: dict, offset: float) -> dict:
+    """A timed word (seconds from the recording's start) in seconds from `offset`."""
+    return word | {"start": round(word["start"] - offset, 3), "end": round(word["end"] - offset, 3)}
