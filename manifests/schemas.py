@@ -113,6 +113,8 @@ UTTERANCES = pa.schema(
         pa.field("avg_logprob", pa.float32()),
         pa.field("no_speech_prob", pa.float32()),
         pa.field("pass_wer", pa.float32()),  # word error rate of pass 1 against pass 2
+        pa.field("text_written", pa.string()),  # `text` in written form (NeMo ITN), or as is
+        pa.field("itn_status", pa.string()),  # whether NeMo's grammars read it, or why not
         pa.field("versions", VERSIONS),
     ]
 )

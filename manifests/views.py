@@ -50,6 +50,8 @@ SEGMENT_COLUMNS = (
     "pass_wer",
     "text_asr",
     "pnc_status",
+    "text_written",
+    "itn_status",
 )
 
 

@@ -3,7 +3,10 @@
 Reasons, in the order they are checked (the first that fires is recorded): the recording
 failed the language gate (pass 1); the utterance is too short or too long; a hallucination
 rule (`pipeline.text.rules`); the text's language differs from the audio's; the two ASR
-passes disagree. `vaglio filter-text` runs the same rules, bar the two that need audio.
+passes disagree. The text rules read the row's written form (`text_written`) as
+`normal_words`, the form in which pass 2 compared the passes, so a number written as digits in
+one place and as words in another is one word to every rule. `vaglio filter-text` runs the
+same rules, bar the two that need audio.
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ from pipeline.text.rules import (
     HallucinationConfig,
     hallucination_reason,
     lang_mismatch,
-    words,
+    normal_words,
 )
 from pipeline.validation import NonNegative, PositiveSeconds, Seconds
 
@@ -62,12 +65,13 @@ class Verdict:
 
 
 def judge(
-    text: str, duration: float, lang: str, config: FilterConfig, pass_wer: float | None = None
+    written: str, duration: float, lang: str, config: FilterConfig, pass_wer: float | None = None
 ) -> Verdict:
-    """Every rule after the language gate; without `pass_wer` (one pass) that rule is skipped."""
-    tokens = words(text)
+    """Every rule after the language gate, on a row's written form (`written_form`); without
+    `pass_wer` (one pass) that rule is skipped."""
+    tokens = normal_words(written, lang)
     text_lang, text_prob = (
-        identify_language(text[:LID_CHARACTERS], config.text_lid) if tokens else (None, None)
+        identify_language(written[:LID_CHARACTERS], config.text_lid) if tokens else (None, None)
     )
     if not config.min_duration_s <= duration <= config.max_duration_s:
         reason = DURATION
@@ -82,12 +86,12 @@ def judge(
 
 class Filter(Stage):
     name = "filter"
-    version = "3"
+    version = "4"  # 4: rules read the written form as `normal_words`
     inputs = ("pass2",)
 
     def run(self, context: ShardContext) -> pa.Table:
         table = context.read("pass2")
-        columns = ("text", "duration", "lang", "gate_reason", "pass_wer")
+        columns = ("text_written", "duration", "lang", "gate_reason", "pass_wer")
         verdicts = [
             Verdict(gate) if gate else judge(text or "", duration, lang, self.config, pass_wer)
             for text, duration, lang, gate, pass_wer in zip(
