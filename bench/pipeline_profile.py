@@ -1,6 +1,7 @@
 """Where `vaglio curate`'s time goes on the demo corpus: each stage's wall and CPU seconds, and
 inside the two ASR passes, audio decoding (FLAC to samples, cut), Whisper's language ID and
-transcription.
+transcription, and in pass 2 the written forms (NeMo ITN, grammar loading included) that the
+passes are compared in and that `text_written` keeps.
 
 The run is in this process with the threads engine and the default config; the parts inside
 the passes are timed by wrapping the functions the stages call (nothing else changes). Stages
@@ -128,6 +129,7 @@ def main() -> None:
     for module, stage in ((pass1, "pass1"), (pass2, "pass2")):
         wrap(module, "segment_samples", f"{stage}.decode_audio")
         module.loaded_backend = lambda config, stage=stage: timed_backend(config, stage)
+    wrap(pass2, "written_form", "pass2.written_form")
     clock, config = StageClock(), load_config(args.config)
     with timed("total"):
         result = curate(catalog, workdir, config, ThreadExecutor(config.workers), clock)
