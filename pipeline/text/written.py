@@ -111,6 +111,7 @@ def _compiled(lang: str) -> Any:
     try:
         _log.info("compiling NeMo's %s inverse normalisation grammar (once, cached)", lang)
         normaliser = _build(lang, staging)
+        staging.chmod(0o755)  # mkdtemp's folder is private; the cache is not
         with contextlib.suppress(OSError):  # another worker's copy came first: the same
             staging.rename(final)
         return normaliser
