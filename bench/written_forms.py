@@ -25,7 +25,7 @@ from pathlib import Path
 
 from bench.common import emit
 from pipeline.text import written
-from pipeline.text.written import UNSUPPORTED, WrittenFormConfig, written_form
+from pipeline.text.written import NEMO_ITN_LANGUAGES, UNSUPPORTED, WrittenFormConfig, written_form
 
 SENTENCES = Path(__file__).resolve().parent / "data" / "written_forms.tsv"
 _DIGITS = re.compile(r"\d+")
@@ -56,14 +56,14 @@ def main() -> None:
     languages = args.languages or list(dict.fromkeys(r["lang"] for r in rows))
     for lang in languages:
         mine = [r for r in rows if r["lang"] == lang]
-        if lang not in WrittenFormConfig().languages.split():
+        if lang not in NEMO_ITN_LANGUAGES:
             statuses = [written_form(r["spoken"], lang, WrittenFormConfig()).status for r in mine]
             emit("written_forms", lang=lang, passed_through=statuses.count(UNSUPPORTED))
             continue
         compile_s = load_seconds(lang) if args.cold else (None, None)
         load_s = load_seconds(lang)
         for numbers_only in (True, False):
-            config = WrittenFormConfig(numbers_only=numbers_only)
+            config = WrittenFormConfig(languages=lang, numbers_only=numbers_only)
             written._written_sentence.cache_clear()
             wall, cpu = time.perf_counter(), time.process_time()
             outputs = [written_form(r["spoken"], lang, config).text for r in mine]
@@ -76,6 +76,7 @@ def main() -> None:
             emit(
                 "written_forms",
                 lang=lang,
+                by_default=lang in WrittenFormConfig().languages.split(),
                 numbers_only=numbers_only,
                 sentences=len(mine),
                 exact=sum(out == want for out, want in pairs),
