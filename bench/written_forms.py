@@ -9,7 +9,11 @@ the grammar (sentence memo cleared); the wall and CPU seconds to load the cached
 `--cold`, to compile it first into an empty cache; and the process's peak memory after the
 language was loaded. Italian, which NeMo has no grammar for, is counted as passed through.
 
-    python bench/written_forms.py [--cold] [--languages en de ...]
+With `--workdir`, what pass 2 now does beyond decoding, on the texts a curation of that
+workdir wrote: each row's written form and its two passes compared in the normal form, with the
+grammars' loading (from the cache) and the first import of NeMo, in wall and CPU seconds.
+
+    python bench/written_forms.py [--cold] [--languages en de ...] [--workdir WORKDIR]
 """
 
 from __future__ import annotations
@@ -21,9 +25,13 @@ import re
 import resource
 import tempfile
 import time
+from collections import Counter
 from pathlib import Path
 
+import pyarrow.parquet as pq
+
 from bench.common import emit
+from pipeline.stages.pass2 import pass_disagreement
 from pipeline.text import written
 from pipeline.text.written import NEMO_ITN_LANGUAGES, UNSUPPORTED, WrittenFormConfig, written_form
 
@@ -44,11 +52,40 @@ def load_seconds(lang: str) -> tuple[float, float]:
     return time.perf_counter() - wall, time.process_time() - cpu
 
 
+def workdir_cost(workdir: Path) -> None:
+    """Written forms and the pass comparison on every pass-2 row of `workdir`, as pass 2 makes
+    them, in a process that has not loaded NeMo yet."""
+    table = pq.read_table(
+        [str(p) for p in sorted((workdir / "pass2").glob("*.parquet"))],
+        columns=["lang", "text_pass1", "text"],
+    )
+    rows = [r for r in table.to_pylist() if r["text"] is not None]
+    config = WrittenFormConfig()
+    wall, cpu = time.perf_counter(), time.process_time()
+    statuses = [written_form(r["text"], r["lang"], config).status for r in rows]
+    for r in rows:
+        if r["text_pass1"]:
+            pass_disagreement(r["text_pass1"], r["text"], r["lang"], config)
+    emit(
+        "written_forms_workdir",
+        workdir=str(workdir),
+        rows=len(rows),
+        words=sum(len(r["text"].split()) for r in rows),
+        statuses=dict(Counter(statuses)),
+        wall_s=time.perf_counter() - wall,
+        cpu_s=time.process_time() - cpu,
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cold", action="store_true", help="compile into an empty cache first")
     parser.add_argument("--languages", nargs="*", help="only these (default: every one listed)")
+    parser.add_argument("--workdir", type=Path, help="time pass 2's share on its texts instead")
     args = parser.parse_args()
+    if args.workdir:
+        workdir_cost(args.workdir)
+        return
     if args.cold:
         os.environ["VAGLIO_CACHE"] = tempfile.mkdtemp(prefix="vaglio-itn-cold-")
     with open(SENTENCES, encoding="utf-8") as f:
