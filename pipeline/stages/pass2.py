@@ -39,7 +39,7 @@ from pipeline.asr.utterances import UtteranceConfig, cut_utterances
 from pipeline.audio.cut import segment_samples
 from pipeline.stage import ShardContext, Stage, StageConfigError
 from pipeline.text.rules import normal_words
-from pipeline.text.written import WrittenFormConfig, written_form
+from pipeline.text.written import WrittenFormConfig, itn_tag, written_form
 from pipeline.validation import NonNegative
 
 WHISPER_WINDOW_S = 30.0
@@ -150,7 +150,7 @@ class Pass2(Stage):
 
     @property
     def version_tag(self) -> str:
-        return f"{self.version}:{self.config.asr.tag}"
+        return f"{self.version}:{self.config.asr.tag}:{itn_tag()}"
 
     def run(self, context: ShardContext) -> pa.Table:
         chunks = context.read("pass1")

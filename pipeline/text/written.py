@@ -82,9 +82,14 @@ class Written(NamedTuple):
     status: str  # one of ITN_STATUSES
 
 
+def itn_tag() -> str:
+    """The grammars' library and version: what a row's `versions` records about them."""
+    return f"nemo-text-processing-{version('nemo_text_processing')}"
+
+
 def grammar_dir() -> Path:
     """Compiled grammars of this NeMo version, one folder per language."""
-    return cache_dir() / "itn" / f"nemo-text-processing-{version('nemo_text_processing')}"
+    return cache_dir() / "itn" / itn_tag()
 
 
 _normalisers: dict[str, tuple[Any, threading.Lock]] = {}
