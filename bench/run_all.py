@@ -14,6 +14,7 @@ BENCHMARKS = (
     "pipeline_profile",
     "pipeline_speed_memory",
     "text_lid",
+    "written_forms",
     "sql_vs_pandas",
     "explore_first_page",
     "marker_proof",
