@@ -1,7 +1,8 @@
 """Where `vaglio curate`'s time goes on the demo corpus: each stage's wall and CPU seconds, and
 inside the two ASR passes, audio decoding (FLAC to samples, cut), Whisper's language ID and
-transcription, and pass 2's word timings (inside its transcription); inside the quality
-stage, the SNR estimate (the rest of it is DNSMOS).
+transcription, and pass 2's word timings (inside its transcription) and written forms (NeMo
+ITN, grammar loading included); inside the quality stage, the SNR estimate (the rest of it is
+DNSMOS).
 
 The run is in this process with the threads engine and the default config; the parts inside
 the passes are timed by wrapping the functions the stages call (nothing else changes). Stages
@@ -132,6 +133,7 @@ def main() -> None:
         module.loaded_backend = lambda config, stage=stage: timed_backend(config, stage)
     wrap(quality, "snr_db", "quality.snr")
     wrap(FasterWhisperBackend, "_aligned_words", "pass2.word_timings")
+    wrap(pass2, "written_form", "pass2.written_form")
     clock, config = StageClock(), load_config(args.config)
     with timed("total"):
         result = curate(catalog, workdir, config, ThreadExecutor(config.workers), clock)

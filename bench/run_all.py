@@ -16,6 +16,7 @@ BENCHMARKS = (
     "quality_signals",
     "pipeline_speed_memory",
     "text_lid",
+    "written_forms",
     "sql_vs_pandas",
     "explore_first_page",
     "marker_proof",

@@ -115,6 +115,8 @@ UTTERANCES = pa.schema(
         pa.field("pass_wer", pa.float32()),  # word error rate of pass 1 against pass 2
         pa.field("words", pa.list_(TIMED_TEXT)),  # pass 2's words with their times
         pa.field("words_missing", pa.string()),  # why a text with words has none timed
+        pa.field("text_written", pa.string()),  # `text` in written form (NeMo ITN), or as is
+        pa.field("itn_status", pa.string()),  # whether NeMo's grammars read it, or why not
         pa.field("versions", VERSIONS),
     ]
 )

@@ -72,6 +72,8 @@ SEGMENT_COLUMNS = (
     "split",
     "words",
     "words_missing",
+    "text_written",
+    "itn_status",
 )
 
 

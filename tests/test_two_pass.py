@@ -317,7 +317,10 @@ def _utterance_rows(rows: list[dict]) -> pa.Table:
         "no_speech_prob": 0.01,
         "versions": [("pass2", "1")],
     }
-    filled = [base | {"segment_id": f"src/a.wav#{i:04d}"} | row for i, row in enumerate(rows)]
+    filled = [
+        base | {"segment_id": f"src/a.wav#{i:04d}", "text_written": row["text"]} | row
+        for i, row in enumerate(rows)
+    ]
     return pa.Table.from_pylist(filled, schema=SCORED)  # as the quality stage hands them on
 
 

@@ -40,6 +40,7 @@ from pipeline.run.report import write_report
 from pipeline.stage import StageConfigError
 from pipeline.stages.filter import TextRowError, judge, read_text_rows, utf8_lines
 from pipeline.text.languages import is_language_code
+from pipeline.text.written import written_form
 
 
 @app.command("report")
@@ -277,7 +278,8 @@ def filter_text_command(
                       "(like 'en' or 'it')")  # fmt: skip
         raise typer.Exit(2)
     try:
-        settings = load_config(config).filter
+        curation = load_config(config)
+        settings, written = curation.filter, curation.pass2.written
         if file is None or str(file) == "-":
             rows = read_text_rows(utf8_lines(sys.stdin.buffer))
         else:
@@ -293,7 +295,10 @@ def filter_text_command(
     except (ConfigError, StageConfigError) as error:
         console.print(f"[red]error:[/red] {escape(str(error))}")
         raise typer.Exit(2) from None
-    verdicts = [judge(row.text, row.duration, lang, settings) for row in rows]
+    verdicts = [
+        judge(written_form(row.text, lang, written).text, row.duration, lang, settings)
+        for row in rows
+    ]
     if output is EvalFormat.json:
         for row, verdict in zip(rows, verdicts):
             record = {"line": row.line, "duration": row.duration, "text": row.text}

@@ -37,6 +37,7 @@ class Report:
     examples: dict[str, list[dict]]  # reason -> a few dropped rows
     punctuation: dict[str, int]  # pnc_status -> segments
     translations: dict[tuple[str, str], int]  # (target, "kept" or reason) -> segments
+    written_forms: dict[tuple[str, str], int]  # (lang, itn_status) -> segments, as in the summary
     speech_coverage: dict[str, tuple[float, float, float | None]]  # as in the summary
     llm_examples: list[tuple[str, ...]] = ()  # (stage, outcome, input, answer), a few each
     language_doubts: list[tuple[str, str, int, float]] = ()  # (doubt, lang, kept segments, h)
@@ -103,6 +104,7 @@ def gather(workdir: Path, examples_per_reason: int = 3) -> Report:
         dict(examples),
         summary.punctuation,
         summary.translations,
+        summary.written_forms,
         summary.speech_coverage,
         llm_examples,
         doubts,
@@ -281,6 +283,9 @@ def _tables(report: Report) -> list[tuple[str, list[str], list[list[str]]]]:
     if report.punctuation:
         rows = [[status, str(n)] for status, n in report.punctuation.items()]
         tables.append(("Punctuation", ["status", "segments"], rows))
+    if report.written_forms:
+        rows = [[lang, status, str(n)] for (lang, status), n in report.written_forms.items()]
+        tables.append(("Written forms (NeMo ITN)", ["language", "itn_status", "segments"], rows))
     if report.translations:
         rows = [[lang, outcome, str(n)] for (lang, outcome), n in report.translations.items()]
         tables.append(("Translations", ["target", "outcome", "segments"], rows))

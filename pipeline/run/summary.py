@@ -23,6 +23,7 @@ class RunSummary:
     dropped: dict[str, tuple[int, float]]  # every drop reason -> (segments, hours), 0 too
     punctuation: dict[str, int]  # pnc_status -> kept segments (empty when PnC is off)
     translations: dict[tuple[str, str], int]  # (target, "kept" or refusal reason) -> segments
+    written_forms: dict[tuple[str, str], int]  # (lang, itn_status) -> segments with text
     # source (and "overall") -> (VAD speech hours, speech hours inside rows, their ratio or None)
     speech_coverage: dict[str, tuple[float, float, float | None]]
     word_timings: dict[str, int]  # kept segments with words: "timed", or why not (words_missing)
@@ -69,6 +70,13 @@ def summarize(workdir: Path) -> RunSummary:
                 "ORDER BY lang, outcome <> 'kept', n DESC, outcome"
             ).fetchall()
         }
+        written_forms = {
+            (lang, status): count
+            for lang, status, count in con.execute(
+                "SELECT coalesce(lang, '?'), itn_status, count(*) FROM segments "
+                "WHERE itn_status IS NOT NULL GROUP BY ALL ORDER BY ALL"
+            ).fetchall()
+        }
         speech_coverage = {
             source: (speech or 0.0, covered or 0.0, coverage)
             for source, speech, covered, coverage in con.execute(
@@ -96,6 +104,7 @@ def summarize(workdir: Path) -> RunSummary:
         dropped,
         punctuation,
         translations,
+        written_forms,
         speech_coverage,
         word_timings,
     )

@@ -4,8 +4,10 @@ Reasons, in the order they are checked (the first that fires is recorded): the r
 failed the language gate (pass 1); the utterance is too short or too long; its audio rates
 below `min_dnsmos_ovrl` or `min_snr_db` (the `quality` stage's figures; both rules are off
 unless configured); a hallucination rule (`pipeline.text.rules`); the text's language differs
-from the audio's; the two ASR passes disagree. `vaglio filter-text` runs the same rules, bar
-the four that need audio.
+from the audio's; the two ASR passes disagree. The text rules read the row's written form
+(`text_written`) as `normal_words`, the form in which pass 2 compared the passes, so a number
+written as digits in one place and as words in another is one word to every rule.
+`vaglio filter-text` runs the same rules, bar the four that need audio.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from pipeline.text.rules import (
     HallucinationConfig,
     hallucination_reason,
     lang_mismatch,
-    words,
+    normal_words,
 )
 from pipeline.validation import NonNegative, PositiveSeconds, Seconds
 
@@ -92,7 +94,7 @@ def quality_reason(
 
 
 def judge(
-    text: str,
+    written: str,
     duration: float,
     lang: str,
     config: FilterConfig,
@@ -100,11 +102,12 @@ def judge(
     dnsmos_ovrl: float | None = None,
     snr_db: float | None = None,
 ) -> Verdict:
-    """Every rule after the language gate; without `pass_wer` (one pass) that rule is skipped,
-    and without the audio's figures the quality rules."""
-    tokens = words(text)
+    """Every rule after the language gate, on a row's written form (`written_form`); without
+    `pass_wer` (one pass) that rule is skipped, and without the audio's figures the quality
+    rules."""
+    tokens = normal_words(written, lang)
     text_lang, text_prob = (
-        identify_language(text[:LID_CHARACTERS], config.text_lid) if tokens else (None, None)
+        identify_language(written[:LID_CHARACTERS], config.text_lid) if tokens else (None, None)
     )
     if not config.min_duration_s <= duration <= config.max_duration_s:
         reason = DURATION
@@ -121,12 +124,15 @@ def judge(
 
 class Filter(Stage):
     name = "filter"
-    version = "4"  # 4: audio quality rules, on the `quality` stage's rows
+    version = "5"  # 5: rules read the written form; 4: audio quality rules (`quality` rows)
     inputs = ("quality",)
 
     def run(self, context: ShardContext) -> pa.Table:
         table = context.read("quality")
-        columns = ("text", "duration", "lang", "gate_reason", "pass_wer", "dnsmos_ovrl", "snr_db")
+        columns = (
+            *("text_written", "duration", "lang", "gate_reason", "pass_wer"),
+            *("dnsmos_ovrl", "snr_db"),
+        )
         verdicts = [
             Verdict(gate) if gate else judge(text or "", duration, lang, self.config, *figures)
             for text, duration, lang, gate, *figures in zip(
