@@ -8,6 +8,11 @@ cut off from the file system entirely: once the views exist, external access is 
 and the configuration locked. No statement typed into `vaglio sql`, whatever wraps it, can then
 write or read a file, attach a database or install an extension. (DuckDB's `allowed_paths`
 would not do: a path allowed for reading may also be overwritten by `COPY ... TO`.)
+
+A caller that runs only statements of its own (the report, the explorer's pages) may open the
+same views unsealed, read by DuckDB's own Parquet reader: about ten times faster than the Arrow
+scan on a large workdir, since DuckDB reads only the pages a query needs and keeps strings
+dictionary-encoded. Text typed by a user never goes there.
 """
 
 from __future__ import annotations
@@ -137,17 +142,25 @@ def _files(workdir: Path, stage: str, kind: str = "") -> list[Path]:
 
 
 def _register(
-    con: duckdb.DuckDBPyConnection, name: str, files: list[Path], schema: pa.Schema
+    con: duckdb.DuckDBPyConnection,
+    name: str,
+    files: list[Path],
+    schema: pa.Schema,
+    sealed: bool = True,
 ) -> str:
-    """Register `files` as one Arrow dataset (columns united by name), or an empty table of
-    `schema` when there are none; return the name to select from.
+    """Register `files` as one table (columns united by name): an Arrow dataset when the
+    connection will be `sealed`, else a view over DuckDB's Parquet reader; an empty table of
+    `schema` when there are none. Return the name to select from.
 
     An unreadable file raises `duckdb.IOException`, the error DuckDB itself gives for one, so
     callers handle a single kind.
     """
     table = f"_{name}_files"
-    if not files:
+    if not files and sealed:
         con.register(table, schema.empty_table())
+        return table
+    if not files:  # a table, not a registered object, so the connection's cursors see it
+        con.from_arrow(schema.empty_table()).create(table)
         return table
     schemas = []
     for path in files:
@@ -155,6 +168,14 @@ def _register(
             schemas.append(pq.read_schema(path))
         except (OSError, pa.ArrowException) as error:
             raise duckdb.IOException(f"{path}: not a readable Parquet file ({error})") from None
+    if not sealed:  # with an empty table of the declared schema: the columns files predate
+        paths = ", ".join("'" + str(f).replace("'", "''") + "'" for f in files)
+        con.from_arrow(schema.empty_table()).create(f"{table}_declared")
+        con.execute(
+            f"CREATE VIEW {table} AS SELECT * FROM read_parquet([{paths}], union_by_name = true) "
+            f"UNION ALL BY NAME SELECT * FROM {table}_declared"
+        )
+        return table
     # with the declared schema too: a column the files predate reads as null
     united = pa.unify_schemas([*schemas, schema], promote_options="permissive")
     con.register(table, ds.dataset([str(f) for f in files], schema=united, format="parquet"))
@@ -169,20 +190,28 @@ def _seal(con: duckdb.DuckDBPyConnection) -> None:
     con.execute("SET lock_configuration = true")
 
 
-def connect(workdir: Path, settings: dict[str, str] | None = None) -> duckdb.DuckDBPyConnection:
+def connect(
+    workdir: Path, settings: dict[str, str] | None = None, sealed: bool = True
+) -> duckdb.DuckDBPyConnection:
     """An in-memory DuckDB with the views `recordings`, `segments`, `segments_all`, `drops`
     (segments and hours per drop reason and language), `speakers` (one row per speaker of a
     recording, with its cluster and split), `translations` (one row per segment and target
     language), `speech` (every VAD speech region), `speech_coverage` (per source and overall)
-    and `sources` (the latest `vaglio survey`), cut off from the file system
-    (see the module docstring). `settings` are DuckDB's (memory_limit…), locked with the rest."""
+    and `sources` (the latest `vaglio survey`), cut off from the file system unless not
+    `sealed` (see the module docstring). `settings` are DuckDB's (memory_limit…), locked with
+    the rest."""
     workdir = Path(workdir)
     con = duckdb.connect(":memory:", config=settings or {})
-    recordings = _register(con, "recordings", _files(workdir, "standardise"), RECORDINGS)
+    if not sealed:  # every view and query would read every file's footer again
+        con.execute("SET parquet_metadata_cache = true")
+
+    def register(name: str, files: list[Path], schema: pa.Schema) -> str:
+        return _register(con, name, files, schema, sealed)
+
+    recordings = register("recordings", _files(workdir, "standardise"), RECORDINGS)
     duplicates = workdir / "duplicates.parquet"
     duplicate_join = (
-        f"LEFT JOIN {_register(con, 'duplicates', [duplicates], pa.schema([]))} d "
-        "USING (recording_id)"
+        f"LEFT JOIN {register('duplicates', [duplicates], pa.schema([]))} d USING (recording_id)"
         if duplicates.exists()
         else "LEFT JOIN (SELECT NULL::VARCHAR AS recording_id, NULL::VARCHAR AS duplicate_of) d"
         " USING (recording_id)"
@@ -191,14 +220,14 @@ def connect(workdir: Path, settings: dict[str, str] | None = None) -> duckdb.Duc
         f"CREATE VIEW recordings AS SELECT r.* EXCLUDE (audio, audio_in), d.duplicate_of "
         f"FROM {recordings} r {duplicate_join}"
     )
-    manifest = _register(con, "segments", _files(workdir, "shard"), MANIFEST)
-    speakers = _register(con, "speakers", _files(workdir, "speakers"), SPEAKERS)
+    manifest = register("segments", _files(workdir, "shard"), MANIFEST)
+    speakers = register("speakers", _files(workdir, "speakers"), SPEAKERS)
     clusters_file = workdir / SPEAKER_CLUSTERS_FILE
-    clusters = _register(
-        con, "clusters", [clusters_file] if clusters_file.exists() else [], SPEAKER_CLUSTERS
+    clusters = register(
+        "clusters", [clusters_file] if clusters_file.exists() else [], SPEAKER_CLUSTERS
     )
     con.execute(_SEGMENTS_ALL.format(manifest=manifest, speakers=speakers, clusters=clusters))
-    voices = _register(con, "voices", _files(workdir, "speakers", VOICES_KIND), VOICES)
+    voices = register("voices", _files(workdir, "speakers", VOICES_KIND), VOICES)
     con.execute(_SPEAKERS.format(clusters=clusters, voices=voices, manifest=manifest))
     columns = ", ".join(f'"{c}"' for c in SEGMENT_COLUMNS)
     con.execute(f"CREATE VIEW segments AS SELECT {columns} FROM segments_all")
@@ -207,21 +236,24 @@ def connect(workdir: Path, settings: dict[str, str] | None = None) -> duckdb.Duc
         "sum(duration) / 3600 AS hours FROM segments WHERE drop_reason IS NOT NULL "
         "GROUP BY drop_reason, lang ORDER BY segments DESC, drop_reason, lang"
     )
+    # Lists are unnested in the select list: a lateral `FROM t, unnest(...)` is planned as a
+    # join that first copies every column of every row (75 s against 0.4 s on 10 M segments).
     con.execute(
-        "CREATE VIEW translations AS SELECT segment_id, source, lang AS source_lang, "
-        "t.lang AS lang, t.text, t.reason, t.qe_score, t.answer, text AS source_text "
-        "FROM segments_all, unnest(translations) AS u(t)"
+        "CREATE VIEW translations AS SELECT segment_id, source, source_lang, t.lang AS lang, "
+        "t.text, t.reason, t.qe_score, t.answer, source_text FROM (SELECT segment_id, source, "
+        "lang AS source_lang, text AS source_text, unnest(translations) AS t FROM segments_all)"
     )
-    speech = _register(con, "speech", _files(workdir, "segment"), SEGMENTS)
+    speech = register("speech", _files(workdir, "segment"), SEGMENTS)
     con.execute(
-        'CREATE VIEW speech AS SELECT source, recording_id, r.start, r."end" '
-        f"FROM {speech}, unnest(speech_regions) AS u(r)"
+        'CREATE VIEW speech AS SELECT source, recording_id, r.start, r."end" FROM '
+        f"(SELECT source, recording_id, unnest(speech_regions) AS r FROM {speech})"
     )
     con.execute(_SPEECH_COVERAGE)
     survey = workdir / SURVEY_DIR / SOURCES_TABLE
-    sources = _register(con, "sources", [survey] if survey.exists() else [], SOURCES)
+    sources = register("sources", [survey] if survey.exists() else [], SOURCES)
     con.execute(f"CREATE VIEW sources AS SELECT * FROM {sources}")
-    _seal(con)
+    if sealed:
+        _seal(con)
     return con
 
 

@@ -15,10 +15,12 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import duckdb
+
 from manifests.views import connect
 from pipeline.asr.language_gate import LANG_UNCERTAIN, LANG_UNDECLARED
 from pipeline.run.runner import atomic_write_text
-from pipeline.run.summary import summarize
+from pipeline.run.summary import RunSummary, summarize
 from pipeline.stages.filter import DROP_REASONS
 
 REPORT_DIR = "report"
@@ -51,24 +53,37 @@ class Report:
     quality: list[tuple] = ()
 
 
+def hours_funnel(views: duckdb.DuckDBPyConnection, summary: RunSummary) -> list[tuple[str, float]]:
+    """(step, hours) from the audio listed to the data kept and translated: the report's
+    funnel, which `vaglio explore` shows too."""
+    gate = ", ".join(f"'{r}'" for r in _GATE)
+    (usable,) = views.execute(
+        "SELECT coalesce(sum(duration), 0) / 3600 FROM recordings "
+        "WHERE quarantine_reason IS NULL AND duplicate_of IS NULL"
+    ).fetchone()
+    speech, gated = views.execute(
+        "SELECT coalesce(sum(duration), 0) / 3600, coalesce(sum(duration) FILTER "
+        f"(drop_reason IS NULL OR drop_reason NOT IN ({gate})), 0) / 3600 FROM segments"
+    ).fetchone()
+    translated = views.execute(  # one row per segment: no join back to `segments` needed
+        "SELECT t.lang, sum(duration) / 3600 FROM (SELECT duration, unnest(translations) AS t "
+        "FROM segments_all) WHERE t.reason IS NULL GROUP BY 1 ORDER BY 1"
+    ).fetchall()
+    return [
+        ("audio listed", summary.hours_in),
+        ("usable (not quarantined, not a duplicate)", usable),
+        ("speech found (VAD)", speech),
+        ("in a declared language (pass 1)", gated),
+        ("kept by the filter", summary.hours_kept),
+    ] + [(f"translated to {lang}", hours) for lang, hours in translated]
+
+
 def gather(workdir: Path, examples_per_reason: int = 3) -> Report:
     """Read every figure of the report from the workdir's views; the totals that the curate
     summary already has come from `summarize`."""
-    summary = summarize(workdir)
-    gate = ", ".join(f"'{r}'" for r in _GATE)
     with connect(Path(workdir)) as con:
-        (usable,) = con.execute(
-            "SELECT coalesce(sum(duration), 0) / 3600 FROM recordings "
-            "WHERE quarantine_reason IS NULL AND duplicate_of IS NULL"
-        ).fetchone()
-        speech, gated = con.execute(
-            "SELECT coalesce(sum(duration), 0) / 3600, coalesce(sum(duration) FILTER "
-            f"(drop_reason IS NULL OR drop_reason NOT IN ({gate})), 0) / 3600 FROM segments"
-        ).fetchone()
-        translated = con.execute(
-            "SELECT t.lang, sum(s.duration) / 3600 FROM translations t JOIN segments s "
-            "USING (segment_id) WHERE t.reason IS NULL GROUP BY 1 ORDER BY 1"
-        ).fetchall()
+        summary = summarize(workdir, con)
+        steps = hours_funnel(con, summary)
         drops = con.execute(
             "SELECT drop_reason, lang, segments, hours FROM drops ORDER BY drop_reason, lang"
         ).fetchall()
@@ -86,20 +101,13 @@ def gather(workdir: Path, examples_per_reason: int = 3) -> Report:
         ).fetchall()
         quality = con.execute(_QUALITY).fetchall()
         histograms = _quality_histograms(con)
-    funnel = [
-        ("audio listed", summary.hours_in),
-        ("usable (not quarantined, not a duplicate)", usable),
-        ("speech found (VAD)", speech),
-        ("in a declared language (pass 1)", gated),
-        ("kept by the filter", summary.hours_kept),
-    ] + [(f"translated to {lang}", hours) for lang, hours in translated]
     examples: dict[str, list[dict]] = defaultdict(list)
     for reason, segment_id, lang, duration, text in rows:
         examples[reason].append(
             {"segment_id": segment_id, "lang": lang, "duration": duration, "text": text}
         )
     return Report(
-        funnel,
+        steps,
         drops,
         dict(examples),
         summary.punctuation,

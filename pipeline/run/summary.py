@@ -3,8 +3,11 @@ the VAD heard lies inside a row (speech coverage), from the SQL views."""
 
 from __future__ import annotations
 
+from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
+
+import duckdb
 
 from manifests.views import connect
 from pipeline.stages.filter import DROP_REASONS
@@ -29,8 +32,9 @@ class RunSummary:
     word_timings: dict[str, int]  # kept segments with words: "timed", or why not (words_missing)
 
 
-def summarize(workdir: Path) -> RunSummary:
-    with connect(Path(workdir)) as con:
+def summarize(workdir: Path, views: duckdb.DuckDBPyConnection | None = None) -> RunSummary:
+    """The summary of `workdir`, read from `views` when the caller has them open already."""
+    with nullcontext(views) if views is not None else connect(Path(workdir)) as con:
         recordings, hours_in, duplicates = con.execute(
             "SELECT count(*), coalesce(sum(duration), 0) / 3600, count(duplicate_of) "
             "FROM recordings"
