@@ -6,9 +6,14 @@ into the other language. Punctuation gets each one lower-cased without punctuati
 `vaglio llm-text`'s own functions, twice on the same server and model: held to the row's words
 by a grammar (GBNF) and generated freely (then the word guard). Per mode and language: the
 share accepted, the share of rows whose kept text has the input's words, F1 per mark (comma,
-full stop, question mark) and for full stop + question mark together, and the accuracy of
-capitals at sentence starts and on other capitalised words (proper nouns, "I"). Scores are of
-what the row keeps, as a curation would: a refused answer leaves the input unpunctuated.
+full stop, question mark) and for full stop + question mark together, the accuracy of
+capitals at sentence starts and on other capitalised words (proper nouns, "I"), and the share
+of words written lower case inside a sentence that came back capitalised (the grammar leaves
+capitals inside a sentence free, for names). Scores are of what the row keeps, as a curation
+would: a refused answer leaves the input unpunctuated. What the grammar costs is timed on the
+longest row of each language and on all its rows joined into one: the constraint's size and
+build time, and the same request held by it and free: seconds, tokens generated (as the server
+counts them) and ms per token, which include the request's prompt.
 Translation gets the reference sentence into the other language: chrF and BLEU (sacrebleu)
 of every answer and of the ones the guards kept, and the share kept. The last line checks the
 targets and says whether the CPU model translates usefully (chrF >= 30).
@@ -26,16 +31,19 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import httpx
 import sacrebleu
 
 from bench.common import emit
 from bench.llm_cpu import unpunctuated
+from pipeline.llm.conversations import pnc_conversation
 from pipeline.llm.local_server import local_server
 from pipeline.llm.offline_model import SMOLLM2
 from pipeline.llm.openai_backend import OpenAiBackend
 from pipeline.text.llm_rows import TextRow, punctuate_rows, translate_rows
 from pipeline.text.normalise import normalise_text
 from pipeline.text.pnc import PncConfig
+from pipeline.text.pnc_grammar import pnc_constraint
 from pipeline.text.translation import TranslationConfig
 
 REFERENCES = Path(__file__).resolve().parent / "data" / "text_references.tsv"
@@ -82,6 +90,7 @@ class Scores:
     false_neg: Counter = field(default_factory=Counter)
     starts: list[bool] = field(default_factory=list)  # sentence start capitalised as it should
     names: list[bool] = field(default_factory=list)  # another capitalised word kept so
+    lower: list[bool] = field(default_factory=list)  # a lower-case word inside, capitalised
 
     def add(self, reference: str, output: str) -> None:
         ref, out = tokens(reference), tokens(output)
@@ -108,6 +117,8 @@ class Scores:
                 self.starts.append(match is not None and match.capital)
             elif token.capital:
                 self.names.append(match is not None and match.capital)
+            else:
+                self.lower.append(match is not None and match.capital)
 
     def f1(self, *marks: str) -> float:
         tp = sum(self.true_pos[m] for m in marks)
@@ -135,10 +146,52 @@ def bench_punctuation(backend, mode: str, language: str, rows: list[tuple[str, s
         "f1_stop_question": scores.f1("full_stop", "question"),
         "sentence_start_casing": sum(scores.starts) / max(len(scores.starts), 1),
         "proper_noun_casing": sum(scores.names) / max(len(scores.names), 1),
+        "false_capitals": sum(scores.lower) / max(len(scores.lower), 1),
         "refused": dict(Counter(o.reason for o in outcomes if o.reason)),
     }
     emit("text_quality_pnc", model=SMOLLM2, decoding=mode, lang=language, **figures)
     return figures
+
+
+def timed_request(backend: OpenAiBackend, row: str, language: str) -> tuple[float, int]:
+    """Seconds for one PnC request of `row` (the faster of two: the cores are shared) and the
+    tokens the server says it generated."""
+    body = backend.request_body(pnc_conversation(row, language), pnc_constraint(row, language))
+    times, tokens = [], 0
+    for _ in range(2):
+        start = time.perf_counter()
+        response = httpx.post(backend.url, json=body, timeout=600)
+        times.append(time.perf_counter() - start)
+        response.raise_for_status()
+        tokens = response.json()["usage"]["completion_tokens"]
+    return min(times), tokens
+
+
+def bench_grammar_cost(held, free, language: str, rows: list[tuple[str, str]]) -> None:
+    """What a row's grammar costs to build and to decode under, on the longest row and on all
+    rows joined into one (a long-form transcript): the same request, held and free."""
+    texts = [text for text, _ in rows]
+    longest = max(texts, key=lambda text: len(text.split()))
+    for name, text in (("longest_row", longest), ("all_rows_joined", " ".join(texts))):
+        row = unpunctuated(text)
+        start = time.perf_counter()
+        constraint = pnc_constraint(row, language)
+        build_ms = (time.perf_counter() - start) * 1000
+        timed = {mode: timed_request(backend, row, language) for mode, backend in
+                 (("gbnf", held), ("free", free))}  # fmt: skip
+        emit(
+            "text_quality_grammar",
+            model=SMOLLM2,
+            lang=language,
+            row=name,
+            words=len(row.split()),
+            gbnf_chars=len(constraint.gbnf),
+            regex_chars=len(constraint.regex),
+            build_ms=build_ms,
+            **{f"{mode}_s": seconds for mode, (seconds, _) in timed.items()},
+            **{f"{mode}_tokens": tokens for mode, (_, tokens) in timed.items()},
+            **{f"{mode}_ms_per_token": 1000 * s / max(n, 1) for mode, (s, n) in timed.items()},
+        )
 
 
 def bench_translation(backend, language: str, rows: list[tuple[str, str]]) -> dict:
@@ -178,6 +231,12 @@ def main() -> None:
             for language, rows in references.items():
                 pnc[mode, language] = bench_punctuation(backend, mode, language, rows)
             backend.close()
+        held = OpenAiBackend(server.llm_config(guided_decoding="gbnf"))
+        free = OpenAiBackend(server.llm_config(guided_decoding="off", max_tokens=2048))
+        for language, rows in references.items():
+            bench_grammar_cost(held, free, language, rows)
+        held.close()
+        free.close()
         backend = OpenAiBackend(server.llm_config())
         for language, rows in references.items():
             chrf[f"{language}-{OTHER[language]}"] = bench_translation(backend, language, rows)[
