@@ -132,7 +132,7 @@ def test_no_speaker_cluster_lends_rows_to_two_splits_in_any_exit(curated, tmp_pa
          "GROUP BY split", "--workdir", str(workdir), "--format", "json"],
     )  # fmt: skip
     assert result.exit_code == 0, result.output
-    counted = [json.loads(line) for line in result.stdout.splitlines()]
+    counted = json.loads(result.stdout)  # `vaglio sql --format json`: one array
     assert sum(r["speakers"] for r in counted) == len(per_cluster)
 
 
