@@ -20,6 +20,7 @@ BENCHMARKS = (
     "export_speed",
     "llm_cpu",
     "text_quality",
+    "speaker_counts",
 )
 
 
