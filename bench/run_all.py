@@ -23,6 +23,7 @@ BENCHMARKS = (
     "export_speed",
     "llm_cpu",
     "text_quality",
+    "speaker_counts",
 )
 
 

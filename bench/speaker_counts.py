@@ -17,8 +17,10 @@ and the margins of the decision (`loosest_merge`, the least alike
 groups joined, must stay above `same_speaker`; `closest_apart`, the most alike groups left
 apart, below it). Then across recordings: how many clusters each voice fell into and how many
 voices each cluster holds, with the least alike same-voice pair and the most alike pair of
-different voices. `--demo` also curates the demo corpus and prints its split groups: no
-speaker cluster may sit in two splits.
+different voices. Then the cost: the encoder's CPU seconds per second of speech on
+onnxruntime against the same weights in `torch.nn.LSTM`, and the speakers stage's share of
+the curation's stage time. `--demo` also curates the demo corpus and prints its split groups:
+no speaker cluster may sit in two splits.
 
     python -m bench.speaker_counts [--demo]
 """
@@ -26,6 +28,7 @@ speaker cluster may sit in two splits.
 from __future__ import annotations
 
 import argparse
+import os
 import random
 import shutil
 import time
@@ -182,6 +185,62 @@ def across(workdir: Path, main_voice: dict[tuple[str, int], str]) -> None:
     )
 
 
+def _cpu_per_window(run, windows: np.ndarray) -> float:
+    """Process CPU milliseconds per window of `run(windows)`, timed after a first call."""
+    run(windows)
+    started = time.process_time()
+    run(windows)
+    return 1000 * (time.process_time() - started) / len(windows)
+
+
+def encoder_cost() -> None:
+    """CPU milliseconds per 1.6 s window for the same weights in `torch.nn.LSTM` and in the
+    encoder as the stage runs it (onnxruntime, told not to spin), on one thread and on every
+    core, with the machine's load beside them: waiting threads that spin count as CPU time,
+    and on a busy machine they wait a lot. Windows: each real clip's first, padded. Then the
+    whole encoder's CPU seconds per second of audio, on every core, as the stage runs it."""
+    import torch
+
+    from pipeline.speakers.encoder import (
+        EMBEDDING_SIZE,
+        N_MELS,
+        WINDOW_FRAMES,
+        VoiceEncoder,
+        mel_frames,
+        resemblyzer_weights,
+    )
+
+    pieces = [clip(p.stem) for p in sorted(CLIPS.glob("*.flac"))] * 8
+    audio_s = sum(len(p) for p in pieces) / 16000
+    first = [mel_frames(p)[:WINDOW_FRAMES] for p in pieces]
+    windows = np.stack([np.pad(w, ((0, WINDOW_FRAMES - len(w)), (0, 0))) for w in first])
+    lstm = torch.nn.LSTM(N_MELS, EMBEDDING_SIZE, 3, batch_first=True)
+    weights = resemblyzer_weights()
+    lstm.load_state_dict(
+        {k[5:]: torch.from_numpy(v) for k, v in weights.items() if k[:5] == "lstm."}
+    )
+    figures = {}
+    with torch.inference_mode():
+        for threads, name in ((torch.get_num_threads(), "every_core"), (1, "one_thread")):
+            torch.set_num_threads(threads)
+            figures[f"torch_lstm_{name}"] = _cpu_per_window(
+                lambda w: lstm(torch.from_numpy(w)), windows
+            )
+    for threads, name in ((0, "every_core"), (1, "one_thread")):
+        encoder = VoiceEncoder(threads=threads)
+        figures[f"onnxruntime_{name}"] = _cpu_per_window(encoder.embed_windows, windows)
+    encoder.embed(pieces[:7])
+    started = time.process_time()
+    encoder.embed(pieces)
+    emit(
+        "speaker_encoder_cost",
+        cpu_ms_per_window=figures,
+        onnxruntime_cpu_s_per_audio_s=(time.process_time() - started) / audio_s,
+        audio_s=audio_s,
+        load_average=os.getloadavg()[0],
+    )
+
+
 def demo_splits() -> None:
     """Curate the demo corpus and check that no speaker cluster spans two splits."""
     catalog = build_demo_corpus(CACHE / "demo-corpus")
@@ -216,17 +275,17 @@ def main() -> None:
     folder = CACHE / "speaker-counts"
     shutil.rmtree(folder, ignore_errors=True)
     truth = build(folder)
-    started = time.perf_counter()
     result = curate(folder / "catalog.yaml", folder / "work", CurateConfig(), ThreadExecutor(2))
-    speakers_s = sum(o.seconds for o in result.outcomes if o.stage == "speakers")
     main_voice = per_recording(folder / "work", truth)
     across(folder / "work", main_voice)
+    speakers_s = sum(o.seconds for o in result.outcomes if o.stage == "speakers")
     emit(
         "speaker_stage_cost",
-        curation_s=time.perf_counter() - started,
-        speakers_stage_s=speakers_s,
         audio_s=sum(soundfile.info(folder / r).duration for r in truth),
+        speakers_stage_s=speakers_s,
+        share_of_stage_time=speakers_s / sum(o.seconds for o in result.outcomes),
     )
+    encoder_cost()
     if args.demo:
         demo_splits()
 

@@ -3,32 +3,36 @@
 The weights (`pretrained.pt`, 17 MB) ship inside the `Resemblyzer` 0.1.4 wheel on PyPI, whose
 code and weights are Apache-2.0 ("Copyright 2019 Resemble.AI"). The model is a GE2E speaker
 encoder (Wan et al. 2018, "Generalized End-to-End Loss for Speaker Verification"): three LSTM
-layers over 40 mel bands, a linear layer and a ReLU, giving an L2-normed 256-dimensional
-voice embedding per 1.6 s window.
+layers over 40 mel bands, a linear layer and a ReLU, giving an L2-normed 256-dimensional voice
+embedding per 1.6 s window.
 
 The package itself is never installed: it requires `webrtcvad` (a C extension built from a
-source archive), the `typing` backport and `librosa` (with numba and scipy), none of which
-the curation needs. So the wheel is only downloaded and the weights read out of it, checksum
+source archive), the `typing` backport and `librosa` (with numba and scipy), none of which the
+curation needs. So the wheel is only downloaded and the weights read out of it, checksum
 verified (`WheelFile`), and its checkpoint is loaded with `weights_only=True` (no pickled code
-runs). The same network is then written as an ONNX graph (three LSTM layers, the linear
-layer) and run by onnxruntime, whose fused LSTM took a fifth of the CPU time that torch's
-took on the same windows here. The mel features are computed with numpy exactly as
-Resemblyzer computes them with librosa (power mel spectrogram, Slaney scale and norm, 25 ms
-Hann windows every 10 ms, no log), and its silence trimming with webrtcvad is replaced by
-the Silero speech regions that the segment stage already found. On the seven real clips, the
-embeddings match Resemblyzer's own `embed_utterance` to a cosine of 0.99999.
+runs). The same network is then written as an ONNX graph (three LSTM layers, the linear layer)
+and run by onnxruntime, with its threads told not to spin: on one thread it and `torch.nn.LSTM`
+take the same CPU time per window, but on a busy machine torch's OpenMP threads spin while they
+wait for each other, and on every core of a loaded 2-core box torch's LSTM took over 20 times
+the CPU time (`bench/speaker_counts.py`). The mel features are computed with numpy exactly as
+Resemblyzer computes them with librosa (power mel spectrogram, Slaney scale and norm, 25 ms Hann
+windows every 10 ms, no log), and its silence trimming with webrtcvad is replaced by the Silero
+speech regions that the segment stage already found. On the seven real clips, the embeddings
+match Resemblyzer's own `embed_utterance` to a cosine of 0.99999.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import cache
+from typing import Annotated
 
 import numpy as np
+from pydantic import Field
 
 from pipeline.asr.offline_models import WheelFile
 from pipeline.audio.decode import SAMPLE_RATE
-from pipeline.validation import Count, Positive
+from pipeline.validation import Count
 
 RESEMBLYZER = WheelFile(
     what="Resemblyzer's voice encoder",
@@ -50,9 +54,13 @@ WINDOW_FRAMES = 160  # the 1.6 s window the encoder was trained on
 TARGET_DBFS = -30.0  # quiet speech is raised to this level before the features, as Resemblyzer
 
 
+WindowRate = Annotated[float, Field(strict=True, ge=0.625, le=100)]
+"""Windows started per second of speech: at least one per 1.6 s, so that they cover it all."""
+
+
 @dataclass(frozen=True)
 class EncoderConfig:
-    windows_per_s: Positive = 1.3  # Resemblyzer's rate: 1.6 s windows every ~0.77 s
+    windows_per_s: WindowRate = 1.3  # Resemblyzer's rate: 1.6 s windows every ~0.77 s
     batch_windows: Count = 256  # windows per model call
 
 
@@ -183,17 +191,21 @@ class VoiceEncoder:
     """Embeds speech: one L2-normed 256-d vector per piece of audio (the normed mean of its
     windows' embeddings)."""
 
-    def __init__(self, config: EncoderConfig = EncoderConfig()):
+    def __init__(self, config: EncoderConfig = EncoderConfig(), threads: int = 0):
+        """`threads`: onnxruntime's threads for one call (0: one per core)."""
         import onnxruntime
 
         self.config = config
         options = onnxruntime.SessionOptions()
+        options.intra_op_num_threads = threads
         options.log_severity_level = 3
+        # Between calls its threads would spin on cores that other work on the machine needs.
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         self.session = onnxruntime.InferenceSession(
             encoder_graph(resemblyzer_weights()), options, providers=["CPUExecutionProvider"]
         )
 
-    def _windows(self, mels: np.ndarray) -> np.ndarray:
+    def embed_windows(self, mels: np.ndarray) -> np.ndarray:
         """L2-normed embeddings of a batch of (windows, WINDOW_FRAMES, N_MELS) features."""
         (raw,) = self.session.run(None, {"mels": mels})
         return raw / np.linalg.norm(raw, axis=1, keepdims=True)
@@ -215,7 +227,7 @@ class VoiceEncoder:
         step = self.config.batch_windows
         for first in range(0, len(windows), step):
             batch = np.stack(windows[first : first + step])
-            np.add.at(sums, np.array(owners[first : first + step]), self._windows(batch))
+            np.add.at(sums, np.array(owners[first : first + step]), self.embed_windows(batch))
         norms = np.linalg.norm(sums, axis=1, keepdims=True)
         with np.errstate(invalid="ignore", divide="ignore"):
             return (sums / norms).astype(np.float32)
