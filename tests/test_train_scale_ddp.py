@@ -2,17 +2,18 @@
 every rank's tokens, and a two-process job (gloo) that is prepared once, killed and resumed.
 
 The story: a tiny model trains on made-up shards (`train_scale_data`) on two CPU processes
-with two data-loader workers each and two batches per update. First as two "nodes" of one
-process each: node 1 is started first and waits, writing nothing, until node 0 has prepared
-the run. Then the same recipe on one node of two processes, SIGKILLed after a checkpoint and
-started again. Each rank traces the rows of every batch and the weights it starts from, so
-the test sees that the resumed job trains on exactly the rows the uninterrupted one did, and
-that stage 2 starts, on both ranks, from the average of stage 1's last checkpoints, the final
-step's among them.
+with two data-loader workers each and two batches per update, as two "nodes" of one process
+each: node 1 is started first and waits, writing nothing, until node 0 has prepared the run.
+Both are SIGKILLed after a checkpoint, and the job is started again as one node of two
+processes. Each rank traces the rows of every batch and the weights it starts from, so the
+test sees that before and after the kill each rank trained on exactly the rows its stream
+serves when read without a stop, and that stage 2 starts, on both ranks, from the average of
+stage 1's last checkpoints, the final step's among them.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -21,6 +22,7 @@ import socket
 import subprocess
 import sys
 import time
+from itertools import islice
 from pathlib import Path
 
 import psutil
@@ -33,10 +35,10 @@ from train_scale_data import SPLIT, shards_tokenizer, write_shards
 pytest.importorskip("nemo.collections.asr")
 
 from training.averaging import average_checkpoints, step_checkpoints, weights_digest
-from training.config import build_config
+from training.config import build_config, load_config
 from training.data import RowFilter, TrainStream, shard_paths
 from training.model import FamaModel
-from training.trainer import model_config
+from training.trainer import model_config, train_stream
 
 REPO = Path(__file__).resolve().parents[1]
 SETTINGS = {
@@ -214,93 +216,100 @@ def _wait(job: subprocess.Popen, log: Path, until, seconds: float = 900) -> None
     deadline = time.monotonic() + seconds
     while not until():
         if job.poll() is not None or time.monotonic() > deadline:
-            if job.poll() is None:
-                _kill_job(job.pid)
+            _kill_jobs(job)
             pytest.fail(f"the job stopped or stalled:\n{log.read_text()[-3000:]}")
         time.sleep(0.1)
 
 
-def _kill_job(pid: int) -> None:
-    """SIGKILL the CLI, its torchrun and every rank (they run in process groups of their own)."""
-    processes = [psutil.Process(pid), *psutil.Process(pid).children(recursive=True)]
+def _kill_jobs(*jobs: subprocess.Popen) -> None:
+    """SIGKILL each CLI, its torchrun and every rank (they run in process groups of their own)."""
+    processes = []
+    for job in jobs:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            parent = psutil.Process(job.pid)
+            processes += [parent, *parent.children(recursive=True)]
     for process in processes:
-        process.send_signal(signal.SIGKILL)
+        with contextlib.suppress(psutil.NoSuchProcess):
+            process.send_signal(signal.SIGKILL)
     psutil.wait_procs(processes, timeout=60)
 
 
 @pytest.fixture(scope="module")
-def runs(workdir, tmp_path_factory) -> dict[str, Path]:
+def run(workdir, tmp_path_factory) -> Path:
+    """Two "nodes" of one process each, node 1 started first; killed after the step-2
+    checkpoint; then resumed as one node of two processes, to the end."""
     folder = tmp_path_factory.mktemp("ddp-runs")
-    nodes = folder / "nodes.yaml"
-    two_nodes = {"devices": 1, "num_nodes": 2, **SETTINGS["trainer"]}
-    nodes.write_text(yaml.safe_dump({**SETTINGS, "trainer": two_nodes}))
-    reference = folder / "reference"
+    nodes, one_node = folder / "nodes.yaml", folder / "one-node.yaml"
+    trainer = SETTINGS["trainer"]
+    nodes.write_text(yaml.safe_dump({**SETTINGS, "trainer": {**trainer, "num_nodes": 2}}))
+    one_node.write_text(yaml.safe_dump({**SETTINGS, "trainer": {**trainer, "devices": 2}}))
+    out = folder / "run"
     port = str(_free_port())
     logs = [folder / "node0.log", folder / "node1.log"]
-    node1 = _cli(nodes, workdir, reference, logs[1], "--node-rank", "1", "--master-port", port)
+    node1 = _cli(nodes, workdir, out, logs[1], "--node-rank", "1", "--master-port", port)
     _wait(node1, logs[1], lambda: "waiting for node 0" in logs[1].read_text())
     time.sleep(2)
-    assert not reference.exists()  # node 1 writes nothing: it waits for node 0
-    node0 = _cli(nodes, workdir, reference, logs[0], "--node-rank", "0", "--master-port", port)
-    for job, log in zip((node0, node1), logs):
-        assert job.wait(timeout=1800) == 0, log.read_text()[-3000:]
-    prepared = json.loads((reference / "prepared.json").read_text())
-    assert prepared["pid"] == node0.pid  # written by node 0 alone
-
-    one_node = folder / "one-node.yaml"
-    one_node.write_text(
-        yaml.safe_dump({**SETTINGS, "trainer": {"devices": 2, **SETTINGS["trainer"]}})
-    )
-    killed = folder / "killed"
-    log = folder / "killed.log"
-    job = _cli(one_node, workdir, killed, log, "--master-port", str(_free_port()))
-    checkpoint = killed / "stage1" / "checkpoints" / "step0000002.ckpt"
-    _wait(job, log, checkpoint.exists)
+    assert not out.exists()  # node 1 writes nothing: it waits for node 0
+    node0 = _cli(nodes, workdir, out, logs[0], "--node-rank", "0", "--master-port", port)
+    checkpoint = out / "stage1" / "checkpoints" / "step0000002.ckpt"
+    _wait(node0, logs[0], checkpoint.exists)
     size = -1
     while size != checkpoint.stat().st_size:  # written in full
         size = checkpoint.stat().st_size
         time.sleep(0.3)
-    _kill_job(job.pid)  # mid-stage
-    again = _cli(
-        one_node, workdir, killed, folder / "again.log", "--master-port", str(_free_port())
-    )
-    assert again.wait(timeout=1800) == 0, (folder / "again.log").read_text()[-3000:]
-    return {"reference": reference, "killed": killed}
+    _kill_jobs(node0, node1)  # mid-stage
+    assert json.loads((out / "prepared.json").read_text())["pid"] == node0.pid  # node 0 alone
+    log = folder / "again.log"
+    again = _cli(one_node, workdir, out, log, "--master-port", str(_free_port()))
+    assert again.wait(timeout=3600) == 0, log.read_text()[-3000:]
+    return out
 
 
-def test_a_killed_and_resumed_job_trains_on_the_rows_the_uninterrupted_one_did(runs):
+def _stream(run: Path, workdir: Path, p_asr: float, rank: int, count: int, monkeypatch) -> list:
+    """The rows of the first `count` batches rank `rank` of two reads, as if never stopped."""
+    monkeypatch.setenv("RANK", str(rank))
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    config = load_config(run / "config.yaml")
+    stream = train_stream(config, workdir, run, p_asr)
+    workers = config.data.num_workers
+    loader = torch.utils.data.DataLoader(stream, batch_size=None, num_workers=workers)
+    return [[[e.segment_id, e.target_lang] for e in b.examples] for b in islice(loader, count)]
+
+
+def test_a_killed_job_resumes_on_the_rows_it_would_have_trained_on(run, workdir, monkeypatch):
     accumulate = SETTINGS["trainer"]["accumulate_grad_batches"]
     resumed_mid_stage = False
-    for stage in ("stage1", "stage2"):
+    for stage, p_asr in (("stage1", 1.0), ("stage2", SETTINGS["stage2"]["p_asr"])):
+        batches = SETTINGS[stage]["max_steps"] * accumulate
         for rank in (0, 1):
-            [(_, _, reference)] = _legs(runs["reference"], stage, rank)
-            assert len(reference) == SETTINGS[stage]["max_steps"] * accumulate
-            for start, _, rows in _legs(runs["killed"], stage, rank):
+            uninterrupted = _stream(run, workdir, p_asr, rank, batches, monkeypatch)
+            legs = _legs(run, stage, rank)
+            for start, _, rows in legs:
                 resumed_mid_stage |= start > 0
-                first = start * accumulate  # batches before the update it resumed at
-                assert rows == reference[first : first + len(rows)], (stage, rank, start)
-            *_, (start, _, rows) = _legs(runs["killed"], stage, rank)
-            assert start * accumulate + len(rows) == len(reference)  # and it went on to the end
+                first = start * accumulate  # the batches before the update it resumed at
+                assert rows == uninterrupted[first : first + len(rows)], (stage, rank, start)
+            start, _, rows = legs[-1]
+            assert start * accumulate + len(rows) == batches  # and it went on to the end
     assert resumed_mid_stage
-    starts = [json.loads(line) for line in (runs["killed"] / "stage1" / "starts.jsonl").open()]
+    starts = [json.loads(line) for line in (run / "stage1" / "starts.jsonl").open()]
     assert [s["world_size"] for s in starts] == [2, 2] and starts[1]["step"] >= 2
 
 
-def test_stage_two_starts_on_every_rank_from_the_average_ending_at_the_last_step(runs):
-    for run in runs.values():
-        stage1 = step_checkpoints(run / "stage1" / "checkpoints")
-        assert [p.name for p in stage1] == [f"step{s:07d}.ckpt" for s in (2, 4, 5)]
-        average = weights_digest(average_checkpoints(stage1[-2:]))
-        for rank in (0, 1):
-            [(start, weights, _)] = _legs(run, "stage2", rank)
-            assert (start, weights) == (0, average)
+def test_stage_two_starts_on_every_rank_from_the_average_ending_at_the_last_step(run):
+    stage1 = step_checkpoints(run / "stage1" / "checkpoints")
+    assert [p.name for p in stage1] == [f"step{s:07d}.ckpt" for s in (2, 4, 5)]
+    average = weights_digest(average_checkpoints(stage1[-2:]))
+    for rank in (0, 1):
+        [(start, weights, _)] = _legs(run, "stage2", rank)
+        assert (start, weights) == (0, average)
+    assert (run / "model.nemo").exists()  # rank 0 exported alone, the other rank gone
 
 
-def test_the_logs_show_padding_and_sharded_validation(runs):
+def test_the_logs_show_padding_and_sharded_validation(run):
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     tags: set[str] = set()
-    for events in (runs["reference"] / "tb" / "stage1").glob("version_*"):
+    for events in (run / "tb" / "stage1").glob("version_*"):
         accumulator = EventAccumulator(str(events))
         accumulator.Reload()
         tags |= set(accumulator.Tags()["scalars"])

@@ -277,6 +277,26 @@ def latest_checkpoint(folder: Path) -> tuple[Path | None, int]:
     return path, step
 
 
+def train_stream(
+    config: TrainConfig, workdir: Path, run: Path, p_asr: float, resume: dict | None = None
+):
+    """The training split of a prepared run as a stream of batches (from `resume`'s position)."""
+    from training.data import TrainStream
+
+    d = config.data
+    return TrainStream(
+        shard_paths(workdir),
+        RowFilter("train", d.split, d.policy, d.max_duration),
+        Tokenizer(RunPaths(run).tokenizer),
+        d,
+        p_asr=p_asr,
+        seed=config.trainer.seed,
+        max_tokens=config.decoding.max_tokens,
+        counts=json.loads(RunPaths(run).units.read_text(encoding="utf-8"))["train"],
+        resume=resume,
+    )
+
+
 def fit_stage(
     config: TrainConfig,
     workdir: Path,
@@ -294,7 +314,7 @@ def fit_stage(
 
     from training.averaging import average_last
     from training.callbacks import StreamPosition
-    from training.data import EvalSet, TrainStream
+    from training.data import EvalSet
     from training.model import FamaModel
 
     paths = RunPaths(run)
@@ -313,26 +333,15 @@ def fit_stage(
         model.load_state_dict(averaged)
         console.print(f"{stage}: starting from the average of {len(used)} checkpoints")
     seed_everything(config.trainer.seed + start, workers=True)
-    shards = shard_paths(workdir)
-    units = json.loads(paths.units.read_text(encoding="utf-8"))
+    train = train_stream(config, workdir, run, p_asr, resume)
     d = config.data
-    train = TrainStream(
-        shards,
-        RowFilter("train", d.split, d.policy, d.max_duration),
-        tokenizer,
-        d,
-        p_asr=p_asr,
-        seed=config.trainer.seed,
-        max_tokens=config.decoding.max_tokens,
-        counts=units["train"],
-        resume=resume,
-    )
     loader = torch.utils.data.DataLoader(train, batch_size=None, num_workers=d.num_workers)
     validation = None
+    units = json.loads(paths.units.read_text(encoding="utf-8"))
     if units["dev"]:
         tasks = ("asr", "st") if p_asr < 1.0 else ("asr",)
         dev = EvalSet(
-            shards,
+            shard_paths(workdir),
             RowFilter("dev", d.split, d.policy, d.max_duration),
             tokenizer,
             tasks,
