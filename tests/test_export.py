@@ -19,7 +19,7 @@ from pipeline.export.lhotse_shar import check_lhotse_shar
 from pipeline.export.nemo import check_nemo
 from pipeline.export.nemo_tarred import check_nemo_tarred
 from pipeline.export.rows import ExportError
-from pipeline.query.splits import DEFAULT_RATIOS, split_of
+from pipeline.query.splits import DEFAULT_RATIOS
 from pipeline.query.sql import run_query
 from pipeline.text.normalise import normalise_text
 
@@ -30,8 +30,8 @@ def kept_rows(workdir) -> dict[str, dict]:
     """segment_id -> text, lang, split and decoded audio, from the SQL view and its shard."""
     rows = run_query(
         workdir,
-        'SELECT segment_id, recording_id, text, lang, shard, "offset", words FROM segments '
-        "WHERE drop_reason IS NULL",
+        'SELECT segment_id, recording_id, text, lang, shard, "offset", words, split '
+        "FROM segments WHERE drop_reason IS NULL",
     ).to_pylist()
     audio = {}
     for shard in {r["shard"] for r in rows}:
@@ -42,7 +42,7 @@ def kept_rows(workdir) -> dict[str, dict]:
             )[0]
     return {
         r["segment_id"]: r
-        | {"split": split_of(r["recording_id"], DEFAULT_RATIOS), "audio": audio[r["segment_id"]]}
+        | {"audio": audio[r["segment_id"]]}  # `split`: by speaker group, as every exit
         for r in rows
     }
 
