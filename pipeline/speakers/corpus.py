@@ -45,7 +45,8 @@ def link_speakers(workdir: Path, voice_files: list[Path], threshold: float) -> p
     recordings = voices["recording_id"].to_pylist()
     speakers = voices["speaker"].to_pylist()
     vectors = voices["embedding"].combine_chunks().flatten().to_numpy(zero_copy_only=False)
-    component = single_linkage(vectors.reshape(len(voices), -1), threshold)
+    width = len(vectors) // len(voices) if len(voices) else 0  # no voice: nothing was kept
+    component = single_linkage(vectors.reshape(len(voices), width), threshold)
     names = [f"{recordings[first]}#{speakers[first]}" for first in component]
     group = _split_groups(recordings, component)
     table = pa.table(
