@@ -13,6 +13,7 @@ import logging
 import pytest
 
 from manifests.views import connect
+from pipeline.config import ConfigError, load_config
 from pipeline.run.summary import summarize
 from pipeline.stage import StageConfigError
 from pipeline.stages.filter import FilterConfig, judge
@@ -60,6 +61,13 @@ def test_italian_has_no_grammar_and_is_passed_through():
     assert written_form("twenty five", None, DEFAULT) == ("twenty five", UNSUPPORTED)
     with pytest.raises(StageConfigError, match=r"\['it'\]"):
         WrittenFormConfig(languages="en it")
+
+
+def test_a_config_asking_for_a_language_without_a_grammar_is_refused_in_one_line(tmp_path):
+    path = tmp_path / "pipeline.yaml"
+    path.write_text('pass2: {written: {languages: "en it"}}\n', encoding="utf-8")
+    with pytest.raises(ConfigError, match=r"pass2\.written: languages: NeMo has no .* \['it'\]"):
+        load_config(path)
 
 
 def test_a_runaway_text_is_kept_as_it_is():

@@ -72,7 +72,7 @@ class WrittenFormConfig:
         unknown = sorted(set(self.languages.split()) - NEMO_ITN_LANGUAGES)
         if unknown:
             raise StageConfigError(
-                f"written.languages: NeMo has no inverse text normalisation for {unknown}; "
+                f"languages: NeMo has no inverse text normalisation for {unknown}; "
                 f"it has {sorted(NEMO_ITN_LANGUAGES)}"
             )
 
