@@ -11,14 +11,14 @@ capitals at sentence starts and on other capitalised words (proper nouns, "I"), 
 of words written lower case inside a sentence that came back capitalised (the grammar leaves
 capitals inside a sentence free, for names). Scores are of what the row keeps, as a curation
 would: a refused answer leaves the input unpunctuated. What the grammar costs is timed on the
-longest row of each language and on all its rows joined into one: the constraint's size and
-build time, and the same request held by it and free: seconds, tokens generated (as the server
-counts them) and ms per token, which include the request's prompt.
+longest row of each language, on rows joined up to a 40 s utterance and on all its rows joined
+into one: the constraint's size and build time, and the same request held by it and free:
+seconds, tokens generated (as the server counts them) and ms per token, prompt included.
 Translation gets the reference sentence into the other language: chrF and BLEU (sacrebleu)
 of every answer and of the ones the guards kept, and the share kept. The last line checks the
 targets and says whether the CPU model translates usefully (chrF >= 30).
 
-    python -m bench.text_quality [--rows 33]
+    python -m bench.text_quality [--rows 33] [--grammar-only]
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import csv
 import difflib
+import itertools
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -52,6 +53,7 @@ MARKS = {",": "comma", ".": "full_stop", "?": "question"}
 _ALL_MARKS = ",.?!:;"
 _SENTENCE_END = ".?!"
 USEFUL_CHRF = 30.0
+UTTERANCE_40S_WORDS = 110  # 40 s of speech at a brisk 2.75 words/s
 
 
 def read_references(limit: int) -> dict[str, list[tuple[str, str]]]:
@@ -168,11 +170,18 @@ def timed_request(backend: OpenAiBackend, row: str, language: str) -> tuple[floa
 
 
 def bench_grammar_cost(held, free, language: str, rows: list[tuple[str, str]]) -> None:
-    """What a row's grammar costs to build and to decode under, on the longest row and on all
-    rows joined into one (a long-form transcript): the same request, held and free."""
+    """What a row's grammar costs to build and to decode under: on the longest row, on rows
+    joined up to the words of a 40 s utterance (the longest a curation keeps) and on all rows
+    joined into one (a long-form transcript); the same request, held and free."""
     texts = [text for text, _ in rows]
-    longest = max(texts, key=lambda text: len(text.split()))
-    for name, text in (("longest_row", longest), ("all_rows_joined", " ".join(texts))):
+    words = itertools.accumulate(len(text.split()) for text in texts)
+    enough = next((n for n, w in enumerate(words, 1) if w >= UTTERANCE_40S_WORDS), len(texts))
+    cases = {
+        "longest_row": max(texts, key=lambda text: len(text.split())),
+        "utterance_40s": " ".join(texts[:enough]),
+        "all_rows_joined": " ".join(texts),
+    }
+    for name, text in cases.items():
         row = unpunctuated(text)
         start = time.perf_counter()
         constraint = pnc_constraint(row, language)
@@ -218,25 +227,38 @@ def bench_translation(backend, language: str, rows: list[tuple[str, str]]) -> di
     return figures
 
 
+def time_grammar(server, references: dict[str, list[tuple[str, str]]]) -> None:
+    held = OpenAiBackend(server.llm_config(guided_decoding="gbnf"))
+    free = OpenAiBackend(server.llm_config(guided_decoding="off", max_tokens=2048))
+    for language, rows in references.items():
+        bench_grammar_cost(held, free, language, rows)
+    held.close()
+    free.close()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rows", type=int, default=33, help="sentences per language (max 33)")
+    parser.add_argument(
+        "--grammar-only",
+        action="store_true",
+        help="only time the grammar (minutes, not half an hour)",
+    )
     args = parser.parse_args()
     references = read_references(args.rows)
     pnc: dict[tuple[str, str], dict] = {}
     chrf: dict[str, float] = {}
+    if args.grammar_only:
+        with local_server(threads=2) as server:
+            time_grammar(server, references)
+        return
     with local_server(threads=2) as server:
         for mode in ("gbnf", "off"):
             backend = OpenAiBackend(server.llm_config(guided_decoding=mode))
             for language, rows in references.items():
                 pnc[mode, language] = bench_punctuation(backend, mode, language, rows)
             backend.close()
-        held = OpenAiBackend(server.llm_config(guided_decoding="gbnf"))
-        free = OpenAiBackend(server.llm_config(guided_decoding="off", max_tokens=2048))
-        for language, rows in references.items():
-            bench_grammar_cost(held, free, language, rows)
-        held.close()
-        free.close()
+        time_grammar(server, references)
         backend = OpenAiBackend(server.llm_config())
         for language, rows in references.items():
             chrf[f"{language}-{OTHER[language]}"] = bench_translation(backend, language, rows)[
