@@ -170,10 +170,13 @@ def _register(
             raise duckdb.IOException(f"{path}: not a readable Parquet file ({error})") from None
     if not sealed:  # with an empty table of the declared schema: the columns files predate
         paths = ", ".join("'" + str(f).replace("'", "''") + "'" for f in files)
-        con.from_arrow(schema.empty_table()).create(f"{table}_declared")
+        declared = ""
+        if len(schema):
+            con.from_arrow(schema.empty_table()).create(f"{table}_declared")
+            declared = f" UNION ALL BY NAME SELECT * FROM {table}_declared"
         con.execute(
-            f"CREATE VIEW {table} AS SELECT * FROM read_parquet([{paths}], union_by_name = true) "
-            f"UNION ALL BY NAME SELECT * FROM {table}_declared"
+            f"CREATE VIEW {table} AS SELECT * FROM read_parquet([{paths}], union_by_name = true)"
+            + declared
         )
         return table
     # with the declared schema too: a column the files predate reads as null
