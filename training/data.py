@@ -148,12 +148,14 @@ def iter_rows(
     by_name = {p.name: p for p in paths}
     if units is None:
         units = [Unit(p.name, g) for p in paths for g in range(pq.ParquetFile(p).num_row_groups)]
-    files: dict[str, pq.ParquetFile] = {}
+    opened: tuple[str, pq.ParquetFile] | None = None  # one file open at a time
     for unit in units:
         path = by_name.get(unit.shard)
         if path is None:
             raise DataError(f"shard {unit.shard} is gone from the workdir; use a new --out folder")
-        shard = files.setdefault(unit.shard, pq.ParquetFile(path))
+        if opened is None or opened[0] != unit.shard:
+            opened = (unit.shard, pq.ParquetFile(path))
+        shard = opened[1]
         names = set(shard.schema_arrow.names)
         wanted = (*META_COLUMNS, "translations", "drop_reason", *(("audio",) if audio else ()))
         columns = [c for c in wanted if c in names]
