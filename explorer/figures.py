@@ -10,7 +10,7 @@ from __future__ import annotations
 import heapq
 
 from pipeline.asr.language_gate import LANG_UNCERTAIN, LANG_UNDECLARED
-from pipeline.stages.filter import DURATION, PASS_DISAGREEMENT, FilterConfig
+from pipeline.stages.filter import DNSMOS_LOW, DURATION, PASS_DISAGREEMENT, SNR_LOW, FilterConfig
 from pipeline.text import rules
 from pipeline.text.rules import words
 
@@ -83,6 +83,11 @@ def rule_figures(row: dict) -> list[Figure]:
         PASS_DISAGREEMENT: [
             ("pass 1 vs pass 2 WER", _share(row.get("pass_wer")), f"≤ {config.max_pass_wer:g}")
         ],
+        # off by default, so the threshold is the run's own
+        DNSMOS_LOW: [
+            ("DNSMOS OVRL", _share(row.get("dnsmos_ovrl")), "≥ the run's min_dnsmos_ovrl")
+        ],
+        SNR_LOW: [("estimated SNR", f"{_share(row.get('snr_db'))} dB", "≥ the run's min_snr_db")],
     }
     gate = [
         (

@@ -25,7 +25,15 @@ import pyarrow as pa
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
-from manifests.schemas import MANIFEST, RECORDINGS, SEGMENTS, SOURCES
+from manifests.schemas import (
+    MANIFEST,
+    RECORDINGS,
+    SEGMENTS,
+    SOURCES,
+    SPEAKER_CLUSTERS,
+    SPEAKERS,
+    VOICES,
+)
 
 OVERALL = "overall"
 """The `source` of the `speech_coverage` row that sums every source."""
@@ -33,6 +41,9 @@ OVERALL = "overall"
 SHARD_LIST = "shards.json"
 SURVEY_DIR = "survey"
 SOURCES_TABLE = "sources.parquet"
+SPEAKER_CLUSTERS_FILE = "speaker_clusters.parquet"
+VOICES_KIND = ".voices"
+"""What the `speakers` stage writes beside each shard: `<shard>.voices.parquet`."""
 SQL_SPILL_DIR = ".sql-spill"
 """Where a query that outgrows its memory limit spills; DuckDB removes it when done."""
 
@@ -53,8 +64,21 @@ SEGMENT_COLUMNS = (
     "shard",
     "text_pass1",
     "pass_wer",
+    "dnsmos_sig",
+    "dnsmos_bak",
+    "dnsmos_ovrl",
+    "snr_db",
     "text_asr",
     "pnc_status",
+    "speaker",
+    "speaker_share",
+    "n_speakers",
+    "speaker_cluster",
+    "split",
+    "words",
+    "words_missing",
+    "text_written",
+    "itn_status",
 )
 
 
@@ -78,13 +102,42 @@ FROM covered GROUP BY GROUPING SETS ((source), ()) ORDER BY source IS NULL, sour
 """
 
 
+# Each segment with its speaker (the `speakers` stage) and the corpus-wide facts about that
+# speaker and recording (`speaker_clusters.parquet`): `split` is the one the default ratios
+# give, null where the recording has no kept speech.
+_SEGMENTS_ALL = """
+CREATE VIEW segments_all AS
+SELECT m.*, s.speaker, s.speaker_share, s.n_speakers, s.speech_s AS speaker_speech_s,
+    s.embedding AS voice,
+    c.speaker_cluster, g.split_group, g.split
+FROM {manifest} m
+LEFT JOIN {speakers} s ON s.segment_id = m.segment_id
+LEFT JOIN {clusters} c ON c.recording_id = m.recording_id AND c.speaker = s.speaker
+LEFT JOIN (SELECT DISTINCT recording_id, split_group, split FROM {clusters}) g
+    ON g.recording_id = m.recording_id
+"""
+
+# One row per speaker of a recording: its speech, cluster and split.
+_SPEAKERS = """
+CREATE VIEW speakers AS
+SELECT m.source, c.recording_id, c.speaker, c.speaker_cluster, c.split_group, c.split,
+    v.runs, v.speech_s / 3600 AS speech_hours
+FROM {clusters} c
+LEFT JOIN {voices} v ON v.recording_id = c.recording_id AND v.speaker = c.speaker
+LEFT JOIN (SELECT DISTINCT recording_id, source FROM {manifest}) m
+    ON m.recording_id = c.recording_id
+ORDER BY c.recording_id, c.speaker
+"""
+
+
 def current_shards(workdir: Path) -> list[str]:
     path = Path(workdir) / SHARD_LIST
     return json.loads(path.read_text()) if path.exists() else []
 
 
-def _files(workdir: Path, stage: str) -> list[Path]:
-    files = (Path(workdir) / stage / f"{s}.parquet" for s in current_shards(workdir))
+def _files(workdir: Path, stage: str, kind: str = "") -> list[Path]:
+    """The current shards' outputs of `stage`, or the files of `kind` it wrote beside them."""
+    files = (Path(workdir) / stage / f"{s}{kind}.parquet" for s in current_shards(workdir))
     return [f for f in files if f.exists()]
 
 
@@ -115,13 +168,19 @@ def _register(
             schemas.append(pq.read_schema(path))
         except (OSError, pa.ArrowException) as error:
             raise duckdb.IOException(f"{path}: not a readable Parquet file ({error})") from None
-    if not sealed:
+    if not sealed:  # with an empty table of the declared schema: the columns files predate
         paths = ", ".join("'" + str(f).replace("'", "''") + "'" for f in files)
+        declared = ""
+        if len(schema):
+            con.from_arrow(schema.empty_table()).create(f"{table}_declared")
+            declared = f" UNION ALL BY NAME SELECT * FROM {table}_declared"
         con.execute(
             f"CREATE VIEW {table} AS SELECT * FROM read_parquet([{paths}], union_by_name = true)"
+            + declared
         )
         return table
-    united = pa.unify_schemas(schemas, promote_options="permissive")
+    # with the declared schema too: a column the files predate reads as null
+    united = pa.unify_schemas([*schemas, schema], promote_options="permissive")
     con.register(table, ds.dataset([str(f) for f in files], schema=united, format="parquet"))
     return table
 
@@ -138,11 +197,12 @@ def connect(
     workdir: Path, settings: dict[str, str] | None = None, sealed: bool = True
 ) -> duckdb.DuckDBPyConnection:
     """An in-memory DuckDB with the views `recordings`, `segments`, `segments_all`, `drops`
-    (segments and hours per drop reason and language), `translations` (one row per segment
-    and target language), `speech` (every VAD speech region), `speech_coverage` (per source
-    and overall) and `sources` (the latest `vaglio survey`), cut off from the file system
-    unless not `sealed` (see the module docstring). `settings` are DuckDB's (memory_limit…),
-    locked with the rest."""
+    (segments and hours per drop reason and language), `speakers` (one row per speaker of a
+    recording, with its cluster and split), `translations` (one row per segment and target
+    language), `speech` (every VAD speech region), `speech_coverage` (per source and overall)
+    and `sources` (the latest `vaglio survey`), cut off from the file system unless not
+    `sealed` (see the module docstring). `settings` are DuckDB's (memory_limit…), locked with
+    the rest."""
     workdir = Path(workdir)
     con = duckdb.connect(":memory:", config=settings or {})
     if not sealed:  # every view and query would read every file's footer again
@@ -164,7 +224,14 @@ def connect(
         f"FROM {recordings} r {duplicate_join}"
     )
     manifest = register("segments", _files(workdir, "shard"), MANIFEST)
-    con.execute(f"CREATE VIEW segments_all AS SELECT * FROM {manifest}")
+    speakers = register("speakers", _files(workdir, "speakers"), SPEAKERS)
+    clusters_file = workdir / SPEAKER_CLUSTERS_FILE
+    clusters = register(
+        "clusters", [clusters_file] if clusters_file.exists() else [], SPEAKER_CLUSTERS
+    )
+    con.execute(_SEGMENTS_ALL.format(manifest=manifest, speakers=speakers, clusters=clusters))
+    voices = register("voices", _files(workdir, "speakers", VOICES_KIND), VOICES)
+    con.execute(_SPEAKERS.format(clusters=clusters, voices=voices, manifest=manifest))
     columns = ", ".join(f'"{c}"' for c in SEGMENT_COLUMNS)
     con.execute(f"CREATE VIEW segments AS SELECT {columns} FROM segments_all")
     con.execute(

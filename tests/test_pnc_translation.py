@@ -4,6 +4,8 @@ keep what is right, refuse the rest with a reason, and never let a bad answer in
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from llm_server import CannedLlmServer
 
@@ -15,6 +17,7 @@ from pipeline.llm.conversations import (
     translation_conversation,
 )
 from pipeline.text.pnc import PncConfig, check_pnc, is_punctuated, restore_punctuation
+from pipeline.text.pnc_grammar import pnc_constraint
 from pipeline.text.translation import (
     TranslationConfig,
     charset_purity,
@@ -152,11 +155,16 @@ def test_prompts_are_data_per_language_with_clear_errors():
 
 
 def test_every_pnc_example_is_held_to_its_own_guard():
-    """An example whose output changed a word would teach the model to change words."""
+    """An example whose output changed a word would teach the model to change words, and one
+    that its grammar refuses, a punctuation the model may not write."""
     for language in ("en", "it", "de", "fr", "es"):
-        _, example_in, example_out, _ = pnc_conversation("x", language)
-        result = check_pnc(example_in["content"], example_out["content"], language)
-        assert (result.reason, result.cer) == (None, 0.0), language
+        _, *examples, _ = pnc_conversation("x", language)
+        assert examples and [m["role"] for m in examples[:2]] == ["user", "assistant"]
+        for example_in, example_out in zip(examples[::2], examples[1::2], strict=True):
+            result = check_pnc(example_in["content"], example_out["content"], language)
+            assert (result.reason, result.cer) == (None, 0.0), language
+            assert re.fullmatch(pnc_constraint(example_in["content"], language).regex,
+                                example_out["content"]), example_out  # fmt: skip
 
 
 # (source, source language, target language, the answer the server gives)

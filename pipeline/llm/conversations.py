@@ -57,12 +57,11 @@ def pnc_conversation(text: str, language: str, prompts: dict | None = None) -> C
     )
     if entry.get("notes"):
         system = f"{system} {entry['notes']}"
-    return [
-        {"role": "system", "content": system},
-        {"role": "user", "content": entry["example"]["input"]},
-        {"role": "assistant", "content": entry["example"]["output"]},
-        {"role": "user", "content": text},
-    ]
+    turns: Conversation = [{"role": "system", "content": system}]
+    for example in entry["examples"]:
+        turns.append({"role": "user", "content": example["input"]})
+        turns.append({"role": "assistant", "content": example["output"]})
+    return [*turns, {"role": "user", "content": text}]
 
 
 def translation_conversation(

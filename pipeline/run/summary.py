@@ -26,8 +26,10 @@ class RunSummary:
     dropped: dict[str, tuple[int, float]]  # every drop reason -> (segments, hours), 0 too
     punctuation: dict[str, int]  # pnc_status -> kept segments (empty when PnC is off)
     translations: dict[tuple[str, str], int]  # (target, "kept" or refusal reason) -> segments
+    written_forms: dict[tuple[str, str], int]  # (lang, itn_status) -> segments with text
     # source (and "overall") -> (VAD speech hours, speech hours inside rows, their ratio or None)
     speech_coverage: dict[str, tuple[float, float, float | None]]
+    word_timings: dict[str, int]  # kept segments with words: "timed", or why not (words_missing)
 
 
 def summarize(workdir: Path, views: duckdb.DuckDBPyConnection | None = None) -> RunSummary:
@@ -72,12 +74,26 @@ def summarize(workdir: Path, views: duckdb.DuckDBPyConnection | None = None) -> 
                 "ORDER BY lang, outcome <> 'kept', n DESC, outcome"
             ).fetchall()
         }
+        written_forms = {
+            (lang, status): count
+            for lang, status, count in con.execute(
+                "SELECT coalesce(lang, '?'), itn_status, count(*) FROM segments "
+                "WHERE itn_status IS NOT NULL GROUP BY ALL ORDER BY ALL"
+            ).fetchall()
+        }
         speech_coverage = {
             source: (speech or 0.0, covered or 0.0, coverage)
             for source, speech, covered, coverage in con.execute(
                 "SELECT source, speech_hours, covered_hours, coverage FROM speech_coverage"
             ).fetchall()
         }
+        word_timings = dict(
+            con.execute(
+                "SELECT coalesce(words_missing, 'timed'), count(*) FROM segments "
+                "WHERE drop_reason IS NULL AND (len(words) > 0 OR words_missing IS NOT NULL) "
+                "GROUP BY 1 ORDER BY 2 DESC, 1"
+            ).fetchall()
+        )
     # Every rule in the order it is checked, so a rule that dropped nothing shows as 0.
     dropped = {reason: found.pop(reason, (0, 0.0)) for reason in DROP_REASONS} | found
     return RunSummary(
@@ -92,5 +108,7 @@ def summarize(workdir: Path, views: duckdb.DuckDBPyConnection | None = None) -> 
         dropped,
         punctuation,
         translations,
+        written_forms,
         speech_coverage,
+        word_timings,
     )

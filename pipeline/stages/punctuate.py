@@ -32,7 +32,9 @@ class PunctuateConfig:
 
 class Punctuate(LlmStage):
     name = "punctuate"
-    version = "2"  # 2: answers held to the row's words where the backend constrains
+    # 2: answers held to the row's words where the backend constrains; 3: no mark after a
+    # word that leans on the next (pipeline/data/punctuation.yaml)
+    version = "3"
     inputs = ("filter",)
     prompt_file = "pnc.yaml"
 

@@ -6,7 +6,12 @@ for the row: its own words, in order, each as written or with its first letter c
 (after an elision apostrophe too, where the language has them: "l'Italia"), with optional
 marks between them and a sentence mark at the end. A mark that ends a sentence makes the next
 word start with a capital, and so does the start of the row, where the language writes
-sentences that way. Which marks a language uses is data: `pipeline/data/punctuation.yaml`.
+sentences that way: a model's sentence always starts with a capital, and what a small model
+still gets wrong is where its sentences end. Inside a sentence a word may be capitalised too
+(names: which words are names, only the model knows), and no mark may follow a word that
+leans on the next one (an article; an Italian "a" or "della"), which no sentence or clause ends
+on. Which marks a language uses, and which words lean, is data:
+`pipeline/data/punctuation.yaml`.
 
 The same constraint is written twice: as GBNF for llama.cpp servers (a `grammar` per request)
 and as a regular expression for vLLM's structured outputs. Its token budget is an upper bound:
@@ -35,6 +40,7 @@ class PunctuationRules:
     elisions: tuple[str, ...]
     sentence_case: bool
     spaced: frozenset[str]
+    leaning: frozenset[str]  # lower case; words that lean on the next one: no mark after them
 
     def written(self, mark: str) -> str:
         """The mark as it follows a word: with a space before it where the language says."""
@@ -60,6 +66,7 @@ def punctuation_rules(language: str) -> PunctuationRules:
         elisions=tuple(entry["elisions"]),
         sentence_case=bool(entry["sentence_case"]),
         spaced=frozenset(entry["spaced"]),
+        leaning=frozenset(word.lower() for word in entry["leaning"]),
     )
 
 
@@ -138,12 +145,14 @@ def pnc_constraint(text: str, language: str) -> OutputConstraint | None:
     if not words:
         return None
     forms = [word_forms(word, rules) for word in words]
+    # a gap may hold a mark unless the word before it leans on the next (and so may the end)
+    marked = [i > 0 and words[i - 1].lower() not in rules.leaning for i in range(len(words) + 1)]
     pauses = [rules.written(m) for m in rules.pauses]
     stops = [rules.written(m) for m in rules.stops]
     openers = list(rules.openers)
     gbnf = [
         "root ::= " + " ".join(f"g{i}" for i in range(len(words))) + " end",
-        f"end ::= {_gbnf_choice(stops)}?",
+        f"end ::= {_gbnf_choice(stops)}?" if marked[-1] else 'end ::= ""',
         f"pause ::= {_gbnf_choice(pauses)}",
         f"stop ::= {_gbnf_choice(stops)}",
         f"open ::= {_gbnf_choice(openers)}?" if openers else 'open ::= ""',
@@ -152,16 +161,20 @@ def pnc_constraint(text: str, language: str) -> OutputConstraint | None:
     regex_open = _regex_choice(openers) + "?" if openers else ""
     regex = []
     for i, word in enumerate(forms):
-        gbnf.append(f"s{i} ::= {_gbnf_choice(word.sentence_start)}")
         anywhere, start = _regex_choice(word.anywhere), _regex_choice(word.sentence_start)
         if i == 0:
-            gbnf.append("g0 ::= open s0")
+            gbnf += [f"s0 ::= {_gbnf_choice(word.sentence_start)}", "g0 ::= open s0"]
             regex.append(regex_open + start)
-        else:
-            gbnf.append(f"w{i} ::= {_gbnf_choice(word.anywhere)}")
+            continue
+        gbnf.append(f"w{i} ::= {_gbnf_choice(word.anywhere)}")
+        if marked[i]:
+            gbnf.append(f"s{i} ::= {_gbnf_choice(word.sentence_start)}")
             gbnf.append(f'g{i} ::= pause? " " w{i} | stop " " open s{i}')
             regex.append(f"(?:{regex_pause}? {anywhere}|{regex_stop} {regex_open}{start})")
-    regex.append(regex_stop + "?")
+        else:
+            gbnf.append(f'g{i} ::= " " w{i}')
+            regex.append(f" {anywhere}")
+    regex.append(regex_stop + "?" if marked[-1] else "")
     longest = max(map(len, [*pauses, *stops])) + max(map(len, openers), default=0)
     characters = sum(max(map(len, f.anywhere + f.sentence_start)) for f in forms)
     characters += len(words) * (longest + 1)  # a gap's mark and space, or the final mark
