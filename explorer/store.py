@@ -4,10 +4,10 @@ A typed `WHERE` runs on `manifests.views.connect`, the sealed connection `vaglio
 after `check_read_only` like a `vaglio sql` query: user SQL can read the views and nothing else.
 The explorer's own statements, whose only inputs are bound parameters and a column name checked
 against the view's, run on the same views read by DuckDB's own Parquet reader (unsealed), about
-ten times faster on a large workdir; each takes a cursor of its own, so a long overview does not
-hold up a page. Every query is interrupted after `QUERY_SECONDS`, so that one heavy `WHERE`
-cannot hold the app; one that outgrows memory spills into a private temporary folder, never
-into the workdir.
+ten times faster on a large workdir, and on the shard stage's rows alone where they need no
+speaker column; each takes a cursor of its own, so a long overview does not hold up a page.
+Every query is interrupted after `QUERY_SECONDS`, so that one heavy `WHERE` cannot hold the
+app; one that outgrows memory spills into a private temporary folder, never into the workdir.
 
 Nothing is scanned when the store opens: the figures that need a whole pass over the segments
 (the filters' values and counts, the overview) are computed when first asked for, then kept for
@@ -26,7 +26,8 @@ from typing import Generic, TypeVar
 
 import duckdb
 
-from manifests.views import SEGMENT_COLUMNS, connect
+from manifests.schemas import MANIFEST
+from manifests.views import MANIFEST_ROWS, SEGMENT_COLUMNS, connect
 from pipeline.query.sql import QueryLimits, ReadOnlyError, check_read_only
 from pipeline.run.report import hours_funnel
 from pipeline.run.summary import RunSummary, summarize
@@ -38,6 +39,9 @@ KEPT = "(kept)"
 DROPPED = "(dropped)"
 TABLE_COLUMNS = ("segment_id", "source", "lang", "duration", "drop_reason", "pass_wer", "text")
 """What the segments table shows; it sorts by any column of the `segments` view."""
+JOINED = frozenset(SEGMENT_COLUMNS) - set(MANIFEST.names)
+"""The columns of `segments` that its joins to the speakers stage add: the explorer's own
+queries read `MANIFEST_ROWS` unless they need one (the joins double a whole pass's cost)."""
 FACETS = ("source", "lang", "license")
 FILTERS = (*FACETS, "drop_reason")
 """The filters whose values are offered as choices."""
@@ -172,7 +176,8 @@ class Store:
     def _count_choices(self) -> Choices:
         """The filters' values and counts, in one pass over the segments."""
         found = self.rows(
-            "SELECT source, lang, drop_reason, license, count(*) AS n FROM segments GROUP BY ALL"
+            "SELECT source, lang, drop_reason, license, count(*) AS n "
+            f"FROM {MANIFEST_ROWS} GROUP BY ALL"
         )
 
         def values(column: str) -> list[str]:
@@ -202,6 +207,7 @@ class Store:
         if typed:  # on its own first, so that a statement after it is named in the refusal
             self._typed(f"SELECT 1 FROM segments WHERE\n{query.where}", [], run=False)
         run = self._typed if typed else self.rows
+        table = "segments" if typed or query.sort in JOINED else MANIFEST_ROWS
         columns = ", ".join(f'"{c}"' for c in TABLE_COLUMNS)
         offset = (max(query.page, 1) - 1) * PAGE_SIZE
         limit = f"LIMIT {PAGE_SIZE} OFFSET {offset}"
@@ -212,11 +218,11 @@ class Store:
             # column it reads.
             direction = "DESC" if query.desc else "ASC"
             order = f'ORDER BY "{query.sort}" {direction} NULLS LAST, segment_id'
-            ids = run(f"SELECT segment_id FROM segments WHERE {where} {order} {limit}", params)
+            ids = run(f"SELECT segment_id FROM {table} WHERE {where} {order} {limit}", params)
             rows = self._by_id([r["segment_id"] for r in ids], columns)
         else:
-            rows = run(f"SELECT {columns} FROM segments WHERE {where} {limit}", params)
-        count_sql = f"SELECT count(*) AS n FROM segments WHERE {where}"
+            rows = run(f"SELECT {columns} FROM {table} WHERE {where} {limit}", params)
+        count_sql = f"SELECT count(*) AS n FROM {table} WHERE {where}"
         if not typed and not query.text and self.choices.ready:
             total = self.choices.get().count(query)
         else:
@@ -228,7 +234,8 @@ class Store:
         if not ids:
             return []
         found = self.rows(
-            f"SELECT {columns} FROM segments WHERE segment_id IN ({', '.join('?' * len(ids))})",
+            f"SELECT {columns} FROM {MANIFEST_ROWS} "
+            f"WHERE segment_id IN ({', '.join('?' * len(ids))})",
             ids,
         )
         by_id = {r["segment_id"]: r for r in found}
@@ -258,7 +265,7 @@ class Store:
     def neighbours(self, recording_id: str, segment_id: str, around: int = 3) -> list[dict]:
         """The segments of a recording just before and after `segment_id`, itself included."""
         rows = self.rows(
-            'SELECT segment_id, "offset", duration, drop_reason, text FROM segments '
+            f'SELECT segment_id, "offset", duration, drop_reason, text FROM {MANIFEST_ROWS} '
             'WHERE recording_id = ? ORDER BY "offset"',
             [recording_id],
         )
@@ -271,7 +278,7 @@ class Store:
         sample (the ids of least hash per reason, no sort of the drops), a second reads them."""
         picked = self.rows(
             "SELECT drop_reason, count(*) AS n, min_by(segment_id, hash(segment_id, ?), ?) AS ids "
-            "FROM segments WHERE drop_reason IS NOT NULL GROUP BY drop_reason",
+            f"FROM {MANIFEST_ROWS} WHERE drop_reason IS NOT NULL GROUP BY drop_reason",
             [seed, per_reason],
         )
         rows = self._by_id(
@@ -301,14 +308,14 @@ class Store:
         return self.rows(
             "SELECT source, lang, count(*) AS segments, sum(duration) / 3600 AS hours, "
             "coalesce(sum(duration) FILTER (drop_reason IS NULL), 0) / 3600 AS kept_hours "
-            "FROM segments GROUP BY ALL ORDER BY source, lang NULLS LAST"
+            f"FROM {MANIFEST_ROWS} GROUP BY ALL ORDER BY source, lang NULLS LAST"
         )
 
     def _licences(self) -> list[dict]:
         return self.rows(
             "SELECT license, any_value(attribution) AS attribution, count(*) AS segments, "
             "count(*) FILTER (drop_reason IS NULL) AS kept, coalesce(sum(duration) FILTER "
-            "(drop_reason IS NULL), 0) / 3600 AS kept_hours FROM segments "
+            f"(drop_reason IS NULL), 0) / 3600 AS kept_hours FROM {MANIFEST_ROWS} "
             "GROUP BY license ORDER BY license"
         )
 

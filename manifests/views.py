@@ -44,6 +44,9 @@ SOURCES_TABLE = "sources.parquet"
 SPEAKER_CLUSTERS_FILE = "speaker_clusters.parquet"
 VOICES_KIND = ".voices"
 """What the `speakers` stage writes beside each shard: `<shard>.voices.parquet`."""
+MANIFEST_ROWS = "_segments_files"
+"""The shard stage's rows alone, which `segments_all` joins to the speakers stage's: a query
+that needs no speaker column reads them here without paying for the joins."""
 SQL_SPILL_DIR = ".sql-spill"
 """Where a query that outgrows its memory limit spills; DuckDB removes it when done."""
 
@@ -168,11 +171,14 @@ def _register(
             schemas.append(pq.read_schema(path))
         except (OSError, pa.ArrowException) as error:
             raise duckdb.IOException(f"{path}: not a readable Parquet file ({error})") from None
-    if not sealed:  # with an empty table of the declared schema: the columns files predate
+    if not sealed:
         paths = ", ".join("'" + str(f).replace("'", "''") + "'" for f in files)
+        # The declared columns that no file has yet read as null, by a union with an empty
+        # table of them; only then, since a union hides the files' row counts from DuckDB.
+        missing = [f for f in schema if not any(f.name in s.names for s in schemas)]
         declared = ""
-        if len(schema):
-            con.from_arrow(schema.empty_table()).create(f"{table}_declared")
+        if missing:
+            con.from_arrow(pa.schema(missing).empty_table()).create(f"{table}_declared")
             declared = f" UNION ALL BY NAME SELECT * FROM {table}_declared"
         con.execute(
             f"CREATE VIEW {table} AS SELECT * FROM read_parquet([{paths}], union_by_name = true)"
@@ -223,7 +229,7 @@ def connect(
         f"CREATE VIEW recordings AS SELECT r.* EXCLUDE (audio, audio_in), d.duplicate_of "
         f"FROM {recordings} r {duplicate_join}"
     )
-    manifest = register("segments", _files(workdir, "shard"), MANIFEST)
+    manifest = register("segments", _files(workdir, "shard"), MANIFEST)  # named MANIFEST_ROWS
     speakers = register("speakers", _files(workdir, "speakers"), SPEAKERS)
     clusters_file = workdir / SPEAKER_CLUSTERS_FILE
     clusters = register(
