@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 from urllib.parse import quote
 
+import pyarrow.parquet as pq
 import pytest
 from typer.testing import CliRunner
 
@@ -285,6 +286,27 @@ def test_a_segment_whose_recording_is_gone_still_shows(workdir, tmp_path):
         assert shown.status_code == 200 and row["segment_id"] in shown.text
         audio = client.get("/audio", params={"id": row["segment_id"]})
         assert audio.status_code == 404 and "no standardised audio" in audio.text
+
+
+def test_a_run_older_than_a_column_sorts_by_it(workdir, tmp_path):
+    """Shards written before `dnsmos_ovrl` existed: the column reads as null, in the explorer
+    as in `vaglio sql`, and the table still sorts by it."""
+    from fastapi.testclient import TestClient
+
+    from explorer.app import create_app
+
+    copy = tmp_path / "work"
+    shutil.copytree(workdir, copy)
+    for path in (copy / "shard").glob("*.parquet"):
+        table = pq.read_table(path)
+        if "dnsmos_ovrl" in table.column_names:
+            pq.write_table(table.drop_columns(["dnsmos_ovrl"]), path)
+    [total] = sql(copy, "SELECT count(*) AS n, count(dnsmos_ovrl) AS scored FROM segments")
+    assert total["n"] > 0 and total["scored"] == 0
+    with TestClient(create_app(copy)) as client:
+        shown = client.get("/segments", params={"sort": "dnsmos_ovrl", "desc": "1"})
+        assert shown.status_code == 200
+        assert f'<span id="count">{total["n"]}</span>' in shown.text
 
 
 def test_audio_urls_take_ids_only(server):
