@@ -23,8 +23,8 @@ stays, for the filter to drop.
 Word timings come after decoding, from the text that was kept: CTranslate2's `align` runs the
 decoder once over each text and warps the attention of the model's alignment heads (listed in
 its config) to the audio frames, as Whisper's own word timestamps do, for a whole batch per
-call and per language. On 2 cores it took 5 % of pass 2's time on the demo corpus and 12 % on
-short real clips (bench/word_timings.py).
+call and per language. On 2 cores it took 4-5 % of pass 2's time on the demo corpus
+(bench/word_timings.py).
 """
 
 from __future__ import annotations
