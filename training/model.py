@@ -284,8 +284,11 @@ class FamaModel(ASRModel):
     def training_step(self, batch: Batch, batch_idx: int) -> torch.Tensor:
         losses = self.losses(batch)
         size = len(batch.examples)
-        for name, value in losses.items():
-            self.log(f"train_{name}", value.detach(), batch_size=size, prog_bar=name == "loss")
+        for name, value in losses.items():  # the ranks' mean is the loss over all their tokens
+            loss = value.detach()
+            self.log(
+                f"train_{name}", loss, batch_size=size, prog_bar=name == "loss", sync_dist=True
+            )
         self.log("train_audio_seconds", batch.seconds, reduce_fx="sum", batch_size=size)
         self.log("lr", self.trainer.optimizers[0].param_groups[0]["lr"], batch_size=size)
         return losses["loss"]
