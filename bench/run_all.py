@@ -11,15 +11,19 @@ BENCHMARKS = (
     "asr_vs_plain",
     "pipeline_vs_anchor",
     "real_speech_wer",
+    "word_timings",
     "pipeline_profile",
+    "quality_signals",
     "pipeline_speed_memory",
     "text_lid",
+    "written_forms",
     "sql_vs_pandas",
     "explore_first_page",
     "marker_proof",
     "export_speed",
     "llm_cpu",
     "text_quality",
+    "speaker_counts",
 )
 
 

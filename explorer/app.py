@@ -3,6 +3,10 @@
 Every page is rendered on the server from the workdir's views; the Segments table is also
 answered as a fragment to htmx requests, so filtering and paging swap the table alone and
 keep their state in the URL. Requests name segments by id only.
+
+A page is served before anything needs a pass over every segment: the Overview's figures and
+the filters' values are fetched by htmx once the page is shown (and kept), so a large workdir
+opens at once and fills in.
 """
 
 from __future__ import annotations
@@ -10,7 +14,7 @@ from __future__ import annotations
 from contextlib import asynccontextmanager
 from pathlib import Path
 
-from fastapi import FastAPI, Query, Request
+from fastapi import BackgroundTasks, FastAPI, Query, Request
 from fastapi.responses import HTMLResponse, Response
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
@@ -20,24 +24,22 @@ from explorer.byte_range import ranged_response
 from explorer.diff import word_diff
 from explorer.figures import rule_figures
 from explorer.store import (
-    DROPPED,
-    KEPT,
     PAGE_SIZE,
     TABLE_COLUMNS,
+    Choices,
     QueryError,
     SegmentQuery,
     Store,
 )
 from manifests.views import SEGMENT_COLUMNS
 from pipeline.audio.decode import AudioError
-from pipeline.run.report import gather
-from pipeline.run.summary import summarize
 
 HERE = Path(__file__).parent
 
 
 def create_app(workdir: Path) -> FastAPI:
-    """The app for `workdir`; its views are opened now, so a broken workdir fails here."""
+    """The app for `workdir`; its views are opened now (nothing is scanned yet), so a broken
+    workdir fails here."""
     store = Store(Path(workdir))
 
     @asynccontextmanager
@@ -49,7 +51,7 @@ def create_app(workdir: Path) -> FastAPI:
                   openapi_url=None)  # fmt: skip
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
     templates = Jinja2Templates(directory=HERE / "templates")
-    templates.env.globals |= {"workdir": str(workdir), "KEPT": KEPT, "DROPPED": DROPPED}
+    templates.env.globals["workdir"] = str(workdir)
 
     def page(request: Request, name: str, status: int = 200, **context) -> HTMLResponse:
         return templates.TemplateResponse(request, name, context, status_code=status)
@@ -57,20 +59,27 @@ def create_app(workdir: Path) -> FastAPI:
     def missing(request: Request, segment_id: str) -> HTMLResponse:
         return page(request, "missing.html", 404, segment_id=segment_id)
 
+    def from_htmx(request: Request) -> bool:
+        """A request for a fragment (not htmx restoring a page it has no copy of)."""
+        return "HX-Request" in request.headers and (
+            "HX-History-Restore-Request" not in request.headers
+        )
+
     @app.get("/", response_class=HTMLResponse)
     def overview(request: Request):
-        return page(
-            request,
-            "overview.html",
-            summary=summarize(store.workdir),
-            report=gather(store.workdir, examples_per_reason=0),
-            by_source=store.hours_by_source_and_language(),
-            licences=store.licences(),
-        )
+        ready = store.overview.ready
+        return page(request, "overview.html", overview=store.overview.get() if ready else None)
+
+    @app.get("/overview", response_class=HTMLResponse)
+    def overview_figures(request: Request):
+        """The Overview's figures: the fragment the page fetches, or the page with them."""
+        name = "_overview.html" if from_htmx(request) else "overview.html"
+        return page(request, name, overview=store.overview.get())
 
     @app.get("/segments", response_class=HTMLResponse)
     def segments(
         request: Request,
+        background: BackgroundTasks,
         source: str = "",
         lang: str = "",
         drop_reason: str = "",
@@ -83,12 +92,13 @@ def create_app(workdir: Path) -> FastAPI:
     ):
         query = SegmentQuery(source, lang, drop_reason, license, text, where, sort, desc,
                              page_number)  # fmt: skip
-        fragment = "HX-Request" in request.headers and "HX-History-Restore-Request" not in (
-            request.headers
-        )
+        ready = store.choices.ready
+        if not ready:  # counted after this response, for the filters' request (or a reload)
+            background.add_task(store.choices.get)
         context = {
             "query": query,
-            "choices": store.choices,
+            "choices": store.choices.get() if ready else Choices.chosen(query),
+            "choices_ready": ready,
             "columns": TABLE_COLUMNS,
             "sortable": SEGMENT_COLUMNS,
             "page_size": PAGE_SIZE,
@@ -99,7 +109,21 @@ def create_app(workdir: Path) -> FastAPI:
         except QueryError as error:
             context["error"] = str(error)
             status = 400
-        return page(request, "_table.html" if fragment else "segments.html", status, **context)
+        return page(
+            request, "_table.html" if from_htmx(request) else "segments.html", status, **context
+        )
+
+    @app.get("/segments/choices", response_class=HTMLResponse)
+    def segment_choices(
+        request: Request,
+        source: str = "",
+        lang: str = "",
+        drop_reason: str = "",
+        license: str = "",
+    ):
+        """Every filter's values, swapped by htmx into the Segments page's selects."""
+        query = SegmentQuery(source, lang, drop_reason, license)
+        return page(request, "_choices.html", query=query, choices=store.choices.get())
 
     @app.get("/segment", response_class=HTMLResponse)
     def segment(request: Request, segment_id: str = Query(..., alias="id")):

@@ -12,6 +12,7 @@ from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
+import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.dataset as ds
 
@@ -34,7 +35,10 @@ def _inside(workdir: Path, relative: str) -> Path:
 
 
 def _first(dataset: ds.Dataset, column: str, key: str, value: str) -> bytes | None:
-    table = dataset.to_table(columns=[column], filter=pc.field(key) == value)
+    try:
+        table = dataset.to_table(columns=[column], filter=pc.field(key) == value)
+    except pa.ArrowException as error:  # a file without the column, or not Parquet
+        raise AudioMissing(f"{value}: {str(error).splitlines()[0]}") from None
     return table.column(column)[0].as_py() if len(table) else None
 
 
@@ -52,8 +56,10 @@ def _recording(workdir: Path, recording_id: str) -> np.ndarray:
     """A standardised recording's samples; the few last ones stay decoded, since a curator
     listens to one recording's segments one after another."""
     files = [workdir / "standardise" / f"{s}.parquet" for s in current_shards(workdir)]
-    dataset = ds.dataset([str(f) for f in files if f.exists()], format="parquet")
-    flac = _first(dataset, "audio", "recording_id", recording_id)
+    present = [str(f) for f in files if f.exists()]
+    if not present:
+        raise AudioMissing(f"{recording_id}: the workdir has no standardised audio")
+    flac = _first(ds.dataset(present, format="parquet"), "audio", "recording_id", recording_id)
     if not flac:
         raise AudioMissing(f"{recording_id}: no standardised audio")
     return from_flac(flac)

@@ -113,14 +113,29 @@ UTTERANCES = pa.schema(
         pa.field("avg_logprob", pa.float32()),
         pa.field("no_speech_prob", pa.float32()),
         pa.field("pass_wer", pa.float32()),  # word error rate of pass 1 against pass 2
+        pa.field("words", pa.list_(TIMED_TEXT)),  # pass 2's words with their times
+        pa.field("words_missing", pa.string()),  # why a text with words has none timed
+        pa.field("text_written", pa.string()),  # `text` in written form (NeMo ITN), or as is
+        pa.field("itn_status", pa.string()),  # whether NeMo's grammars read it, or why not
         pa.field("versions", VERSIONS),
     ]
 )
 """Pass 2: utterances cut at sentence ends and pauses, each transcribed again on its own."""
 
+QUALITY_FIELDS = [
+    pa.field("dnsmos_sig", pa.float32()),  # DNSMOS P.835 speech quality, 1-5
+    pa.field("dnsmos_bak", pa.float32()),  # background quality, 1-5
+    pa.field("dnsmos_ovrl", pa.float32()),  # overall quality, 1-5
+    pa.field("snr_db", pa.float32()),  # estimated signal-to-noise ratio
+]
+"""What the `quality` stage measures; null where a row was not rated (too short, gated)."""
+
+SCORED = pa.schema([*UTTERANCES, *QUALITY_FIELDS])
+"""Utterances with the quality of their audio."""
+
 FILTERED = pa.schema(
     [
-        *UTTERANCES,
+        *SCORED,
         pa.field("text_lang", pa.string()),
         pa.field("text_lang_prob", pa.float32()),
         pa.field("drop_reason", pa.string()),  # null when kept
@@ -152,6 +167,50 @@ TRANSLATED = pa.schema([*PUNCTUATED, pa.field("translations", pa.list_(TRANSLATI
 
 MANIFEST = pa.schema([*TRANSLATED, pa.field("shard", pa.string())])
 """Every segment, kept and dropped, without audio; `shard` names the dataset file of a kept one."""
+
+VOICE = pa.list_(pa.float32(), 256)
+"""An L2-normed speaker embedding (Resemblyzer's voice encoder, `pipeline.speakers`)."""
+
+SPEAKERS = pa.schema(
+    [
+        pa.field("segment_id", pa.string(), nullable=False),
+        pa.field("recording_id", pa.string(), nullable=False),
+        pa.field("speech_s", pa.float64()),  # the speech the embedding heard (VAD)
+        pa.field("embedding", VOICE),  # the duration-weighted mean voice of its speech runs
+        pa.field("speaker", pa.int32()),  # 0, 1, … within the recording: who holds most speech
+        pa.field("speaker_share", pa.float32()),  # of the row's speech; < 1: several voices
+        pa.field("n_speakers", pa.int32()),  # speakers among the recording's kept rows
+        pa.field("versions", VERSIONS),
+    ]
+)
+"""One row per row of `filter`: who speaks in each kept segment, within its recording (null
+but `n_speakers` for a dropped row)."""
+
+VOICES = pa.schema(
+    [
+        pa.field("recording_id", pa.string(), nullable=False),
+        pa.field("speaker", pa.int32(), nullable=False),
+        pa.field("runs", pa.int32()),  # speech runs (VAD regions inside kept rows) it holds
+        pa.field("speech_s", pa.float64()),
+        pa.field("embedding", VOICE),  # the normed mean of its runs' voices
+        pa.field("loosest_merge", pa.float32()),  # the recording's margins (see clustering)
+        pa.field("closest_apart", pa.float32()),
+    ]
+)
+"""One row per speaker of a recording, written beside each `speakers` shard."""
+
+SPEAKER_CLUSTERS = pa.schema(
+    [
+        pa.field("recording_id", pa.string(), nullable=False),
+        pa.field("speaker", pa.int32(), nullable=False),
+        pa.field("speaker_cluster", pa.string(), nullable=False),  # "<recording_id>#<speaker>"
+        pa.field("split_group", pa.string(), nullable=False),  # the group's first recording
+        pa.field("split", pa.string(), nullable=False),  # under the default ratios
+    ]
+)
+"""Speakers across the corpus (derived across shards, like `DUPLICATES`): the same voice in
+several recordings shares a `speaker_cluster`; recordings linked by shared clusters form a
+`split_group`, which decides their split."""
 
 SOURCES = pa.schema(
     [

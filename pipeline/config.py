@@ -7,7 +7,9 @@ the reference values, e.g.
     segment: {max_chunk_s: 30, vad: {threshold: 0.5}}
     pass1: {asr: {model: whisper-base, batch_size: 8}, min_lang_prob: 0.7}
     pass2: {asr: {backend: nemo, model: nvidia/parakeet-tdt-0.6b-v2}, utterances: {max_s: 40}}
-    filter: {max_pass_wer: 0.5}
+    quality: {max_windows: 1}
+    filter: {max_pass_wer: 0.5, min_dnsmos_ovrl: 2.5, min_snr_db: 10}
+    speakers: {same_speaker: 0.7, same_speaker_across: 0.8}
     punctuate: {llm: {backend: openai, model: Qwen/Qwen2.5-7B-Instruct}}
     translate: {llm: {backend: vllm}, targets: {"*": [en], open-radio: [en, de]}}
     resources: {pass1: {num_gpus: 1}, pass2: {num_gpus: 1}}
@@ -27,8 +29,10 @@ from pipeline.stages.filter import FilterConfig
 from pipeline.stages.pass1 import Pass1Config
 from pipeline.stages.pass2 import Pass2Config
 from pipeline.stages.punctuate import PunctuateConfig
+from pipeline.stages.quality import QualityConfig
 from pipeline.stages.segment import SegmentConfig
 from pipeline.stages.shard import ShardConfig
+from pipeline.stages.speakers import SpeakersConfig
 from pipeline.stages.standardise import StandardiseConfig
 from pipeline.stages.translate import TranslateConfig
 from pipeline.strict_yaml import StrictYamlError, read_yaml
@@ -59,7 +63,9 @@ class CurateConfig:
     segment: SegmentConfig = field(default_factory=SegmentConfig)
     pass1: Pass1Config = field(default_factory=Pass1Config)
     pass2: Pass2Config = field(default_factory=Pass2Config)
+    quality: QualityConfig = field(default_factory=QualityConfig)
     filter: FilterConfig = field(default_factory=FilterConfig)
+    speakers: SpeakersConfig = field(default_factory=SpeakersConfig)
     punctuate: PunctuateConfig = field(default_factory=PunctuateConfig)
     translate: TranslateConfig = field(default_factory=TranslateConfig)
     shard: ShardConfig = field(default_factory=ShardConfig)
@@ -71,6 +77,10 @@ class CurateConfig:
         unknown = sorted(set(self.resources) - stages)
         if unknown:
             raise ValueError(f"resources: unknown stage(s) {unknown}; known: {sorted(stages)}")
+        if self.filter.min_dnsmos_ovrl is not None and not self.quality.dnsmos:
+            raise ValueError(
+                "filter.min_dnsmos_ovrl is set but quality.dnsmos is false: no row would be rated"
+            )
 
     def resources_for(self, stage: str) -> StageResources:
         """What a shard task of `stage` reserves (one CPU, no GPU unless configured)."""

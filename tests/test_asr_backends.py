@@ -15,6 +15,7 @@ import pytest
 from pipeline.asr import MissingExtraError, TimedText, load_backend
 from pipeline.asr.nemo_backend import hypothesis_from_nemo
 from pipeline.asr.vllm_backend import language_distribution
+from pipeline.asr.word_timings import CANNOT_ALIGN
 
 # Outcome depends on model numerics: CI runs these again under the other CTranslate2 backends.
 pytestmark = pytest.mark.numerics
@@ -86,6 +87,9 @@ def test_vllm_without_timestamps_gives_text_and_score_but_no_segments(fake_vllm)
     assert hypothesis.text == "hello world again"
     assert hypothesis.segments == ()
     assert hypothesis.avg_logprob == pytest.approx(-0.2)
+    assert hypothesis.words_missing is None
+    (asked,) = backend.transcribe([np.zeros(16_000 * 4, np.float32)], ["en"], word_timings=True)
+    assert (asked.text, asked.words, asked.words_missing) == (hypothesis.text, (), CANNOT_ALIGN)
 
 
 def test_vllm_refuses_a_language_whisper_does_not_know(fake_vllm):
@@ -164,6 +168,16 @@ def test_nemo_multitask_models_are_asked_per_language(monkeypatch):
     assert all(c["task"] == "asr" for c in backend.model.calls)
     with pytest.raises(NotImplementedError):
         backend.language_probabilities(audios)
+
+
+def test_nemo_canary_times_no_words_and_says_so():
+    from pipeline.asr.nemo_backend import NemoBackend
+
+    backend = NemoBackend.__new__(NemoBackend)
+    backend.model, backend.multitask, backend.batch_size = FakeCanary(), True, 8
+    hypotheses = backend.transcribe([np.zeros(10, np.float32)], ["en"], word_timings=True)
+    assert [(h.words, h.words_missing) for h in hypotheses] == [((), CANNOT_ALIGN)]
+    assert not any(c.get("timestamps") for c in backend.model.calls)
 
 
 def test_nemo_canary_refuses_a_language_it_has_no_token_for():
@@ -279,3 +293,44 @@ def test_nemo_backend_runs_a_real_tiny_conformer_ctc(tmp_path):
     assert all(0 <= w.start <= w.end <= 3.0 for h in hypotheses for w in h.words)
     plain = backend.transcribe(audios[:1], ["en"])
     assert plain[0].avg_logprob is not None and plain[0].words == ()
+    timed = backend.transcribe(audios, ["en"] * 3, word_timings=True)
+    assert [h.text for h in timed] == [h.text for h in hypotheses]  # timing changes no text
+    assert all(h.words or h.words_missing for h in timed if h.text.strip())
+
+
+def test_a_model_of_vaglio_train_times_words_by_ctc_forced_alignment(tmp_path):
+    """A tiny FAMA model (random weights, at most 6 tokens a text) through the nemo backend:
+    each transcript's words are timed by a forced alignment of its tokens on the top CTC
+    head, in order, inside the audio."""
+    pytest.importorskip("nemo.collections.asr")
+    import torch
+
+    from training.config import build_config
+    from training.model import FamaModel, ctc_token_frames
+    from training.tokenizer import train_tokenizer
+    from training.trainer import model_config
+
+    # The alignment itself, on log-probabilities drawn for it: token 1 at frames 3-5, token
+    # 2 at 8-9 and again at 12 (a repeated token needs a blank between its copies).
+    log_probs = np.full((20, 6), np.log(0.01))
+    log_probs[:, 5] = np.log(0.9)
+    log_probs[3:6, 1] = log_probs[8:10, 2] = log_probs[12, 2] = np.log(0.95)
+    assert ctc_token_frames(log_probs, [1, 2, 2], blank=5) == [(3, 5), (8, 9), (12, 12)]
+    assert ctc_token_frames(log_probs[:3], [1, 2, 2], blank=5) is None  # too few frames
+
+    texts = ["ten of clubs", "go forward ten meters", "go somewhere and do something"] * 5
+    train_tokenizer(texts, {"en"}, 40, tmp_path / "tokenizer.model")
+    torch.manual_seed(0)
+    config = build_config({"preset": "tiny", "decoding": {"beam": 1, "max_tokens": 6}})
+    FamaModel(model_config(config, tmp_path / "tokenizer.model")).save_to(str(tmp_path / "m.nemo"))
+    backend = load_backend("nemo", model=str(tmp_path / "m.nemo"), device="cpu", batch_size=2)
+    rng = np.random.default_rng(0)
+    audios = [0.1 * rng.standard_normal(16_000 * s).astype(np.float32) for s in (1, 2, 3)]
+    timed = backend.transcribe(audios, ["en"] * 3, word_timings=True)
+    assert [h.text for h in timed] == [h.text for h in backend.transcribe(audios, ["en"] * 3)]
+    assert any(h.words for h in timed)
+    for hypothesis, seconds in zip(timed, (1, 2, 3)):
+        times = [t for w in hypothesis.words for t in (w.start, w.end)]
+        assert times == sorted(times) and all(0 <= t <= seconds for t in times)
+        assert all(w.text for w in hypothesis.words)
+        assert hypothesis.words or hypothesis.words_missing == "not_aligned"

@@ -159,6 +159,7 @@ def test_summary_accounts_for_every_recording(curated):
     assert summary.without_speech in (1, 2)  # the silent file; the tones, unless VAD fires
     assert summary.dropped["audio_lang_undeclared"][0] >= 1
     assert 0 < summary.hours_kept < summary.hours_in
+    assert summary.word_timings == {"timed": summary.segments_kept}  # every kept row's words
 
 
 def test_windows_of_a_nemo_manifest_keep_the_source_transcript(curated):

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -146,6 +147,30 @@ def test_overview_shows_the_totals_of_vaglio_sql(server, page, workdir):
     screenshot(page, "overview")
 
 
+def markdown_table(text: str, title: str) -> list[list[str]]:
+    """The rows of the Markdown table under `## title`."""
+    section = text.split(f"## {title}\n", 1)[1].strip().split("\n\n", 1)[0]
+    return [[c.strip() for c in line.strip("|").split("|")] for line in section.splitlines()[2:]]
+
+
+def test_the_overview_funnel_is_the_reports(server, page, workdir, tmp_path):
+    """Step by step, the hours `vaglio report` writes (on a copy: it writes into its workdir)."""
+    url, _ = server
+    copy = tmp_path / "work"
+    shutil.copytree(workdir, copy)
+    result = CliRunner().invoke(app, ["report", "-w", str(copy)])
+    assert result.exit_code == 0, result.output
+    reported = markdown_table((copy / "report" / "report.md").read_text(), "Where the hours went")
+    assert len(reported) >= 5
+    page.goto(url)
+    page.wait_for_selector("#funnel")
+    shown = page.eval_on_selector_all(
+        "#funnel tr:not(:first-child)",
+        "rows => rows.map(r => [...r.cells].slice(0, 2).map(c => c.textContent.trim()))",
+    )
+    assert shown == reported
+
+
 def test_a_filter_narrows_the_table_to_its_count(server, page, workdir):
     url, _ = server
     [total] = sql(workdir, "SELECT count(*) AS n FROM segments")
@@ -243,6 +268,23 @@ def test_drops_and_quarantine_pages(server, page, workdir):
     shown = page.locator("#quarantined tr td:first-child").all_text_contents()
     assert sorted(shown) == sorted(r["recording_id"] for r in quarantined)
     screenshot(page, "quarantine")
+
+
+def test_a_segment_whose_recording_is_gone_still_shows(workdir, tmp_path):
+    """The standardised audio moved away: a dropped segment's page still shows, and its audio
+    answers why it is missing."""
+    from fastapi.testclient import TestClient
+
+    from explorer.app import create_app
+
+    copy = tmp_path / "work"
+    shutil.copytree(workdir, copy, ignore=shutil.ignore_patterns("standardise"))
+    [row] = sql(copy, "SELECT segment_id FROM segments WHERE shard IS NULL ORDER BY 1 LIMIT 1")
+    with TestClient(create_app(copy)) as client:
+        shown = client.get("/segment", params={"id": row["segment_id"]})
+        assert shown.status_code == 200 and row["segment_id"] in shown.text
+        audio = client.get("/audio", params={"id": row["segment_id"]})
+        assert audio.status_code == 404 and "no standardised audio" in audio.text
 
 
 def test_audio_urls_take_ids_only(server):

@@ -19,8 +19,9 @@ from pipeline.export.lhotse_shar import check_lhotse_shar
 from pipeline.export.nemo import check_nemo
 from pipeline.export.nemo_tarred import check_nemo_tarred
 from pipeline.export.rows import ExportError
-from pipeline.query.splits import DEFAULT_RATIOS, split_of
+from pipeline.query.splits import DEFAULT_RATIOS
 from pipeline.query.sql import run_query
+from pipeline.text.normalise import normalise_text
 
 runner = CliRunner()
 
@@ -29,8 +30,8 @@ def kept_rows(workdir) -> dict[str, dict]:
     """segment_id -> text, lang, split and decoded audio, from the SQL view and its shard."""
     rows = run_query(
         workdir,
-        "SELECT segment_id, recording_id, text, lang, shard FROM segments "
-        "WHERE drop_reason IS NULL",
+        'SELECT segment_id, recording_id, text, lang, shard, "offset", words, split '
+        "FROM segments WHERE drop_reason IS NULL",
     ).to_pylist()
     audio = {}
     for shard in {r["shard"] for r in rows}:
@@ -41,7 +42,7 @@ def kept_rows(workdir) -> dict[str, dict]:
             )[0]
     return {
         r["segment_id"]: r
-        | {"split": split_of(r["recording_id"], DEFAULT_RATIOS), "audio": audio[r["segment_id"]]}
+        | {"audio": audio[r["segment_id"]]}  # `split`: by speaker group, as every exit
         for r in rows
     }
 
@@ -86,7 +87,43 @@ def test_each_export_reads_back_with_its_consumer_sample_for_sample(exports, fmt
         assert np.array_equal(entry.samples, row["audio"])  # FLAC is lossless
 
 
-def test_splits_are_by_recording_so_test_never_shares_a_recording_with_train(exports):
+@pytest.mark.parametrize("fmt", ["nemo", "lhotse-shar"])
+def test_exports_carry_each_rows_word_timings(exports, fmt):
+    """NeMo's in a CTM file per row (NeMo Forced Aligner's `word_level_ctm_filepath`), read
+    back by Lhotse; Lhotse's as the supervision's `alignment`: the words SQL holds, at its
+    times counted from the start of the row's own audio."""
+    _workdir, out, _, kept = exports
+    splits = sorted({r["split"] for r in kept.values()})
+    entries = [e for e in read_back(fmt, out / fmt, splits) if e.taskname == "asr"]
+    assert sum(bool(e.words) for e in entries) == sum(bool(r["words"]) for r in kept.values()) > 0
+    for entry in entries:
+        row = kept[entry.segment_id]
+        expected = [(w["start"] - row["offset"], w["end"] - row["offset"]) for w in row["words"]]
+        assert len(entry.words) == len(expected), entry.segment_id
+        for (_, start, end), (want_start, want_end) in zip(entry.words, expected):
+            assert abs(start - want_start) < 2e-3 and abs(end - want_end) < 2e-3
+        spelled = " ".join(word for word, _, _ in entry.words)
+        assert normalise_text(spelled) == normalise_text(" ".join(w["text"] for w in row["words"]))
+        assert all(0 <= start <= end <= len(entry.samples) / 16_000 + 1e-3
+                   for _, start, end in entry.words)  # fmt: skip
+
+
+def test_a_ctm_file_outside_the_export_is_an_error(exports, tmp_path):
+    _, out, _, _ = exports
+    shutil.copytree(out / "nemo", tmp_path / "nemo")
+    manifest = next((tmp_path / "nemo").glob("*.jsonl"))
+    lines = [json.loads(x) for x in manifest.read_text().splitlines()]
+    timed = next(i for i, x in enumerate(lines) if "word_level_ctm_filepath" in x)
+    shutil.copy(tmp_path / "nemo" / lines[timed]["word_level_ctm_filepath"], tmp_path / "w.ctm")
+    lines[timed]["word_level_ctm_filepath"] = "../w.ctm"
+    manifest.write_text("".join(json.dumps(x) + "\n" for x in lines))
+    with pytest.raises(ExportError, match=r"word_level_ctm_filepath '../w.ctm' points outside"):
+        check_nemo(tmp_path / "nemo")
+
+
+def test_splits_never_share_a_recording(exports):
+    """Splits are by speaker group (by recording without one): the demo corpus's few espeak
+    voices may leave a split empty, but no recording is in two."""
     _, out, _, kept = exports
     recordings, lines = {}, []
     for split in DEFAULT_RATIOS:
@@ -99,32 +136,30 @@ def test_splits_are_by_recording_so_test_never_shares_a_recording_with_train(exp
         lines += found
     assert len(lines) == len(kept)
     assert all({"source_lang", "target_lang", "pnc", "taskname"} <= set(x) for x in lines)
-    assert recordings["train"] and recordings["test"]
+    assert recordings["train"]
     assert not recordings["train"] & recordings["test"]
     assert not recordings["train"] & recordings["dev"]
+    assert not recordings["dev"] & recordings["test"]
 
 
 def test_export_of_one_split_holds_only_that_split(exports, tmp_path):
     workdir, _, _, kept = exports
+    split = min(r["split"] for r in kept.values())  # one that has rows (a split may be empty)
     result = runner.invoke(
         app,
         [
-            "export",
-            "lhotse-shar",
-            "-w",
-            str(workdir),
-            "--out",
-            str(tmp_path / "shar"),
-            "--split",
-            "test",
+            *("export", "lhotse-shar", "-w", str(workdir)),
+            *("--out", str(tmp_path / "shar"), "--split", split),
         ],
     )
     assert result.exit_code == 0, result.output
-    cuts = check_lhotse_shar(tmp_path / "shar" / "test")
+    cuts = check_lhotse_shar(tmp_path / "shar" / split)
     assert sorted(c.segment_id for c in cuts) == sorted(
-        s for s, r in kept.items() if r["split"] == "test"
+        s for s, r in kept.items() if r["split"] == split
     )
-    assert not (tmp_path / "shar" / "train").exists()
+    assert not any(
+        (tmp_path / "shar" / other).exists() for other in DEFAULT_RATIOS if other != split
+    )
 
 
 def _rewrite_tar(path, keep) -> None:

@@ -35,8 +35,8 @@ from clusters import (
     write_config,
 )
 
-from pipeline.config import load_config
-from pipeline.run.curate import ThreadExecutor, curate
+from pipeline.config import CurateConfig, load_config
+from pipeline.run.curate import ThreadExecutor, build_stages, curate
 from pipeline.sources.catalog import load_catalog
 from pipeline.sources.survey import survey_sources, survey_table
 
@@ -45,7 +45,10 @@ pytestmark = pytest.mark.numerics
 
 ray = pytest.importorskip("ray")
 
+STAGES = len(build_stages(CurateConfig()))  # each runs once per shard
+
 INSIDE = os.environ.get("VAGLIO_RAY_NAMESPACE") == "1"
+STAGES = len(build_stages(CurateConfig()))  # (stage, shard) tasks per shard
 inner = pytest.mark.skipif(not INSIDE, reason="runs inside a loopback-only network namespace")
 FILES = ["en-03.wav", "it-04.wav", "truncated.wav", "corrupt.mp3"]
 OBJECT_STORE = str(100 * 1024 * 1024)
@@ -165,17 +168,17 @@ def test_ray_engine_writes_what_threads_write_using_both_nodes(corpus, cluster, 
 
     assert_same_outputs(reference, workdir)
     placements = _placements(workdir)
-    assert len(placements) == 8 * len(FILES)
+    assert len(placements) == STAGES * len(FILES)
     assert any(p["node_id"] == node_b for p in placements if p["stage"] != "pass2")
     assert {p["node_id"] for p in placements if p["stage"] == "pass2"} == {node_b}  # its GPU
-    for stage in ("segment", "pass1", "pass2"):  # model stages: one load per worker process
+    for stage in ("segment", "pass1", "pass2", "quality"):  # model stages: one load per process
         ran = [p for p in placements if p["stage"] == stage]
         assert sum(not p["warm"] for p in ran) == len({(p["node_id"], p["pid"]) for p in ran})
         assert any(p["warm"] for p in ran)
 
     again = vaglio(*args, "--ray-address", address, env=env)
     assert again.returncode == 0, again.stderr
-    assert f"skipped as already complete: {8 * len(FILES)}" in again.stderr
+    assert f"skipped as already complete: {STAGES * len(FILES)}" in again.stderr
 
 
 @inner
@@ -214,4 +217,4 @@ def test_a_node_killed_mid_run_and_the_run_still_completes_identically(corpus, c
         stop(run)
     assert_same_outputs(reference, workdir)
     stages_done = [p["stage"] for p in _placements(workdir)]
-    assert len(stages_done) == 8 * len(FILES)
+    assert len(stages_done) == STAGES * len(FILES)

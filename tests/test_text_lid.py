@@ -8,10 +8,11 @@ import zipfile
 
 import pytest
 
+from pipeline.asr.offline_models import wheels_dir
 from pipeline.stage import StageConfigError
 from pipeline.stages.filter import FilterConfig, judge
 from pipeline.text.lid import TextLidConfig, identify_language
-from pipeline.text.offline_lid import LID176_SHA256, WHEEL_NAME, lid176_path, wheels_dir
+from pipeline.text.offline_lid import LID176_SHA256, WHEEL_NAME, lid176_path
 
 SHORT_TEXTS = {
     "en": "I will call you back after the meeting.",

@@ -10,7 +10,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from manifests.schemas import UTTERANCES
+from manifests.schemas import SCORED
 from pipeline.asr.base import Encoded, Hypothesis, TimedText
 from pipeline.asr.language_gate import (
     AUDIO_UNDECLARED,
@@ -317,8 +317,11 @@ def _utterance_rows(rows: list[dict]) -> pa.Table:
         "no_speech_prob": 0.01,
         "versions": [("pass2", "1")],
     }
-    filled = [base | {"segment_id": f"src/a.wav#{i:04d}"} | row for i, row in enumerate(rows)]
-    return pa.Table.from_pylist(filled, schema=UTTERANCES)
+    filled = [
+        base | {"segment_id": f"src/a.wav#{i:04d}", "text_written": row["text"]} | row
+        for i, row in enumerate(rows)
+    ]
+    return pa.Table.from_pylist(filled, schema=SCORED)  # as the quality stage hands them on
 
 
 def test_filter_names_the_first_reason_that_applies(tmp_path):
@@ -332,7 +335,7 @@ def test_filter_names_the_first_reason_that_applies(tmp_path):
          "text": good, "pass_wer": 0.6},
         {"offset": 15.0, "duration": 4.0, "text_pass1": "", "text": "", "pass_wer": 0.0},
     ]  # fmt: skip
-    path = tmp_path / "pass2" / "s1.parquet"
+    path = tmp_path / "quality" / "s1.parquet"
     path.parent.mkdir()
     pq.write_table(_utterance_rows(rows), path)
     context = ShardContext("s1", tmp_path)
@@ -356,7 +359,7 @@ def test_speech_only_pass_two_heard_is_judged_without_the_agreement_rule(tmp_pat
         {"offset": 0.0, "duration": 4.0, "text_pass1": "", "text": good, "pass_wer": None},
         {"offset": 5.0, "duration": 4.0, "text_pass1": "", "text": "", "pass_wer": None},
     ]
-    path = tmp_path / "pass2" / "s1.parquet"
+    path = tmp_path / "quality" / "s1.parquet"
     path.parent.mkdir()
     pq.write_table(_utterance_rows(rows), path)
     reasons = Filter(FilterConfig()).run(ShardContext("s1", tmp_path))["drop_reason"]

@@ -79,6 +79,7 @@ class DataConfig:
     max_batch_size: Count
     max_duration: PositiveSeconds
     shuffle_buffer: Count
+    bucket: bool
     num_workers: CountOrZero
     policy: str | None
 
@@ -135,6 +136,13 @@ class CheckpointConfig:
     keep_last: Count
     average_last: Count
 
+    def __post_init__(self) -> None:
+        if self.average_last > self.keep_last:
+            raise ValueError(
+                f"average_last ({self.average_last}) must not exceed keep_last "
+                f"({self.keep_last}): only the last keep_last checkpoints are kept to average"
+            )
+
 
 @dataclass(frozen=True)
 class ValidationConfig:
@@ -146,6 +154,7 @@ class ValidationConfig:
 class DecodingConfig:
     beam: Count  # 1 = greedy
     max_tokens: Count
+    length_penalty: NonNegative  # beam: scores divided by ((5 + length) / 6) ** this
 
 
 @dataclass(frozen=True)
@@ -155,6 +164,9 @@ class TrainerConfig:
     num_nodes: Count
     precision: str  # `32` in YAML is a number: TrainConfig reads numbers as strings
     seed: CountOrZero
+    accumulate_grad_batches: Count
+    prepare_timeout: PositiveSeconds
+    trace: bool
 
 
 @dataclass(frozen=True)
@@ -242,4 +254,7 @@ def load_config(path: Path | str) -> TrainConfig:
 
 
 def write_config(config: TrainConfig, path: Path) -> None:
-    path.write_text(yaml.safe_dump(config.as_dict(), sort_keys=False), encoding="utf-8")
+    """Written under a temporary name and renamed: another node never reads half of it."""
+    from pipeline.run.runner import atomic_write_text
+
+    atomic_write_text(yaml.safe_dump(config.as_dict(), sort_keys=False), path)

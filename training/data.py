@@ -3,13 +3,22 @@
 Nothing is copied or exported first: rows are read a record batch at a time, and a row
 reaches a batch only if it was kept (no `drop_reason`), its licence is allowed by the policy
 in force *now* (a policy tightened after curation wins), and its recording falls in the
-wanted split (`pipeline.query.splits.split_of`, by recording id).
+wanted split (`pipeline.query.splits.split_of`, by the row's speaker group, else its recording).
+
+Who reads what: the shards' row groups are the units of reading. Each epoch deals them, in an
+order shuffled from the seed, to the readers, one reader per (rank, data-loader worker), so
+every row group is read by one reader per epoch and nothing is read to be thrown away; a
+split with fewer row groups than readers is cut finer (every n-th kept row of a row group).
+A reader reads a *window* of units (`shuffle_buffer` utterances), shuffles it, cuts it into
+batches (of similar durations when `bucket`, which wastes less on padding) and serves them
+in random order. A batch carries the reader's position (epoch, the window, the units still
+to read, the batches served), which the trainer saves in each checkpoint: a resumed stream
+rebuilds the window and continues at the next batch (`TrainStream(resume=...)`).
 
 A batch is built here, not by a sampler, because FAMA tosses one coin per batch: the whole
 batch is ASR (target = transcript, tag = spoken language) or ST (target = a translation,
-tag = its language). Batches are filled up to `batch_seconds` of audio. Training streams
-repeat forever (the trainer stops at `max_steps`); each (rank, worker) reads its own
-share of the rows, so nothing is read twice per pass.
+tag = its language). Training streams repeat forever (the trainer stops at `max_steps`);
+each reader counts its own epochs.
 """
 
 from __future__ import annotations
@@ -21,6 +30,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field, fields
 from functools import lru_cache
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import pyarrow.parquet as pq
@@ -30,10 +40,11 @@ import torch
 from licenses.policy import judge_license
 from pipeline.query.splits import split_of
 from training.config import DataConfig
+from training.distributed import rank_and_world
 from training.tokenizer import Tokenizer
 
 SAMPLE_RATE = 16000
-META_COLUMNS = ("segment_id", "recording_id", "lang", "text", "license", "duration")
+META_COLUMNS = ("segment_id", "recording_id", "split_group", "lang", "text", "license", "duration")
 
 
 class DataError(ValueError):
@@ -62,32 +73,101 @@ class RowFilter:
     policy: str | None = None
     max_duration: float = float("inf")
 
-    def keeps(self, row: dict) -> bool:
+    def admits(self, row: dict) -> bool:
+        """Whether any split may use the row: kept, short enough, its licence allowed."""
         return (
             not row.get("drop_reason")
             and row["duration"] <= self.max_duration
             and _licence_allowed(str(row["license"] or ""), self.policy)
-            and split_of(row["recording_id"], self.ratios) == self.split
         )
 
+    def keeps(self, row: dict) -> bool:
+        return self.admits(row) and self.split_of(row) == self.split
 
-def iter_rows(
-    paths: list[Path], keep: RowFilter, *, audio: bool = True, share: tuple[int, int] = (0, 1)
-) -> Iterator[dict]:
-    """The rows `keep` admits, shard by shard; `share = (k, n)` yields every n-th from the k-th.
-    Audio is decoded only for rows that are yielded."""
-    index = -1
+    def split_of(self, row: dict) -> str:
+        """The row's split: by its speaker group when the curation found one, else its
+        recording."""
+        return split_of(row["recording_id"], self.ratios, row.get("split_group"))
+
+
+class Unit(NamedTuple):
+    """What a reader reads in one go: row group `row_group` of the shard file `shard`, or (a
+    split with fewer row groups than readers) every `parts`-th of its kept rows from `part`."""
+
+    shard: str
+    row_group: int
+    part: int = 0
+    parts: int = 1
+
+
+def split_counts(paths: list[Path], keep: RowFilter) -> dict[str, list[tuple[str, int, int]]]:
+    """Per split, its row groups as (shard, row group, rows kept): what a run's readers divide.
+    Reads only the columns that decide a row's split."""
+    counts: dict[str, list[tuple[str, int, int]]] = {split: [] for split in keep.ratios}
     for path in paths:
         shard = pq.ParquetFile(path)
         names = set(shard.schema_arrow.names)
+        wanted = ("recording_id", "split_group", "duration", "license", "drop_reason")
+        columns = [c for c in wanted if c in names]
+        for group in range(shard.num_row_groups):
+            rows = shard.read_row_group(group, columns=columns).to_pylist()
+            kept = Counter(keep.split_of(r) for r in rows if keep.admits(r))
+            for split, number in sorted(kept.items()):
+                counts[split].append((path.name, group, number))
+    return counts
+
+
+def reader_units(counts: list[tuple[str, int, int]], readers: int) -> list[Unit]:
+    """The split's row groups as units, the fullest cut into parts until every one of
+    `readers` readers can have one (each part keeps at least one row)."""
+    total = sum(kept for _, _, kept in counts)
+    if total < readers:
+        raise DataError(
+            f"{total} rows to train on cannot feed {readers} readers (ranks × data.num_workers): "
+            "use fewer devices or workers, or more data"
+        )
+    parts = [1] * len(counts)
+    while sum(parts) < readers:
+        fullest = max(range(len(counts)), key=lambda i: counts[i][2] / parts[i])
+        parts[fullest] += 1
+    return [Unit(s, g, p, n) for (s, g, _), n in zip(counts, parts) for p in range(n)]
+
+
+def epoch_order(units: list[Unit], seed: int, epoch: int) -> list[Unit]:
+    """Every unit once, in the order epoch `epoch` deals them (the same on every reader)."""
+    order = sorted(units)
+    random.Random(f"{seed}:{epoch}").shuffle(order)
+    return order
+
+
+def iter_rows(
+    paths: list[Path], keep: RowFilter, *, audio: bool = True, units: list[Unit] | None = None
+) -> Iterator[dict]:
+    """The rows `keep` admits, unit by unit (all row groups of `paths` when `units` is None).
+    Audio is decoded only for rows that are yielded."""
+    by_name = {p.name: p for p in paths}
+    if units is None:
+        units = [Unit(p.name, g) for p in paths for g in range(pq.ParquetFile(p).num_row_groups)]
+    opened: tuple[str, pq.ParquetFile] | None = None  # one file open at a time
+    for unit in units:
+        path = by_name.get(unit.shard)
+        if path is None:
+            raise DataError(f"shard {unit.shard} is gone from the workdir; use a new --out folder")
+        if opened is None or opened[0] != unit.shard:
+            opened = (unit.shard, pq.ParquetFile(path))
+        shard = opened[1]
+        names = set(shard.schema_arrow.names)
         wanted = (*META_COLUMNS, "translations", "drop_reason", *(("audio",) if audio else ()))
         columns = [c for c in wanted if c in names]
-        for batch in shard.iter_batches(batch_size=64, columns=columns):
+        index = -1
+        for batch in shard.iter_batches(
+            batch_size=64, row_groups=[unit.row_group], columns=columns
+        ):
             for row in batch.to_pylist():
                 if not keep.keeps(row):
                     continue
                 index += 1
-                if index % share[1] != share[0]:
+                if index % unit.parts != unit.part:
                     continue
                 if audio:
                     row["audio"] = decode_audio(row["audio"]["bytes"], path)
@@ -164,6 +244,7 @@ class Batch:
     decoder_in: torch.Tensor
     decoder_out: torch.Tensor
     examples: list[Example] = field(default_factory=list)
+    stream: dict | None = None  # a training batch: its reader's position after it
 
     def to(self, device: torch.device | str) -> Batch:
         tensors = {
@@ -171,11 +252,16 @@ class Batch:
             for f in fields(self)
             if isinstance(getattr(self, f.name), torch.Tensor)
         }
-        return Batch(**tensors, examples=self.examples)
+        return Batch(**tensors, examples=self.examples, stream=self.stream)
 
     @property
     def seconds(self) -> float:
         return float(self.audio_len.sum()) / SAMPLE_RATE
+
+    @property
+    def padding(self) -> float:
+        """The share of the audio tensor that is padding (what bucketing saves)."""
+        return 1.0 - float(self.audio_len.sum()) / max(self.audio.numel(), 1)
 
 
 def _pad(rows: list[list[int]], value: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -216,16 +302,6 @@ def collate(examples: list[Example], tokenizer: Tokenizer) -> Batch:
     )
 
 
-def _share() -> tuple[int, int]:
-    """(index, count) of this (rank, dataloader worker) among all readers."""
-    rank, world = 0, 1
-    if torch.distributed.is_available() and torch.distributed.is_initialized():
-        rank, world = torch.distributed.get_rank(), torch.distributed.get_world_size()
-    info = torch.utils.data.get_worker_info()
-    worker, workers = (info.id, info.num_workers) if info else (0, 1)
-    return rank * workers + worker, world * workers
-
-
 def fits(example: Example, tokenizer: Tokenizer, max_tokens: int | None) -> bool:
     """Whether both texts fit the decoder's positions (a longer target cannot be trained on:
     such rows are skipped rather than cut, which would teach the model to stop early)."""
@@ -237,9 +313,46 @@ def fits(example: Example, tokenizer: Tokenizer, max_tokens: int | None) -> bool
     )
 
 
+def _duration(example: Example) -> float:
+    return len(example.audio) / SAMPLE_RATE
+
+
+@dataclass
+class _Position:
+    """Where a reader stands: in `epoch`, serving `window` (units read together), with
+    `todo` still to read in this epoch and `served` batches of the window already served."""
+
+    epoch: int
+    window: list[Unit]
+    todo: list[Unit]
+    served: int = 0
+
+    def as_dict(self, reader: int, readers: int) -> dict:
+        return {
+            "reader": reader,
+            "readers": readers,
+            "epoch": self.epoch,
+            "window": [tuple(u) for u in self.window],
+            "todo": [tuple(u) for u in self.todo],
+            "served": self.served,
+        }
+
+    @classmethod
+    def of(cls, state: dict) -> _Position:
+        units = [Unit(*u) for u in state["window"]], [Unit(*u) for u in state["todo"]]
+        return cls(state["epoch"], *units, state["served"])
+
+
 class TrainStream(torch.utils.data.IterableDataset):
-    """Endless shuffled batches of one split; with `p_asr < 1`, one coin per batch picks
-    ASR or ST (ST only from rows that carry translations)."""
+    """Endless shuffled batches of one split, each reader (rank × worker) reading only its own
+    units; with `p_asr < 1`, one coin per batch picks ASR or ST (ST only from rows that carry
+    translations).
+
+    `counts` is the split's row groups (`split_counts`, which a run prepares once); `resume`
+    the positions a checkpoint saved (`{"readers", "consumed", "states": {reader: position}}`).
+    With as many readers as then, every reader continues exactly where it stopped; with
+    another number, the readers share out what the least advanced epoch had left to read.
+    """
 
     def __init__(
         self,
@@ -250,53 +363,138 @@ class TrainStream(torch.utils.data.IterableDataset):
         p_asr: float = 1.0,
         seed: int = 1,
         max_tokens: int | None = None,
+        *,
+        counts: list[tuple[str, int, int]] | None = None,
+        resume: dict | None = None,
     ):
         self.paths, self.keep, self.tokenizer = paths, keep, tokenizer
         self.config, self.p_asr, self.seed = config, p_asr, seed
         self.max_tokens = max_tokens
+        self.counts = counts if counts is not None else split_counts(paths, keep)[keep.split]
+        self.resume = resume
+
+    def _reader(self) -> tuple[int, int]:
+        """(this reader's index, the number of readers). A resumed loader starts again at
+        worker 0, so on the same layout worker w plays the part of worker w + consumed."""
+        rank, world = rank_and_world()
+        info = torch.utils.data.get_worker_info()
+        worker, workers = (info.id, info.num_workers) if info else (0, 1)
+        if self.resume and self.resume["readers"] == world * workers:
+            worker = (worker + self.resume["consumed"]) % workers
+        return rank * workers + worker, world * workers
+
+    def _resumed(self, reader: int, readers: int) -> _Position | None:
+        """Where this reader goes on from, or None to start at the beginning."""
+        if not self.resume:
+            return None
+        states = self.resume["states"]
+        if self.resume["readers"] == readers:
+            return _Position.of(states[reader]) if reader in states else None
+        # Another layout: what the least advanced epoch still had to read, dealt anew (the
+        # windows being served are read again whole; nothing is skipped).
+        before = self.resume["readers"]
+        old_units = reader_units(self.counts, before)
+        positions = {
+            r: _Position.of(states[r])
+            if r in states
+            else _Position(0, [], epoch_order(old_units, self.seed, 0)[r::before])
+            for r in range(before)
+        }
+        epoch = min(p.epoch for p in positions.values())
+        left = {u for p in positions.values() if p.epoch == epoch for u in (*p.window, *p.todo)}
+        order = [u for u in epoch_order(old_units, self.seed, epoch) if u in left]
+        return _Position(epoch, [], order[reader::readers])
 
     def __iter__(self) -> Iterator[Batch]:
-        share = _share()
-        rng = random.Random(f"{self.seed}:{share[0]}")
+        reader, readers = self._reader()
+        units = reader_units(self.counts, readers)
+        position = self._resumed(reader, readers)
+        whole = position is None  # a whole epoch ahead: it must serve something
+        if position is None:
+            position = _Position(0, [], epoch_order(units, self.seed, 0)[reader::readers])
         tasks = ("asr",) if self.p_asr >= 1.0 else ("asr", "st")
-        pools: dict[str, list[Example]] = {"asr": [], "st": []}
-        limit = self.config.shuffle_buffer
         while True:
-            rows = iter_rows(self.paths, self.keep, share=share)
-            seen = fitting = 0
-            for row in rows:
-                seen += 1
-                for example in examples_of(row, tasks):
-                    if fits(example, self.tokenizer, self.max_tokens):
-                        fitting += 1
-                        pools[example.task].append(example)
-                while sum(len(p) for p in pools.values()) >= limit:
-                    yield self._draw(pools, rng)
-            if not seen:
-                raise DataError(f"no '{self.keep.split}' rows to train on (split, licences?)")
-            if not fitting:  # else the stream would read its rows again forever
+            served_in_epoch = 0
+            while position.window or position.todo:
+                examples = self._read_window(position, tasks)
+                rng = random.Random(f"{self.seed}:{position.epoch}:{position.window[0]}")
+                batches = self._batches(examples, rng)
+                while position.served < len(batches):
+                    chosen = batches[position.served]
+                    position.served += 1
+                    served_in_epoch += 1
+                    batch = collate(chosen, self.tokenizer)
+                    after = position  # a window served whole need not be read again
+                    if position.served == len(batches):
+                        after = _Position(position.epoch, [], position.todo)
+                    batch.stream = after.as_dict(reader, readers)
+                    yield batch
+                position.window, position.served = [], 0
+            if whole and not served_in_epoch:  # else it would read its rows again forever
                 raise DataError(
-                    f"none of the {seen} '{self.keep.split}' rows fits the decoder's "
+                    f"none of this reader's '{self.keep.split}' rows fits the decoder's "
                     f"{self.max_tokens} tokens: raise decoding.max_tokens"
                 )
-            while any(pools.values()):
-                yield self._draw(pools, rng)
+            epoch = position.epoch + 1
+            position = _Position(epoch, [], epoch_order(units, self.seed, epoch)[reader::readers])
+            whole = True
 
-    def _draw(self, pools: dict[str, list[Example]], rng: random.Random) -> Batch:
-        task = "asr" if rng.random() < self.p_asr else "st"
-        if not pools[task]:
-            task = "st" if task == "asr" else "asr"
-        pool = pools[task]
+    def _read_window(self, position: _Position, tasks: tuple[str, ...]) -> list[Example]:
+        """The examples of the position's window; a new window takes units from `todo`
+        until it holds `shuffle_buffer` examples."""
+        if position.window:
+            return self._examples(position.window, tasks)
+        examples: list[Example] = []
+        while position.todo and len(examples) < self.config.shuffle_buffer:
+            unit = position.todo.pop(0)
+            position.window.append(unit)
+            examples += self._examples([unit], tasks)
+        return examples
+
+    def _examples(self, units: list[Unit], tasks: tuple[str, ...]) -> list[Example]:
+        return [
+            example
+            for row in iter_rows(self.paths, self.keep, units=units)
+            for example in examples_of(row, tasks)
+            if fits(example, self.tokenizer, self.max_tokens)
+        ]
+
+    def _batches(self, examples: list[Example], rng: random.Random) -> list[list[Example]]:
+        """A window's examples as batches of one task each, in random order; one coin per
+        batch picks ASR or ST while both remain."""
+        by_task = {
+            task: self._cut([e for e in examples if e.task == task], rng) for task in ("asr", "st")
+        }
+        order: list[list[Example]] = []
+        while by_task["asr"] or by_task["st"]:
+            task = "asr" if rng.random() < self.p_asr else "st"
+            if not by_task[task]:
+                task = "st" if task == "asr" else "asr"
+            order.append(by_task[task].pop())
+        return order
+
+    def _cut(self, pool: list[Example], rng: random.Random) -> list[list[Example]]:
+        """Batches of at most `max_batch_size` examples and `batch_seconds` of padded audio
+        (size × the longest), shuffled; with `bucket`, cut from the pool sorted by duration."""
         rng.shuffle(pool)
-        chosen: list[Example] = []
-        seconds = 0.0
-        while pool and len(chosen) < self.config.max_batch_size:
-            duration = len(pool[-1].audio) / SAMPLE_RATE
-            if chosen and seconds + duration > self.config.batch_seconds:
-                break
-            chosen.append(pool.pop())
-            seconds += duration
-        return collate(chosen, self.tokenizer)
+        if self.config.bucket:
+            pool.sort(key=_duration)  # stable: equal durations stay shuffled
+        batches: list[list[Example]] = []
+        current: list[Example] = []
+        longest = 0.0
+        for example in pool:
+            duration = _duration(example)
+            padded = max(longest, duration) * (len(current) + 1)
+            full = len(current) >= self.config.max_batch_size
+            if current and (full or padded > self.config.batch_seconds):
+                batches.append(current)
+                current, longest = [], 0.0
+            current.append(example)
+            longest = max(longest, duration)
+        if current:
+            batches.append(current)
+        rng.shuffle(batches)
+        return batches
 
 
 def eval_batches(
@@ -306,11 +504,13 @@ def eval_batches(
     tasks: tuple[str, ...],
     batch_size: int,
     max_tokens: int | None = None,
+    units: list[Unit] | None = None,
 ) -> Iterator[Batch]:
-    """Every example of one split once, in shard order (for validation and `eval`); with
-    `max_tokens` (validation computes losses), only those that `fits`."""
+    """Every example of one split once (of `units` only, when given), in shard order (for
+    validation and `eval`); with `max_tokens` (validation computes losses), only those that
+    `fits`."""
     pending: list[Example] = []
-    for row in iter_rows(paths, keep):
+    for row in iter_rows(paths, keep, units=units):
         pending.extend(e for e in examples_of(row, tasks) if fits(e, tokenizer, max_tokens))
         while len(pending) >= batch_size:
             yield collate(pending[:batch_size], tokenizer)
@@ -320,7 +520,8 @@ def eval_batches(
 
 
 class EvalSet(torch.utils.data.IterableDataset):
-    """`eval_batches` as a dataset Lightning can validate on, read afresh each time."""
+    """`eval_batches` as a dataset Lightning can validate on, read afresh each time; each rank
+    reads its own share of the split's units (`counts`), so validation is sharded too."""
 
     def __init__(
         self,
@@ -330,11 +531,16 @@ class EvalSet(torch.utils.data.IterableDataset):
         tasks: tuple[str, ...],
         batch_size: int,
         max_tokens: int | None = None,
+        counts: list[tuple[str, int, int]] | None = None,
     ):
         self.args = (paths, keep, tokenizer, tasks, batch_size, max_tokens)
+        self.counts = counts if counts is not None else split_counts(paths, keep)[keep.split]
 
     def __iter__(self) -> Iterator[Batch]:
-        return eval_batches(*self.args)
+        rank, world = rank_and_world()
+        rows = sum(kept for _, _, kept in self.counts)
+        units = reader_units(self.counts, min(world, rows)) if rows else []
+        return eval_batches(*self.args, units=units[rank::world])
 
 
 def texts_for_tokenizer(paths: list[Path], keep: RowFilter) -> tuple[list[str], set[str]]:
@@ -383,7 +589,7 @@ def corpus_summary(paths: list[Path], ratios: dict, policy: str | None) -> dict:
             if not _licence_allowed(str(row["license"] or ""), policy):
                 refused += 1
                 continue
-            split = split_of(row["recording_id"], ratios)
+            split = split_of(row["recording_id"], ratios, row.get("split_group"))
             split_hours[split] += row["duration"] / 3600
             hours[row["lang"]] += row["duration"] / 3600
             licences[row["license"]] += row["duration"] / 3600

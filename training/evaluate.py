@@ -50,6 +50,19 @@ def metrics_of(pairs: list[tuple[Example, object]]) -> dict:
     return {"wer": wer, "st": translation, "flat": flat}
 
 
+def _decoders(model, beam: int, exit_layer: int | None, heads: bool) -> dict:
+    """name → (decode a batch into texts, ASR only?): the configured decoder always; with
+    `heads`, each head apart (so a broken decoder cannot hide behind a learning encoder);
+    with `exit_layer`, the early exit beside the top CTC head it is compared with."""
+    chosen = {"full": (lambda batch: model.decode(batch, beam=beam), False)}
+    if heads and beam > 1:
+        chosen["decoder_greedy"] = (lambda batch: model.decode(batch, beam=1), False)
+    if heads or exit_layer is not None:
+        chosen["top_ctc"] = (lambda batch: model.decode_ctc(batch, "top"), False)
+        chosen["early_exit"] = (model.decode_early_exit, True)
+    return chosen
+
+
 def evaluate_model(
     model,
     config: TrainConfig,
@@ -58,9 +71,14 @@ def evaluate_model(
     beam: int | None = None,
     exit_layer: int | None = None,
     limit: int | None = None,
+    heads: bool = False,
 ) -> dict:
-    """Decode one split of the workdir's shards and score it; with `exit_layer`, also the
-    early exit (the intermediate CTC head, which sits on layer `model.inter_ctc_layer`)."""
+    """Decode one split of the workdir's shards and score it, each decoder timed apart.
+
+    `full` is the decoder at `beam`. With `exit_layer` (or `heads`), also `top_ctc` (CTC
+    greedy on the whole encoder) and `early_exit` (CTC greedy on the intermediate head at
+    layer `inter_ctc_layer`, without running the layers above it): the same decoding at the
+    exit and at the top, so their speeds compare. With `heads`, also the greedy decoder."""
     if exit_layer is not None and exit_layer != config.model.inter_ctc_layer:
         raise ValueError(
             f"--exit-layer {exit_layer}: this model's CTC exit is at layer "
@@ -69,49 +87,61 @@ def evaluate_model(
     beam = beam or config.decoding.beam
     keep = RowFilter(split, config.data.split, config.data.policy, config.data.max_duration)
     tasks = ("asr", "st") if config.stage2.max_steps else ("asr",)
+    decoders = _decoders(model, beam, exit_layer, heads)
     model.eval()
-    full: list[tuple[Example, object]] = []
-    early: list[tuple[Example, str]] = []
-    seconds = {"audio": 0.0, "full": 0.0, "early_exit": 0.0}
+    pairs: dict[str, list[tuple[Example, object]]] = {name: [] for name in decoders}
+    seconds = dict.fromkeys(decoders, 0.0)
+    audio = 0.0
     batches = eval_batches(shard_paths(workdir), keep, model.tokenizer, tasks, batch_size=8)
     with torch.inference_mode():
         for number, batch in enumerate(batches):
             if limit is not None and number >= limit:
                 break
             batch = batch.to(model.device)
-            seconds["audio"] += batch.seconds
-            started = time.perf_counter()
-            full.extend(zip(batch.examples, model.decode(batch, beam=beam)))
-            seconds["full"] += time.perf_counter() - started
-            if exit_layer is not None:
-                asr = [i for i, e in enumerate(batch.examples) if e.task == "asr"]
+            audio += batch.seconds
+            for name, (decode, asr_only) in decoders.items():
                 started = time.perf_counter()
-                texts = model.decode_early_exit(batch)
-                seconds["early_exit"] += time.perf_counter() - started
-                early.extend((batch.examples[i], texts[i]) for i in asr)
-    result = {
-        "split": split,
-        "beam": beam,
-        "audio_seconds": seconds["audio"],
-        "full": {**metrics_of(full), "rtfx": _rtfx(seconds, "full")},
-    }
-    if exit_layer is not None:
-        result["early_exit"] = {
-            "layer": exit_layer,
-            **metrics_of(early),
-            "rtfx": _rtfx(seconds, "early_exit"),
+                texts = decode(batch)
+                seconds[name] += time.perf_counter() - started
+                pairs[name].extend(
+                    (e, t) for e, t in zip(batch.examples, texts) if e.task == "asr" or not asr_only
+                )
+    result = {"split": split, "beam": beam, "audio_seconds": audio}
+    for name in decoders:
+        result[name] = {
+            **metrics_of(pairs[name]),
+            "rtfx": audio / seconds[name] if seconds[name] else None,
         }
+    if "early_exit" in result:
+        result["early_exit"]["layer"] = config.model.inter_ctc_layer
     return result
-
-
-def _rtfx(seconds: dict, key: str) -> float | None:
-    return seconds["audio"] / seconds[key] if seconds[key] else None
 
 
 def overall_wer(metrics: dict) -> float | None:
     return metrics.get("wer", {}).get(OVERALL, {}).get("wer")
 
 
-def write_metrics(result: dict, path: Path) -> Path:
+def write_metrics(result: dict | list, path: Path) -> Path:
     path.write_text(json.dumps(result, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
     return path
+
+
+def evaluate_checkpoints(
+    run: Path, config: TrainConfig, workdir: Path, split: str, **options
+) -> list[dict]:
+    """`evaluate_model` on every kept checkpoint of every stage, in training order: how the
+    scores moved while it trained. Each result carries its `stage` and `step`."""
+    from training.averaging import step_checkpoints
+    from training.model import FamaModel
+    from training.trainer import RunPaths, model_config
+
+    paths = RunPaths(run)
+    model = FamaModel(model_config(config, paths.tokenizer))
+    results = []
+    for stage in ("stage1", "stage2"):
+        for checkpoint in step_checkpoints(paths.checkpoints(stage)):
+            state = torch.load(checkpoint, map_location="cpu", mmap=True, weights_only=False)
+            model.load_state_dict(state["state_dict"])
+            result = evaluate_model(model, config, workdir, split, **options)
+            results.append({"stage": stage, "step": int(state["global_step"]), **result})
+    return results

@@ -14,12 +14,15 @@ The recipe (FBK-fairseq `conformer_joint_ctc`):
 
 Reductions, since weights mean nothing without them: **each term is a sum over the batch
 divided by the number of target tokens of that term** (fairseq's `sum / ntokens`); CE
-counts the target tokens and the end-of-sentence, never the forced language tag.
+counts the target tokens and the end-of-sentence, never the forced language tag. Under DDP
+the tokens are those of every rank's batch (`per_token`), so a short batch on one rank does
+not weigh as much as a long one on another.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import time
 from collections.abc import Iterator
 
@@ -44,22 +47,26 @@ from nemo.core.classes import common as nemo_common
 from omegaconf import DictConfig
 
 from training.data import SAMPLE_RATE, Batch, Example, collate
+from training.distributed import gather_objects, sum_over_ranks
 from training.schedules import lr_factor
 from training.tokenizer import Tokenizer
+
+LOSS_TERMS = ("ctc_inter", "ce", "ctc_top")
+"""The loss terms, named as their weights in `loss`, in the order of `loss_tokens`."""
 
 if "training." not in nemo_common.ALLOWED_TARGET_PREFIXES:  # NeMo 3 restores listed classes only
     nemo_common.ALLOWED_TARGET_PREFIXES.append("training.")
 
 
-def ctc_sum_per_token(
+def ctc_sum(
     log_probs: torch.Tensor,
     lengths: torch.Tensor,
     targets: torch.Tensor,
     target_lengths: torch.Tensor,
     blank: int,
 ) -> torch.Tensor:
-    """CTC summed over the batch, divided by the number of target tokens."""
-    loss = F.ctc_loss(
+    """CTC summed over the batch."""
+    return F.ctc_loss(
         log_probs.transpose(0, 1).float(),
         targets,
         lengths,
@@ -68,20 +75,30 @@ def ctc_sum_per_token(
         reduction="sum",
         zero_infinity=True,
     )
-    return loss / target_lengths.sum().clamp(min=1)
 
 
-def smoothed_ce_per_token(
+def smoothed_ce_sum(
     log_probs: torch.Tensor, labels: torch.Tensor, pad: int, smoothing: float
 ) -> torch.Tensor:
-    """Label-smoothed cross-entropy (ε spread uniformly over the vocabulary) summed over the
-    non-pad labels, divided by their number."""
+    """Label-smoothed cross-entropy summed over the non-pad labels: the target is 1 − ε on the
+    label plus ε spread uniformly over the whole vocabulary (the label included), which is
+    PyTorch's `cross_entropy(label_smoothing=ε)`."""
     mask = labels != pad
     log_probs = log_probs.float()
     nll = -log_probs.gather(-1, labels.unsqueeze(-1)).squeeze(-1)
     uniform = -log_probs.mean(-1)
     loss = (1.0 - smoothing) * nll + smoothing * uniform
-    return (loss * mask).sum() / mask.sum().clamp(min=1)
+    return (loss * mask).sum()
+
+
+def per_token(sums: torch.Tensor, tokens: torch.Tensor, across_ranks: bool) -> torch.Tensor:
+    """`sums / tokens`; `across_ranks`, with every rank's tokens, times the world size: DDP
+    averages the ranks' gradients, so their mean is then Σ sums / Σ tokens over all ranks."""
+    tokens = tokens.to(sums.dtype)
+    world = 1
+    if across_ranks:
+        tokens, world = sum_over_ranks(tokens)
+    return sums * world / tokens.clamp(min=1)
 
 
 def _ctc_greedy(log_probs: torch.Tensor, lengths: torch.Tensor, blank: int) -> list[list[int]]:
@@ -90,6 +107,45 @@ def _ctc_greedy(log_probs: torch.Tensor, lengths: torch.Tensor, blank: int) -> l
         ids = torch.unique_consecutive(best[: int(length)]).tolist()
         out.append([i for i in ids if i != blank])
     return out
+
+
+def ctc_token_frames(
+    log_probs: np.ndarray, tokens: list[int], blank: int
+) -> list[tuple[int, int]] | None:
+    """The first and last frame of each token on the most likely CTC path that spells
+    exactly `tokens` (Viterbi over the tokens with optional blanks between them), from a
+    frames × classes array of log-probabilities; None when the frames are too few to spell
+    them (a repeated token needs a blank between its copies)."""
+    if not tokens:
+        return []
+    labels = np.full(2 * len(tokens) + 1, blank)
+    labels[1::2] = tokens
+    states, frames = len(labels), len(log_probs)
+    # A state may be entered from itself, the one before, or (a token after a blank between
+    # two different tokens) the one two before.
+    skips = np.zeros(states, dtype=bool)
+    skips[3::2] = labels[3::2] != labels[1:-2:2]
+    score = np.full(states, -np.inf)
+    score[:2] = log_probs[0, labels[:2]]
+    came_from = np.zeros((frames, states), dtype=np.int8)
+    for t in range(1, frames):
+        one = np.concatenate([[-np.inf], score[:-1]])
+        two = np.where(skips, np.concatenate([[-np.inf, -np.inf], score[:-2]]), -np.inf)
+        options = np.stack([score, one, two])
+        came_from[t] = options.argmax(0)
+        score = options.max(0) + log_probs[t, labels]
+    state = states - 1 if score[-1] >= score[-2] else states - 2
+    if not np.isfinite(score[state]):
+        return None
+    path = np.empty(frames, dtype=np.int64)
+    for t in range(frames - 1, -1, -1):
+        path[t] = state
+        state -= came_from[t, state]
+    spans: list[tuple[int, int]] = []
+    for index in range(len(tokens)):
+        at = np.flatnonzero(path == 2 * index + 1)
+        spans.append((int(at[0]), int(at[-1])))
+    return spans
 
 
 class FamaModel(ASRModel):
@@ -132,6 +188,9 @@ class FamaModel(ASRModel):
             dropout_pre_encoder=m.dropout,
             dropout_emb=m.dropout,
             dropout_att=m.dropout,
+            # NeMo's default all-reduces the longest input in every forward: ranks validating
+            # shards of unequal length, or rank 0 exporting alone, would wait on the others
+            sync_max_audio_length=False,
         )
         self.decoder = TransformerDecoderNM(
             vocab_size=vocab,
@@ -176,17 +235,22 @@ class FamaModel(ASRModel):
         tag_embedding = self.decoder.embedding.token_embedding(tag).unsqueeze(1)
         return self.top_ctc(encoded + tag_embedding).log_softmax(-1)
 
+    def loss_tokens(self, batch: Batch) -> torch.Tensor:
+        """What each loss term is divided by: transcript, decoder-label and target tokens."""
+        labels = (batch.decoder_out != self.tokenizer.pad_id).sum()
+        return torch.stack([batch.transcript_len.sum(), labels, batch.target_len.sum()])
+
     def losses(self, batch: Batch) -> dict[str, torch.Tensor]:
         weights = self.cfg.loss
         encoded, lengths, inter = self.encode(batch.audio, batch.audio_len)
-        ctc_inter = ctc_sum_per_token(
+        ctc_inter = ctc_sum(
             self.inter_ctc(inter).log_softmax(-1),
             lengths,
             batch.transcript,
             batch.transcript_len,
             self.blank,
         )
-        ctc_top = ctc_sum_per_token(
+        ctc_top = ctc_sum(
             self.top_ctc_log_probs(encoded, batch.tag),
             lengths,
             batch.target,
@@ -201,12 +265,15 @@ class FamaModel(ASRModel):
             encoder_embeddings=encoded,
             encoder_mask=encoder_mask,
         )
-        ce = smoothed_ce_per_token(
+        ce = smoothed_ce_sum(
             self.head(hidden_states=hidden),
             batch.decoder_out,
             self.tokenizer.pad_id,
             weights.label_smoothing,
         )
+        # training steps run in lockstep on every rank; validation batches need not
+        sums = torch.stack([ctc_inter, ce, ctc_top])
+        ctc_inter, ce, ctc_top = per_token(sums, self.loss_tokens(batch), self.training)
         loss = weights.ctc_inter * ctc_inter + weights.ce * ce + weights.ctc_top * ctc_top
         return {"loss": loss, "ctc_inter": ctc_inter, "ce": ce, "ctc_top": ctc_top}
 
@@ -226,27 +293,36 @@ class FamaModel(ASRModel):
     def validation_step(self, batch: Batch, batch_idx: int) -> None:
         losses = self.losses(batch)
         hypotheses = self.decode(batch, beam=1)
+        tokens = self.loss_tokens(batch).tolist()
+        no_audio = np.zeros(0, dtype=np.float32)  # the pairs travel to every rank: texts only
         self._val_outputs.append(
             {
-                "loss": float(losses["loss"]),
-                "size": len(batch.examples),
-                "pairs": list(zip(batch.examples, hypotheses)),
+                "sums": [float(losses[t]) * n for t, n in zip(LOSS_TERMS, tokens)],
+                "tokens": tokens,
+                "pairs": [
+                    (dataclasses.replace(e, audio=no_audio), h.text)
+                    for e, h in zip(batch.examples, hypotheses)
+                ],
             }
         )
 
     def on_validation_epoch_end(self) -> None:
         from training.evaluate import metrics_of  # evaluation imports this module
 
-        outputs, self._val_outputs = self._val_outputs, []
+        # each rank validated its own share of the dev set: every rank scores their union
+        outputs = [o for shard in gather_objects(self._val_outputs) for o in shard]
+        self._val_outputs = []
         if not outputs:
             return
-        size = sum(o["size"] for o in outputs)
-        val_loss = sum(o["loss"] * o["size"] for o in outputs) / size
-        # every rank scores the whole dev set (same data, same weights): the mean is that value
-        self.log("val_loss", val_loss, batch_size=size, sync_dist=True)
-        metrics = metrics_of([pair for o in outputs for pair in o["pairs"]])
+        sums = np.sum([o["sums"] for o in outputs], axis=0)
+        tokens = np.maximum(np.sum([o["tokens"] for o in outputs], axis=0), 1)
+        weights = self.cfg.loss
+        val_loss = sum(getattr(weights, t) * s / n for t, s, n in zip(LOSS_TERMS, sums, tokens))
+        pairs = [pair for o in outputs for pair in o["pairs"]]
+        self.log("val_loss", float(val_loss), batch_size=len(pairs), sync_dist=True)
+        metrics = metrics_of(pairs)
         for key, value in metrics["flat"].items():
-            self.log(f"val_{key}", value, batch_size=size, sync_dist=True)
+            self.log(f"val_{key}", value, batch_size=len(pairs), sync_dist=True)
 
     def configure_optimizers(self):
         """Adam (β 0.9, 0.98) with decoupled weight decay, as fairseq's `adam` applies it."""
@@ -276,8 +352,9 @@ class FamaModel(ASRModel):
         return []
 
     # --- decoding ------------------------------------------------------------------------
-    def decode(self, batch: Batch, beam: int = 1) -> list[Hypothesis]:
-        """Autoregressive decoding (greedy or beam) with `<bos><lang:tgt>` forced as prefix."""
+    def decode(self, batch: Batch, beam: int = 1, timestamps: bool = False) -> list[Hypothesis]:
+        """Autoregressive decoding (greedy or beam) with `<bos><lang:tgt>` forced as prefix;
+        with `timestamps`, each text's words timed on the top CTC head (`_time_words`)."""
         encoded, lengths, _ = self.encode(batch.audio, batch.audio_len)
         frames = torch.arange(encoded.shape[1], device=encoded.device)
         encoder_mask = (frames[None, :] < lengths[:, None]).float()
@@ -290,25 +367,75 @@ class FamaModel(ASRModel):
             "max_delta_length": self.cfg.decoding.max_tokens,
         }
         if beam > 1:
+            # a sum of log-probabilities grows more negative with every word, so without a
+            # length penalty the beam prefers a hypothesis that stops early (label smoothing
+            # caps each token's probability near 1 − ε, which makes it worse)
             generator = BeamSearchSequenceGenerator(
-                self.decoder.embedding, self.decoder.decoder, self.head, beam_size=beam, **common
+                self.decoder.embedding,
+                self.decoder.decoder,
+                self.head,
+                beam_size=beam,
+                len_pen=self.cfg.decoding.get("length_penalty", 1.0),
+                **common,
             )
         else:
             generator = GreedySequenceGenerator(
                 self.decoder.embedding, self.decoder.decoder, self.head, **common
             )
         prefix = torch.stack([torch.full_like(batch.tag, tok.bos_id), batch.tag], dim=1)
-        output = generator(
-            decoder_input_ids=prefix, encoder_hidden_states=encoded, encoder_input_mask=encoder_mask
-        )
-        sequences = output[0] if isinstance(output, tuple) else output
+        # NeMo's beam search tiles the prefix's cached states (b0 b1 b0 b1…) but interleaves
+        # the encoder's (b0 b0 b1 b1…): with more than one row, a hypothesis continues another
+        # row's prefix. One row at a time keeps each beam on its own audio.
+        rows = [slice(None)] if beam == 1 else [slice(i, i + 1) for i in range(len(prefix))]
+        sequences = []
+        for row in rows:
+            output = generator(
+                decoder_input_ids=prefix[row],
+                encoder_hidden_states=encoded[row],
+                encoder_input_mask=encoder_mask[row],
+            )
+            sequences.extend((output[0] if isinstance(output, tuple) else output)[:, 2:].tolist())
         hypotheses = []
-        for row in sequences[:, 2:].tolist():
+        for row in sequences:
             ids = row[: row.index(tok.eos_id)] if tok.eos_id in row else row
             ids = [i for i in ids if i != tok.pad_id][: self.cfg.decoding.max_tokens]
             hypotheses.append(Hypothesis(score=0.0, y_sequence=ids, text=tok.decode(ids)))
         self._score(hypotheses, batch.tag, encoded, encoder_mask)
+        if timestamps:
+            self._time_words(hypotheses, batch.tag, encoded, lengths)
         return hypotheses
+
+    def _time_words(
+        self,
+        hypotheses: list[Hypothesis],
+        tag: torch.Tensor,
+        encoded: torch.Tensor,
+        lengths: torch.Tensor,
+    ) -> None:
+        """Each hypothesis's words in NeMo's `timestamp["word"]` form (seconds from the start
+        of its audio), by a CTC forced alignment of the decoded tokens on the top CTC head,
+        which was trained on the same targets: a word runs from its first token's first frame
+        to the end of its last token's last frame. A text the frames are too few for gets none."""
+        log_probs = self.top_ctc_log_probs(encoded, tag).float().cpu().numpy()
+        frame_s = (
+            self.preprocessor.featurizer.hop_length / SAMPLE_RATE * self.encoder.subsampling_factor
+        )
+        for h, frames, length in zip(hypotheses, log_probs, lengths.tolist()):
+            spans = ctc_token_frames(frames[:length], list(h.y_sequence), self.blank)
+            words: list[tuple[list[int], int, int]] = []  # (token ids, first frame, end frame)
+            for token, (first, last) in zip(h.y_sequence, spans or []):
+                if not words or self.tokenizer.model.id_to_piece(int(token)).startswith("\u2581"):
+                    words.append(([], first, last + 1))
+                ids, start, _ = words[-1]
+                words[-1] = ([*ids, int(token)], start, last + 1)
+            h.timestamp = {
+                "word": [
+                    {"word": self.tokenizer.decode(ids), "start_offset": start,
+                     "end_offset": end, "start": start * frame_s, "end": end * frame_s}
+                    for ids, start, end in words
+                    if self.tokenizer.decode(ids).strip()  # a lone "▁" spells no word
+                ]
+            }  # fmt: skip
 
     def _score(
         self,
@@ -348,6 +475,18 @@ class FamaModel(ASRModel):
         finally:
             self.encoder.layers = layers
 
+    def decode_ctc(self, batch: Batch, head: str = "top") -> list[str]:
+        """CTC greedy decoding of the whole encoder from one CTC head: `top` (conditioned on
+        the target tag, so it transcribes or translates) or `inter` (the transcript)."""
+        encoded, lengths, inter = self.encode(batch.audio, batch.audio_len)
+        if head == "top":
+            log_probs = self.top_ctc_log_probs(encoded, batch.tag)
+        elif head == "inter":
+            log_probs = self.inter_ctc(inter).log_softmax(-1)
+        else:
+            raise ValueError(f"unknown CTC head {head!r}: top or inter")
+        return [self.tokenizer.decode(i) for i in _ctc_greedy(log_probs, lengths, self.blank)]
+
     def decode_early_exit(self, batch: Batch) -> list[str]:
         """CTC greedy decoding from the intermediate head, without running the layers above
         it: a free, faster and weaker decoder (dynamic depth)."""
@@ -365,11 +504,13 @@ class FamaModel(ASRModel):
         return_hypotheses: bool = False,
         source_lang: str | None = None,
         target_lang: str | None = None,
+        timestamps: bool = False,
         **_ignored,
     ) -> list:
         """Decode arrays of 16 kHz audio: ASR in `source_lang`, or ST into `target_lang`.
-        Options NeMo's `transcribe` takes and this model has no use for (timestamps, task,
-        pnc, verbose) are accepted and ignored."""
+        With `timestamps`, a transcript's words are timed (`timestamp["word"]`, as NeMo's own
+        models give them); a translation's are not. Options NeMo's `transcribe` takes and
+        this model has no use for (task, pnc, verbose) are accepted and ignored."""
         lang = target_lang or source_lang
         if lang is None:
             raise ValueError("FamaModel.transcribe needs source_lang (and target_lang for ST)")
@@ -391,7 +532,9 @@ class FamaModel(ASRModel):
                 for a in audio[start : start + batch_size]
             ]
             batch = collate(chunk, self.tokenizer).to(self.device)
-            hypotheses = self.decode(batch, beam=self.cfg.decoding.beam)
+            hypotheses = self.decode(
+                batch, beam=self.cfg.decoding.beam, timestamps=timestamps and lang == source_lang
+            )
             results.extend(hypotheses if return_hypotheses else [h.text for h in hypotheses])
         self.last_transcribe_seconds = time.perf_counter() - started
         self.train(was_training)

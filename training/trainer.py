@@ -4,46 +4,72 @@ Layout of a run folder RUN:
 
     config.yaml            the resolved config (a second run in RUN must use the same)
     data.json              hours per split/language/licence of the rows training may use
+    units.json             each split's row groups and their rows: what the readers share
     tokenizer/             the SentencePiece model (built once, reused)
-    stage1/checkpoints/    stepNNNNNNN.ckpt (the last `keep_last`) and last.ckpt
+    prepared.json          written last by `prepare_run`: the run is ready for every node
+    stage1/checkpoints/    stepNNNNNNN.ckpt (the last `keep_last`, the final step always
+                           among them) and last.ckpt
     stage2/checkpoints/    the same, for ASR+ST
     tb/                    TensorBoard logs
     model.nemo, MODEL_CARD.md, metrics.json   the averaged, exported model
+    curves.png             train loss, dev loss, dev WER and BLEU by step (redrawn per stage)
 
 Resume: a stage with checkpoints continues from the newest, on the same or other devices (step
-count, optimizer and scheduler state); a finished stage (`done.json`) is skipped; stage 2
-starts from the average of the last `average_last` stage-1 checkpoints (FAMA: 25) and the
-exported model is the same average over the last stage. The data stream is not positioned
-where it stopped: a resumed stage reseeds its shuffle with the step it resumes at, so it does
-not replay its first batches.
+count, optimizer and scheduler state, and the data stream's position: on as many readers the
+same rows follow as if it had never stopped); a finished stage (`done.json`) is skipped;
+stage 2 starts from the average of the last `average_last` stage-1 checkpoints (FAMA: 25) and
+the exported model is the same average over the last stage. Only global rank 0 averages (the
+checkpoints are memory-mapped, so only their weights are read); DDP hands its weights to the
+other ranks when it wraps the model.
 
 Processes: with more than one device or node, `launch` starts this module under `torchrun`
 as a subprocess (never Lightning's in-process re-launch, which would re-run whatever called
 it, e.g. a Prefect flow); every rank then runs `train`, which only reuses what
-`prepare_run` built beforehand, in the parent.
+`prepare_run` built beforehand, in the parent, on node 0 alone: every file is written under a
+temporary name and renamed, and `prepared.json` comes last; the other nodes wait for it.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import shutil
+import socket
 import subprocess
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from rich.console import Console
 
+from pipeline.run.runner import atomic_write_text
 from pipeline.strict_yaml import read_yaml
 from training.config import ConfigError, TrainConfig, build_config, write_config
-from training.data import RowFilter, corpus_summary, shard_paths, texts_for_tokenizer
+from training.curves import draw_curves
+from training.data import (
+    RowFilter,
+    corpus_summary,
+    shard_paths,
+    split_counts,
+    texts_for_tokenizer,
+)
+from training.distributed import global_rank
 from training.tokenizer import Tokenizer, build_or_reuse
+
+if TYPE_CHECKING:
+    from lightning.pytorch.callbacks import Callback
 
 console = Console(stderr=True)
 HARDWARE = ("trainer",)
 """Config sections a resumed run may change: it may continue on other devices or nodes."""
+
+
+class RunNotPrepared(ValueError):
+    """Node 0 did not prepare the run folder in time; the message names the folder."""
 
 
 @dataclass(frozen=True)
@@ -59,8 +85,16 @@ class RunPaths:
         return self.root / "data.json"
 
     @property
+    def units(self) -> Path:
+        return self.root / "units.json"
+
+    @property
     def tokenizer(self) -> Path:
         return self.root / "tokenizer" / "tokenizer.model"
+
+    @property
+    def prepared(self) -> Path:
+        return self.root / "prepared.json"
 
     def checkpoints(self, stage: str) -> Path:
         return self.root / stage / "checkpoints"
@@ -77,11 +111,23 @@ def _world_size(config: TrainConfig) -> int:
     return config.trainer.devices * config.trainer.num_nodes
 
 
+def _recipe_digest(config: TrainConfig) -> str:
+    """What must be the same on every node: the config without its hardware sections."""
+    recipe = {k: v for k, v in config.as_dict().items() if k not in HARDWARE}
+    return hashlib.sha256(json.dumps(recipe, sort_keys=True).encode()).hexdigest()
+
+
+def _write_json(data: object, path: Path) -> None:
+    atomic_write_text(json.dumps(data, indent=1, ensure_ascii=False) + "\n", path)
+
+
 def prepare_run(config: TrainConfig, workdir: Path, run: Path) -> Tokenizer:
-    """Write the config and data summary, and build (or reuse) the tokenizer. Refuses a run
-    folder that holds another config: resuming must not silently change the recipe."""
+    """Write the config, the data summary and the split plan, build (or reuse) the tokenizer,
+    and mark the run prepared. Refuses a run folder that holds another config or was planned
+    on other rows: resuming must not silently change the recipe or the data."""
     paths = RunPaths(run)
     run.mkdir(parents=True, exist_ok=True)
+    paths.prepared.unlink(missing_ok=True)
     if paths.config.exists():
         previous = read_yaml(paths.config)
         current = config.as_dict()
@@ -95,16 +141,56 @@ def prepare_run(config: TrainConfig, workdir: Path, run: Path) -> Tokenizer:
     shards = shard_paths(workdir)
     summary = corpus_summary(shards, config.data.split, config.data.policy)
     summary["workdir"] = str(Path(workdir).resolve())  # `vaglio train eval`'s default
-    paths.data.write_text(json.dumps(summary, indent=1, ensure_ascii=False) + "\n")
+    _write_json(summary, paths.data)
     if not summary["hours_per_split"].get("train"):
         raise ConfigError(
             f"{workdir}: no training rows (split {config.data.split}, licences "
             f"refused: {summary['rows_refused_by_policy']})"
         )
     keep = RowFilter("train", config.data.split, config.data.policy, config.data.max_duration)
-    return build_or_reuse(
-        lambda: texts_for_tokenizer(shards, keep), config.tokenizer.vocab_size, paths.tokenizer
-    )
+    units = json.loads(json.dumps(split_counts(shards, keep)))  # as JSON reads it back
+    if paths.units.exists() and json.loads(paths.units.read_text()) != units:
+        raise ConfigError(
+            f"{paths.units}: the rows this run trains on changed since it was prepared "
+            "(shards or licence policy); use a new --out folder"
+        )
+    _write_json(units, paths.units)
+    tokenizer = _tokenizer(config, lambda: texts_for_tokenizer(shards, keep), paths.tokenizer)
+    marker = {"recipe": _recipe_digest(config), "host": socket.gethostname(), "pid": os.getpid()}
+    _write_json(marker, paths.prepared)
+    return tokenizer
+
+
+def _tokenizer(config: TrainConfig, texts_and_langs, path: Path) -> Tokenizer:
+    """The run's tokenizer, reused, or trained under a temporary name and then renamed, so
+    that no reader ever loads half a model."""
+    if path.exists():
+        return build_or_reuse(texts_and_langs, config.tokenizer.vocab_size, path)
+    temporary = path.with_name(f".{path.stem}.{os.getpid()}.model")
+    build_or_reuse(texts_and_langs, config.tokenizer.vocab_size, temporary)
+    temporary.with_suffix(".vocab").replace(path.with_suffix(".vocab"))
+    temporary.replace(path)
+    return Tokenizer(path)
+
+
+def wait_for_preparation(config: TrainConfig, run: Path, poll: float = 2.0) -> None:
+    """Wait (at most `trainer.prepare_timeout` seconds) until node 0 has prepared `run` for
+    this config."""
+    paths = RunPaths(run)
+    deadline = time.monotonic() + config.trainer.prepare_timeout
+    console.print(f"waiting for node 0 to prepare {run}")
+    while True:
+        if paths.prepared.exists():
+            marker = json.loads(paths.prepared.read_text(encoding="utf-8"))
+            if marker["recipe"] == _recipe_digest(config):
+                return
+        if time.monotonic() > deadline:
+            raise RunNotPrepared(
+                f"{run}: node 0 has not prepared this run for this config in "
+                f"{config.trainer.prepare_timeout:g} s (no {paths.prepared.name}); start node 0 "
+                "with the same config, or raise trainer.prepare_timeout"
+            )
+        time.sleep(poll)
 
 
 def model_config(config: TrainConfig, tokenizer: Path):
@@ -117,26 +203,12 @@ def model_config(config: TrainConfig, tokenizer: Path):
     return OmegaConf.create(settings)
 
 
-def _record_start(run: Path, stage: str):
-    """A callback that appends {step, world_size} to RUN/<stage>/starts.jsonl when training
-    (re)starts: the run's own account of where each attempt began and on how many processes."""
-    from lightning.pytorch.callbacks import Callback
-
-    class RecordStart(Callback):
-        def on_train_start(self, trainer, pl_module) -> None:
-            if trainer.is_global_zero:
-                line = {"step": trainer.global_step, "world_size": trainer.world_size}
-                with (run / stage / "starts.jsonl").open("a", encoding="utf-8") as out:
-                    out.write(json.dumps(line) + "\n")
-
-    return RecordStart()
-
-
-def _trainer(config: TrainConfig, run: Path, stage: str, max_steps: int):
+def _trainer(config: TrainConfig, run: Path, stage: str, max_steps: int, stream: Callback):
     from lightning.pytorch import Trainer
-    from lightning.pytorch.callbacks import ModelCheckpoint
     from lightning.pytorch.loggers import TensorBoardLogger
     from lightning.pytorch.strategies import DDPStrategy
+
+    from training.callbacks import EveryAndLastCheckpoint, RecordStart
 
     t = config.trainer
     distributed = _world_size(config) > 1
@@ -147,7 +219,7 @@ def _trainer(config: TrainConfig, run: Path, stage: str, max_steps: int):
         strategy = DDPStrategy(
             process_group_backend="gloo" if on_cpu else "nccl", gradient_as_bucket_view=True
         )
-    checkpoints = ModelCheckpoint(
+    checkpoints = EveryAndLastCheckpoint(
         dirpath=RunPaths(run).checkpoints(stage),
         filename="step{step:07d}",
         auto_insert_metric_name=False,
@@ -165,12 +237,13 @@ def _trainer(config: TrainConfig, run: Path, stage: str, max_steps: int):
         strategy=strategy,
         precision=t.precision,
         max_steps=max_steps,
+        accumulate_grad_batches=t.accumulate_grad_batches,
         gradient_clip_val=config.optim.clip,
-        val_check_interval=config.validation.every_steps,
+        val_check_interval=config.validation.every_steps * t.accumulate_grad_batches,
         check_val_every_n_epoch=None,
         limit_val_batches=config.validation.batches,
         num_sanity_val_steps=0,
-        callbacks=[checkpoints, _record_start(run, stage)],
+        callbacks=[checkpoints, RecordStart(run / stage / "starts.jsonl"), stream],
         logger=TensorBoardLogger(run / "tb", name=stage),
         use_distributed_sampler=False,
         enable_model_summary=False,
@@ -204,6 +277,26 @@ def latest_checkpoint(folder: Path) -> tuple[Path | None, int]:
     return path, step
 
 
+def train_stream(
+    config: TrainConfig, workdir: Path, run: Path, p_asr: float, resume: dict | None = None
+):
+    """The training split of a prepared run as a stream of batches (from `resume`'s position)."""
+    from training.data import TrainStream
+
+    d = config.data
+    return TrainStream(
+        shard_paths(workdir),
+        RowFilter("train", d.split, d.policy, d.max_duration),
+        Tokenizer(RunPaths(run).tokenizer),
+        d,
+        p_asr=p_asr,
+        seed=config.trainer.seed,
+        max_tokens=config.decoding.max_tokens,
+        counts=json.loads(RunPaths(run).units.read_text(encoding="utf-8"))["train"],
+        resume=resume,
+    )
+
+
 def fit_stage(
     config: TrainConfig,
     workdir: Path,
@@ -211,14 +304,17 @@ def fit_stage(
     stage: str,
     max_steps: int,
     p_asr: float,
-    init: dict | None = None,
+    init_from: Path | None = None,
 ):
-    """Train one stage to `max_steps` updates (resuming from its newest checkpoint) and
-    return the model with its final weights."""
+    """Train one stage to `max_steps` updates (resuming from its newest checkpoint, or else
+    starting from the average of the last checkpoints in `init_from`) and return the model
+    with its final weights."""
     import torch
     from lightning.pytorch import seed_everything
 
-    from training.data import EvalSet, TrainStream
+    from training.averaging import average_last
+    from training.callbacks import StreamPosition
+    from training.data import EvalSet
     from training.model import FamaModel
 
     paths = RunPaths(run)
@@ -226,41 +322,41 @@ def fit_stage(
     model = FamaModel(model_config(config, paths.tokenizer))
     paths.checkpoints(stage).mkdir(parents=True, exist_ok=True)
     last, start = latest_checkpoint(paths.checkpoints(stage))
+    resume = None
     if start:
         console.print(f"{stage}: resuming at step {start} from {last}")
-    elif init is not None:
-        model.load_state_dict(init)
+        resume = torch.load(last, map_location="cpu", weights_only=False, mmap=True).get("stream")
+    elif init_from is not None and global_rank() == 0:
+        # rank 0 alone reads and averages; DDP broadcasts rank 0's weights when it wraps
+        # the model, so every rank starts from this average
+        averaged, used = average_last(init_from, config.checkpoint.average_last)
+        model.load_state_dict(averaged)
+        console.print(f"{stage}: starting from the average of {len(used)} checkpoints")
     seed_everything(config.trainer.seed + start, workers=True)
-    shards = shard_paths(workdir)
+    train = train_stream(config, workdir, run, p_asr, resume)
     d = config.data
-    train = TrainStream(
-        shards,
-        RowFilter("train", d.split, d.policy, d.max_duration),
-        tokenizer,
-        d,
-        p_asr=p_asr,
-        seed=config.trainer.seed + start,
-        max_tokens=config.decoding.max_tokens,
-    )
     loader = torch.utils.data.DataLoader(train, batch_size=None, num_workers=d.num_workers)
-    summary = json.loads(paths.data.read_text())
     validation = None
-    if summary["hours_per_split"].get("dev"):
+    units = json.loads(paths.units.read_text(encoding="utf-8"))
+    if units["dev"]:
         tasks = ("asr", "st") if p_asr < 1.0 else ("asr",)
         dev = EvalSet(
-            shards,
+            shard_paths(workdir),
             RowFilter("dev", d.split, d.policy, d.max_duration),
             tokenizer,
             tasks,
             batch_size=d.max_batch_size,
             max_tokens=config.decoding.max_tokens,
+            counts=units["dev"],
         )
         validation = torch.utils.data.DataLoader(dev, batch_size=None)
-    trainer = _trainer(config, run, stage, max_steps)
+    trace = run / stage / "trace" if config.trainer.trace else None
+    trainer = _trainer(config, run, stage, max_steps, StreamPosition(resume, trace))
     trainer.fit(model, loader, validation, ckpt_path=str(last) if start else None)
     trainer.strategy.barrier()
     if trainer.is_global_zero:
         paths.done(stage).write_text(json.dumps({"steps": trainer.global_step}) + "\n")
+        draw_curves(run)
     trainer.strategy.barrier()
     return model, trainer
 
@@ -279,14 +375,9 @@ def train(config: TrainConfig, workdir: Path, run: Path) -> Path | None:
     for index, (stage, steps, p_asr) in enumerate(stages):
         if paths.done(stage).exists():
             continue
-        init = None
-        if index:
-            init, used = average_last(
-                paths.checkpoints(stages[index - 1][0]), config.checkpoint.average_last
-            )
-            console.print(f"{stage}: starting from the average of {len(used)} checkpoints")
-        model, _ = fit_stage(config, workdir, run, stage, steps, p_asr, init)
-    if int(os.environ.get("RANK", "0")):  # under torchrun, rank 0 exports
+        init_from = paths.checkpoints(stages[index - 1][0]) if index else None
+        model, _ = fit_stage(config, workdir, run, stage, steps, p_asr, init_from)
+    if global_rank():  # rank 0 exports
         return None
     final_stage = stages[-1][0]
     averaged, used = average_last(paths.checkpoints(final_stage), config.checkpoint.average_last)
@@ -332,8 +423,12 @@ def launch(
     master_addr: str = "127.0.0.1",
     master_port: int = 29500,
 ) -> Path:
-    """Prepare the run here, then train: in this process for one device, else under torchrun."""
-    prepare_run(config, workdir, run)
+    """Prepare the run here (node 0; another node waits for it), then train: in this process
+    for one device, else under torchrun."""
+    if node_rank == 0:
+        prepare_run(config, workdir, run)
+    else:
+        wait_for_preparation(config, run)
     if _world_size(config) == 1:
         train(config, workdir, run)
     else:

@@ -29,6 +29,7 @@ class Hypothesis:
     no_speech_prob: float | None = None
     segments: tuple[TimedText, ...] = ()  # filled when timestamps are asked for
     words: tuple[TimedText, ...] = ()  # filled where the backend can align words
+    words_missing: str | None = None  # why words were asked for and not timed (word_timings.py)
 
 
 class AsrBackend(Protocol):
@@ -43,10 +44,17 @@ class AsrBackend(Protocol):
         ...
 
     def transcribe(
-        self, audios: list[np.ndarray], languages: list[str], *, timestamps: bool = False
+        self,
+        audios: list[np.ndarray],
+        languages: list[str],
+        *,
+        timestamps: bool = False,
+        word_timings: bool = False,
     ) -> list[Hypothesis]:
         """One hypothesis per audio, decoding each in the given (forced) language, batched
-        across audios. With `timestamps`, segments (and words where possible) are timed."""
+        across audios. With `timestamps`, segments (and words where possible) are timed.
+        With `word_timings`, the words of each text are aligned to its audio without changing
+        the text; a backend that cannot align says why in `words_missing`."""
         ...
 
 
@@ -72,7 +80,12 @@ class EncodingBackend(AsrBackend, Protocol):
         ...
 
     def decode(
-        self, encoded: Encoded, languages: list[str], *, timestamps: bool = False
+        self,
+        encoded: Encoded,
+        languages: list[str],
+        *,
+        timestamps: bool = False,
+        word_timings: bool = False,
     ) -> list[Hypothesis]:
         """One hypothesis per audio of the batch, in its forced language."""
         ...

@@ -14,12 +14,14 @@ models do not identify languages here; pass 1's `lid` model does that. A model t
 
 from __future__ import annotations
 
+import dataclasses
 from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
 
 from pipeline.asr.base import Hypothesis, TimedText
+from pipeline.asr.word_timings import CANNOT_ALIGN, NOT_ALIGNED
 from pipeline.extras import MissingExtraError
 
 
@@ -100,9 +102,21 @@ class NemoBackend:
             known = [lang for lang in getattr(self.model.tokenizer, "langs", []) if "_" not in lang]
             raise ValueError(f"{self.model_id} cannot transcribe {unknown}; it knows {known}")
 
+    def _times_words(self) -> bool:
+        """CTC, RNNT and TDT models time words (NeMo's `timestamps`), and so does a model of
+        `vaglio train` (a CTC forced alignment); Canary's word timestamps need a model of its
+        own that the backend does not load, so it times none."""
+        return not self.multitask or getattr(self.model, "prompted_by_language", False)
+
     def transcribe(
-        self, audios: list[np.ndarray], languages: list[str], *, timestamps: bool = False
+        self,
+        audios: list[np.ndarray],
+        languages: list[str],
+        *,
+        timestamps: bool = False,
+        word_timings: bool = False,
     ) -> list[Hypothesis]:
+        aligns = word_timings and self._times_words()
         groups: dict[str, list[int]] = defaultdict(list)
         for index, lang in enumerate(languages):
             groups[lang if self.multitask else ""].append(index)
@@ -119,7 +133,7 @@ class NemoBackend:
                 audio=[audios[i] for i in indices],
                 batch_size=self.batch_size,
                 return_hypotheses=True,  # scores too, not only text
-                timestamps=timestamps,
+                timestamps=timestamps or aligns,
                 verbose=False,
                 **prompt,
             )
@@ -127,4 +141,9 @@ class NemoBackend:
                 outputs = outputs[0]
             for index, output in zip(indices, outputs):
                 hypotheses[index] = hypothesis_from_nemo(output)
+        if word_timings:
+            missing = NOT_ALIGNED if aligns else CANNOT_ALIGN
+            for index, hypothesis in hypotheses.items():
+                if not hypothesis.words:
+                    hypotheses[index] = dataclasses.replace(hypothesis, words_missing=missing)
         return [hypotheses[i] for i in range(len(audios))]

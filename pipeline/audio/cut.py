@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import numpy as np
 import pyarrow as pa
 
@@ -21,10 +23,31 @@ def segment_samples(context: ShardContext, segments: pa.Table) -> list[np.ndarra
         if rid in needed
     }
     return [
-        audio[rid][round(offset * SAMPLE_RATE) : round((offset + duration) * SAMPLE_RATE)]
+        _cut(audio[rid], offset, duration)
         for rid, offset, duration in zip(
             segments["recording_id"].to_pylist(),
             segments["offset"].to_pylist(),
             segments["duration"].to_pylist(),
         )
     ]
+
+
+def streamed_segment_samples(context: ShardContext, segments: pa.Table) -> Iterator[np.ndarray]:
+    """The samples of every row of `segments`, one at a time, holding one decoded recording:
+    memory stays flat however long the shard. A recording is decoded once if its rows are
+    consecutive (as every stage writes them), again if it comes back later."""
+    recordings = context.read("standardise", ["recording_id", "audio"])
+    flac = dict(zip(recordings["recording_id"].to_pylist(), recordings["audio"].to_pylist()))
+    current, audio = None, np.zeros(0, np.float32)
+    for rid, offset, duration in zip(
+        segments["recording_id"].to_pylist(),
+        segments["offset"].to_pylist(),
+        segments["duration"].to_pylist(),
+    ):
+        if rid != current:
+            current, audio = rid, from_flac(flac[rid])
+        yield _cut(audio, offset, duration)
+
+
+def _cut(audio: np.ndarray, offset: float, duration: float) -> np.ndarray:
+    return audio[round(offset * SAMPLE_RATE) : round((offset + duration) * SAMPLE_RATE)]

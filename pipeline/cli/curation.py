@@ -228,8 +228,12 @@ def print_summary(result: CurationResult, pnc_llm: LlmConfig | None = None) -> N
         table.add_row("punctuation decoding", decoding_note(pnc_llm))
     for status, count in summary.punctuation.items():
         table.add_row(f"punctuation: {status}", f"{count} segments")
+    for (lang, status), count in summary.written_forms.items():
+        table.add_row(f"written form ({lang}): {status}", f"{count} segments")
     for (lang, outcome), count in summary.translations.items():
         table.add_row(f"translation to {lang}: {outcome}", f"{count} segments")
+    for outcome, count in summary.word_timings.items():
+        table.add_row(f"word timings: {outcome}", f"{count} segments")
     console.print(table)
 
 

@@ -40,6 +40,7 @@ from pipeline.run.report import write_report
 from pipeline.stage import StageConfigError
 from pipeline.stages.filter import TextRowError, judge, read_text_rows, utf8_lines
 from pipeline.text.languages import is_language_code
+from pipeline.text.written import written_form
 
 
 @app.command("report")
@@ -53,7 +54,8 @@ def report_command(
 
     `<workdir>/report/` gets `report.md` and `report.html` (the hours left after each step,
     drops per rule and language, punctuation and translation outcomes, examples of dropped
-    rows) with two charts, `funnel.png` and `drops.png`.
+    rows, audio quality per source) with charts: `funnel.png`, `drops.png`, and `quality.png`
+    (histograms of DNSMOS OVRL and SNR per source) where rows were rated.
     """
     require_curation(workdir)
     try:
@@ -61,7 +63,8 @@ def report_command(
     except OSError as error:
         console.print(f"[red]error:[/red] {escape(write_error(error, workdir / 'report'))}")
         raise typer.Exit(2) from None
-    console.print(f"report: {folder / 'report.html'} (and report.md, funnel.png, drops.png)")
+    charts = ", ".join(sorted(p.name for p in folder.glob("*.png")))
+    console.print(f"report: {folder / 'report.html'} (and report.md, {charts})")
 
 
 @app.command("sql")
@@ -259,10 +262,11 @@ def filter_text_command(
 
     Prints every row with its `drop_reason` (empty when kept) and counts per reason on
     stderr. Applies every rule of the curate `filter` stage except the pass-1/pass-2
-    disagreement, which needs two ASR passes. A malformed row (no tab, a duration that is not
-    a number of seconds) stops the run with its line number and exit code 2; blank lines and
-    a `duration<TAB>text` header are skipped. `--format json` prints JSON lines with `line`,
-    `duration`, `text`, `drop_reason` (null when kept), `text_lang` and `text_lang_prob`.
+    disagreement, which needs two ASR passes, and the audio quality rules. A malformed row (no
+    tab, a duration that is not a number of seconds) stops the run with its line number and
+    exit code 2; blank lines and a `duration<TAB>text` header are skipped. `--format json`
+    prints JSON lines with `line`, `duration`, `text`, `drop_reason` (null when kept),
+    `text_lang` and `text_lang_prob`.
 
     Example:
 
@@ -274,7 +278,8 @@ def filter_text_command(
                       "(like 'en' or 'it')")  # fmt: skip
         raise typer.Exit(2)
     try:
-        settings = load_config(config).filter
+        curation = load_config(config)
+        settings, written = curation.filter, curation.pass2.written
         if file is None or str(file) == "-":
             rows = read_text_rows(utf8_lines(sys.stdin.buffer))
         else:
@@ -290,7 +295,10 @@ def filter_text_command(
     except (ConfigError, StageConfigError) as error:
         console.print(f"[red]error:[/red] {escape(str(error))}")
         raise typer.Exit(2) from None
-    verdicts = [judge(row.text, row.duration, lang, settings) for row in rows]
+    verdicts = [
+        judge(written_form(row.text, lang, written).text, row.duration, lang, settings)
+        for row in rows
+    ]
     if output is EvalFormat.json:
         for row, verdict in zip(rows, verdicts):
             record = {"line": row.line, "duration": row.duration, "text": row.text}

@@ -1,7 +1,8 @@
 """Lhotse Shar: `cuts.NNNNNN.jsonl.gz` beside `recording.NNNNNN.tar`, per split folder.
 
 One cut per kept segment, with `id = segment_id`, written by Lhotse's own `SharWriter` from an
-in-memory recording of the segment's FLAC. The supervision carries the text and language; the
+in-memory recording of the segment's FLAC. The supervision carries the text, language and the
+word timings (`alignment["word"]`, seconds from the start of the cut, where any); the
 cut's custom fields carry Canary's prompt keys (`source_lang`, `target_lang`, `pnc`,
 `taskname`), the kept translations (`translations`: language -> text) and the provenance.
 """
@@ -25,12 +26,15 @@ def _require_lhotse() -> None:
 
 def to_cut(sample: Sample):
     from lhotse import Recording, SupervisionSegment
+    from lhotse.supervision import AlignmentItem
 
     recording = Recording.from_bytes(sample.flac, recording_id=sample.segment_id)
     cut = recording.to_cut()
+    words = [AlignmentItem(word, start, end - start) for word, start, end in sample.words]
     cut.supervisions = [SupervisionSegment(
         id=sample.segment_id, recording_id=sample.segment_id, start=0.0,
-        duration=recording.duration, text=sample.text, language=sample.lang)]  # fmt: skip
+        duration=recording.duration, text=sample.text, language=sample.lang,
+        alignment={"word": words} if words else None)]  # fmt: skip
     cut.custom = {
         "source_lang": sample.lang, "target_lang": sample.lang, "pnc": sample.pnc,
         "taskname": "asr", "translations": dict(sample.translations),
@@ -81,9 +85,12 @@ def check_lhotse_shar(folder: Path) -> list[Entry]:
     try:
         for cut in CutSet.from_shar(in_dir=str(folder)):
             (supervision,) = cut.supervisions
+            words = tuple(
+                (w.symbol, w.start, w.end) for w in (supervision.alignment or {}).get("word", [])
+            )
             entries.append(Entry(cut.id, cut.custom["taskname"], supervision.text,
                                  supervision.language, cut.custom["source_lang"],
-                                 mono(cut.load_audio())))  # fmt: skip
+                                 mono(cut.load_audio()), words))  # fmt: skip
     except (AssertionError, KeyError, RuntimeError, ValueError) as error:
         raise ExportError(f"{folder}: Lhotse cannot read the Shar: {error}") from None
     return entries

@@ -23,16 +23,18 @@ class Entry:
     lang: str  # the language of `text`
     source_lang: str
     samples: np.ndarray  # float32, 16 kHz mono
+    words: tuple[tuple[str, float, float], ...] = ()  # (word, start, end) in `samples`' time
 
 
-def inside(folder: Path, audio_path: str, where: str) -> Path:
-    """The file `audio_path` names, relative to `folder`, which it must not leave."""
+def inside(folder: Path, audio_path: str, where: str, field: str = "audio_filepath") -> Path:
+    """The file `audio_path` (named by `field`) names, relative to `folder`, which it must
+    not leave."""
     root = folder.resolve()
     path = (folder / audio_path).resolve()
     if not path.is_relative_to(root):
-        raise ExportError(f"{where}: audio_filepath {audio_path!r} points outside {folder}")
+        raise ExportError(f"{where}: {field} {audio_path!r} points outside {folder}")
     if not path.is_file():
-        raise ExportError(f"{where}: audio_filepath {audio_path!r}: no such file in {folder}")
+        raise ExportError(f"{where}: {field} {audio_path!r}: no such file in {folder}")
     return path
 
 

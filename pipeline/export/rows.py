@@ -2,7 +2,7 @@
 
 Curation judged each source's licence when it ran; a policy can change before publishing, so
 every exit asks the current policy again and leaves out (and reports) rows it now refuses.
-Splits come from `split_of`, so every exit agrees with the training job.
+Splits come from `split_of` on each row's speaker group, so every exit agrees with the training job.
 """
 
 from __future__ import annotations
@@ -75,15 +75,30 @@ class KeptRows:
     ) -> Iterator[pa.Table]:
         """Each dataset file's allowed rows in `splits` (all when None), with a `split` column."""
         for path in self.files:
-            needed = None if columns is None else sorted({*columns, "recording_id", "license"})
-            table = pq.read_table(path, columns=needed)
-            split = pa.array([split_of(r, self.ratios) for r in table["recording_id"].to_pylist()])
+            table = self._read(path, columns)
+            groups = (
+                table["split_group"].to_pylist()
+                if "split_group" in table.column_names
+                else [None] * len(table)
+            )
+            recordings = table["recording_id"].to_pylist()
+            split = pa.array([split_of(r, self.ratios, g) for r, g in zip(recordings, groups)])
             table = table.append_column("split", split)
             table = table.filter(self._allowed(path, table))
             if splits is not None:
                 table = table.filter(pc.is_in(table["split"], pa.array(list(splits))))
             if len(table):
                 yield table
+
+    @staticmethod
+    def _read(path: Path, columns: Sequence[str] | None) -> pa.Table:
+        """`columns` of a dataset file, and what splits and licences are judged by; a file
+        written before rows carried their split group has none."""
+        if columns is None:
+            return pq.read_table(path)
+        present = set(pq.read_schema(path).names)
+        judged = {"recording_id", "license", *({"split_group"} & present)}
+        return pq.read_table(path, columns=sorted({*columns, *judged}))
 
     def _allowed(self, path: Path, table: pa.Table) -> pa.Array:
         """Judge each distinct licence once; count the refused rows per (source, licence)."""
@@ -95,12 +110,16 @@ class KeptRows:
         ]
         allowed = pc.invert(pc.is_in(licenses, pa.array(refused_ids, licenses.type)))
         refused = table.filter(pc.invert(allowed))
-        sources = refused["source"] if "source" in refused.column_names else pa.nulls(
-            len(refused), pa.string()
+        sources = (
+            refused["source"]
+            if "source" in refused.column_names
+            else pa.nulls(len(refused), pa.string())
         )
-        counts = pa.table({"source": sources, "license": refused["license"]}).group_by(
-            ["source", "license"]
-        ).aggregate([([], "count_all")])
+        counts = (
+            pa.table({"source": sources, "license": refused["license"]})
+            .group_by(["source", "license"])
+            .aggregate([([], "count_all")])
+        )
         self._refused[path] = {  # set, not added: the files may be read more than once
             (source or "?", license_id): rows
             for source, license_id, rows in zip(
@@ -141,6 +160,8 @@ class Sample:
     source: str
     license: str
     attribution: str | None
+    # (word, start, end), in seconds from the start of `flac`; empty where none were timed
+    words: tuple[tuple[str, float, float], ...] = ()
 
     @property
     def pnc(self) -> str:
@@ -152,14 +173,27 @@ def samples(kept: KeptRows, splits: Sequence[str] | None = None) -> Iterator[Sam
     for table in kept.tables(splits):
         audio = pc.struct_field(table["audio"], "bytes").to_pylist()
         columns = {name: table[name].to_pylist() for name in _SAMPLE_COLUMNS}
+        # dataset files written before word timings have none
+        timed = table["words"].to_pylist() if "words" in table.column_names else [None] * len(table)
         for index, flac in enumerate(audio):
             row = {name: values[index] for name, values in columns.items()}
             kept_translations = tuple((t["lang"], t["text"]) for t in row.pop("translations") or ())
-            yield Sample(flac=flac, translations=kept_translations, **row)
+            words = spelled_as_text(timed[index] or [], row["text"])
+            yield Sample(flac=flac, translations=kept_translations, words=words, **row)
 
 
 _SAMPLE_COLUMNS = ("segment_id", "recording_id", "split", "lang", "text", "duration",
                    "translations", "source", "license", "attribution")  # fmt: skip
+
+
+def spelled_as_text(words: list[dict], text: str) -> tuple[tuple[str, float, float], ...]:
+    """Timed words as (word, start, end), spelled as the row's text spells them where the two
+    count the same words (the LLM restored punctuation and capitals but kept every word),
+    else as pass 2 wrote them."""
+    spelled = text.split()
+    if len(spelled) != len(words):
+        spelled = [w["text"] for w in words]
+    return tuple((word, w["start"], w["end"]) for word, w in zip(spelled, words))
 
 
 def member_name(segment_id: str) -> str:

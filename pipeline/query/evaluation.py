@@ -259,15 +259,19 @@ def read_source_pairs(workdir: Path) -> list[Pair]:
     if not workdir.is_dir():
         raise EvaluationError(f"{workdir}: no such workdir")
     try:
-        rows = connect(workdir).execute(
-            """
+        rows = (
+            connect(workdir)
+            .execute(
+                """
             SELECT coalesce(any_value(s.lang), r.declared_languages[1]) AS lang, r.text_source,
                    string_agg(s.text, ' ' ORDER BY s."offset") AS text
             FROM recordings r JOIN segments_all s USING (recording_id)
             WHERE r.text_source IS NOT NULL
             GROUP BY r.recording_id, r.text_source, r.declared_languages
             """
-        ).fetchall()
+            )
+            .fetchall()
+        )
     except duckdb.Error as e:
         raise EvaluationError(f"{workdir}: cannot read its recordings: {e}") from None
     if not rows:

@@ -2,7 +2,8 @@
 
 This module decides the order; an executor decides where each (stage, shard) runs: threads
 here, Prefect tasks in `flows/`. Either way each stage finishes on every shard before the
-next stage starts, so cross-shard steps (duplicate detection) see complete inputs. A run holds
+next stage starts, so cross-shard steps (duplicate detection, speakers across recordings) see
+complete inputs. A run holds
 the workdir's lock throughout, starts by removing what dead runs left half-written, and ends
 by removing the dataset files that no current shard names any more.
 """
@@ -30,13 +31,16 @@ from pipeline.run.runner import (
     remove_stale_temporaries,
 )
 from pipeline.sources.catalog import load_catalog
+from pipeline.speakers.corpus import link_speakers, voices_path
 from pipeline.stage import Stage
 from pipeline.stages.filter import Filter
 from pipeline.stages.pass1 import Pass1
 from pipeline.stages.pass2 import Pass2
 from pipeline.stages.punctuate import Punctuate
+from pipeline.stages.quality import Quality
 from pipeline.stages.segment import Segment
 from pipeline.stages.shard import Shard, remove_unnamed_dataset_files
+from pipeline.stages.speakers import Speakers
 from pipeline.stages.standardise import Standardise
 from pipeline.stages.translate import Translate
 
@@ -90,7 +94,9 @@ def build_stages(config: CurateConfig) -> list[Stage]:
         Segment(config.segment),
         Pass1(config.pass1),
         Pass2(config.pass2),
+        Quality(config.quality),
         Filter(config.filter),
+        Speakers(config.speakers),
         Punctuate(config.punctuate),
         Translate(config.translate),
         Shard(config.shard),
@@ -139,5 +145,8 @@ def _curate_locked(
                 progress.advance(outcome)
         if isinstance(stage, Standardise):
             mark_duplicates(workdir, [workdir / stage.name / f"{s}.parquet" for s in shard_ids])
+        if isinstance(stage, Speakers):
+            voices = [voices_path(workdir, stage.name, s) for s in shard_ids]
+            link_speakers(workdir, voices, config.speakers.same_speaker_across)
     remove_unnamed_dataset_files(workdir)
     return CurationResult(workdir, plans, outcomes)

@@ -3,24 +3,33 @@ much of the speech the VAD heard lies inside a row (speech coverage, per source)
 
 Everything comes from the SQL views of a workdir, so the report describes exactly what
 `vaglio sql` shows. It is written as Markdown and as a self-contained HTML page, next to
-two PNG charts: the funnel of hours, and drops per rule stacked by language.
+PNG charts: the funnel of hours, drops per rule stacked by language, and per source the
+histograms of the audio quality figures (DNSMOS OVRL, SNR), kept and dropped rows stacked.
+Histograms are counted in SQL, so the report's memory does not grow with the corpus.
 """
 
 from __future__ import annotations
 
 import html
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+
+import duckdb
 
 from manifests.views import connect
 from pipeline.asr.language_gate import LANG_UNCERTAIN, LANG_UNDECLARED
 from pipeline.run.runner import atomic_write_text
-from pipeline.run.summary import summarize
+from pipeline.run.summary import RunSummary, summarize
 from pipeline.stages.filter import DROP_REASONS
 
 REPORT_DIR = "report"
 _GATE = (LANG_UNDECLARED, LANG_UNCERTAIN)
+
+QUALITY_BINS = {"dnsmos_ovrl": (1.0, 5.0, 0.25), "snr_db": (-30.0, 100.0, 5.0)}
+"""Histogram bins of each quality figure: (lowest, highest, width); values outside land in the
+first or last bin."""
+_QUALITY_LABELS = {"dnsmos_ovrl": "DNSMOS OVRL (P.835, 1-5)", "snr_db": "estimated SNR (dB)"}
 
 
 @dataclass(frozen=True)
@@ -30,31 +39,51 @@ class Report:
     examples: dict[str, list[dict]]  # reason -> a few dropped rows
     punctuation: dict[str, int]  # pnc_status -> segments
     translations: dict[tuple[str, str], int]  # (target, "kept" or reason) -> segments
+    written_forms: dict[tuple[str, str], int]  # (lang, itn_status) -> segments, as in the summary
     speech_coverage: dict[str, tuple[float, float, float | None]]  # as in the summary
     llm_examples: list[tuple[str, ...]] = ()  # (stage, outcome, input, answer), a few each
     language_doubts: list[tuple[str, str, int, float]] = ()  # (doubt, lang, kept segments, h)
     # (reason, target, source text, answer): two per translation refusal reason
     translation_refusals: list[tuple[str, ...]] = ()
+    # (source, figure) -> (kept, dropped) segments per bin of QUALITY_BINS[figure]
+    quality_histograms: dict[tuple[str, str], tuple[list[int], list[int]]] = field(
+        default_factory=dict
+    )
+    # (source, rated segments, OVRL 10th percentile, OVRL median, SNR 10th pct., SNR median)
+    quality: list[tuple] = ()
+
+
+def hours_funnel(views: duckdb.DuckDBPyConnection, summary: RunSummary) -> list[tuple[str, float]]:
+    """(step, hours) from the audio listed to the data kept and translated: the report's
+    funnel, which `vaglio explore` shows too."""
+    gate = ", ".join(f"'{r}'" for r in _GATE)
+    (usable,) = views.execute(
+        "SELECT coalesce(sum(duration), 0) / 3600 FROM recordings "
+        "WHERE quarantine_reason IS NULL AND duplicate_of IS NULL"
+    ).fetchone()
+    speech, gated = views.execute(
+        "SELECT coalesce(sum(duration), 0) / 3600, coalesce(sum(duration) FILTER "
+        f"(drop_reason IS NULL OR drop_reason NOT IN ({gate})), 0) / 3600 FROM segments"
+    ).fetchone()
+    translated = views.execute(  # one row per segment: no join back to `segments` needed
+        "SELECT t.lang, sum(duration) / 3600 FROM (SELECT duration, unnest(translations) AS t "
+        "FROM segments_all) WHERE t.reason IS NULL GROUP BY 1 ORDER BY 1"
+    ).fetchall()
+    return [
+        ("audio listed", summary.hours_in),
+        ("usable (not quarantined, not a duplicate)", usable),
+        ("speech found (VAD)", speech),
+        ("in a declared language (pass 1)", gated),
+        ("kept by the filter", summary.hours_kept),
+    ] + [(f"translated to {lang}", hours) for lang, hours in translated]
 
 
 def gather(workdir: Path, examples_per_reason: int = 3) -> Report:
     """Read every figure of the report from the workdir's views; the totals that the curate
     summary already has come from `summarize`."""
-    summary = summarize(workdir)
-    gate = ", ".join(f"'{r}'" for r in _GATE)
     with connect(Path(workdir)) as con:
-        (usable,) = con.execute(
-            "SELECT coalesce(sum(duration), 0) / 3600 FROM recordings "
-            "WHERE quarantine_reason IS NULL AND duplicate_of IS NULL"
-        ).fetchone()
-        speech, gated = con.execute(
-            "SELECT coalesce(sum(duration), 0) / 3600, coalesce(sum(duration) FILTER "
-            f"(drop_reason IS NULL OR drop_reason NOT IN ({gate})), 0) / 3600 FROM segments"
-        ).fetchone()
-        translated = con.execute(
-            "SELECT t.lang, sum(s.duration) / 3600 FROM translations t JOIN segments s "
-            "USING (segment_id) WHERE t.reason IS NULL GROUP BY 1 ORDER BY 1"
-        ).fetchall()
+        summary = summarize(workdir, con)
+        steps = hours_funnel(con, summary)
         drops = con.execute(
             "SELECT drop_reason, lang, segments, hours FROM drops ORDER BY drop_reason, lang"
         ).fetchall()
@@ -70,29 +99,52 @@ def gather(workdir: Path, examples_per_reason: int = 3) -> Report:
             "SELECT lang_doubt, lang, count(*), sum(duration) / 3600 FROM segments "
             "WHERE lang_doubt IS NOT NULL AND drop_reason IS NULL GROUP BY ALL ORDER BY ALL"
         ).fetchall()
-    funnel = [
-        ("audio listed", summary.hours_in),
-        ("usable (not quarantined, not a duplicate)", usable),
-        ("speech found (VAD)", speech),
-        ("in a declared language (pass 1)", gated),
-        ("kept by the filter", summary.hours_kept),
-    ] + [(f"translated to {lang}", hours) for lang, hours in translated]
+        quality = con.execute(_QUALITY).fetchall()
+        histograms = _quality_histograms(con)
     examples: dict[str, list[dict]] = defaultdict(list)
     for reason, segment_id, lang, duration, text in rows:
         examples[reason].append(
             {"segment_id": segment_id, "lang": lang, "duration": duration, "text": text}
         )
     return Report(
-        funnel,
+        steps,
         drops,
         dict(examples),
         summary.punctuation,
         summary.translations,
+        summary.written_forms,
         summary.speech_coverage,
         llm_examples,
         doubts,
         refusals,
+        histograms,
+        quality,
     )
+
+
+# Per source, the spread of the audio quality figures over the rows the quality stage rated.
+_QUALITY = """
+SELECT source, count(*), quantile_cont(dnsmos_ovrl, 0.1), median(dnsmos_ovrl),
+  quantile_cont(snr_db, 0.1), median(snr_db)
+FROM segments WHERE dnsmos_ovrl IS NOT NULL OR snr_db IS NOT NULL GROUP BY source ORDER BY source
+"""
+
+
+def _quality_histograms(con) -> dict[tuple[str, str], tuple[list[int], list[int]]]:
+    """(source, figure) -> (kept, dropped) segments per bin, counted by DuckDB."""
+    histograms: dict[tuple[str, str], tuple[list[int], list[int]]] = {}
+    for figure, (low, high, width) in QUALITY_BINS.items():
+        bins = round((high - low) / width)
+        found = con.execute(
+            f"SELECT source, drop_reason IS NULL, least(greatest(floor(({figure} - ?) / ?), 0), "
+            f"?)::INTEGER AS bin, count(*) FROM segments WHERE {figure} IS NOT NULL "
+            "GROUP BY ALL ORDER BY ALL",
+            [low, width, bins - 1],
+        ).fetchall()
+        for source, kept, index, count in found:
+            counts = histograms.setdefault((source, figure), ([0] * bins, [0] * bins))
+            counts[0 if kept else 1][index] = count
+    return histograms
 
 
 # A few rows per LLM outcome: what the model was given and what it answered, kept or not.
@@ -162,6 +214,35 @@ def drops_chart(report: Report, path: Path) -> None:
     plt.close(figure)
 
 
+def quality_chart(report: Report, path: Path) -> None:
+    """Per source (a row each), a histogram of every quality figure, kept rows under dropped."""
+    plt = _pyplot()
+    from matplotlib.ticker import MaxNLocator
+
+    sources = sorted({source for source, _ in report.quality_histograms})
+    figures = list(QUALITY_BINS)
+    grid, axes = plt.subplots(
+        len(sources), len(figures), figsize=(9, 2.2 * len(sources) + 0.8), squeeze=False
+    )
+    for row, source in enumerate(sources):
+        for column, figure in enumerate(figures):
+            low, high, width = QUALITY_BINS[figure]
+            kept, dropped = report.quality_histograms.get((source, figure), ([], []))
+            lefts = [low + width * i for i in range(len(kept))]
+            ax = axes[row][column]
+            ax.bar(lefts, kept, width=width, align="edge", color="#4c72b0", label="kept")
+            ax.bar(lefts, dropped, width=width, align="edge", bottom=kept, color="#dd8452",
+                   label="dropped")  # fmt: skip
+            ax.set_xlim(low, high)
+            ax.yaxis.set_major_locator(MaxNLocator(integer=True))  # counts of segments
+            ax.set_title(f"{source}: {_QUALITY_LABELS[figure]}", fontsize="small")
+            ax.set_ylabel("segments")
+    axes[0][0].legend(fontsize="small")
+    grid.tight_layout()
+    grid.savefig(path, dpi=100)
+    plt.close(grid)
+
+
 def _pyplot():
     import matplotlib
 
@@ -199,9 +280,20 @@ def _tables(report: Report) -> list[tuple[str, list[str], list[list[str]]]]:
     tables.append(
         ("Speech coverage", ["source", "VAD speech h", "inside rows h", "coverage"], coverage)
     )
+    if report.quality:
+        tables.append(
+            (
+                "Audio quality per source",
+                ["source", "rated segments", "OVRL p10", "OVRL median", "SNR p10", "SNR median"],
+                [[source, str(n), *map(_figure, spread)] for source, n, *spread in report.quality],
+            )
+        )
     if report.punctuation:
         rows = [[status, str(n)] for status, n in report.punctuation.items()]
         tables.append(("Punctuation", ["status", "segments"], rows))
+    if report.written_forms:
+        rows = [[lang, status, str(n)] for (lang, status), n in report.written_forms.items()]
+        tables.append(("Written forms (NeMo ITN)", ["language", "itn_status", "segments"], rows))
     if report.translations:
         rows = [[lang, outcome, str(n)] for (lang, outcome), n in report.translations.items()]
         tables.append(("Translations", ["target", "outcome", "segments"], rows))
@@ -228,8 +320,19 @@ def _tables(report: Report) -> list[tuple[str, list[str], list[list[str]]]]:
     return tables
 
 
+def _figure(value: float | None) -> str:
+    return "–" if value is None else f"{value:.2f}"
+
+
+def _charts(report: Report) -> list[str]:
+    """The PNG files of the report, in the order they are shown."""
+    return ["funnel.png", "drops.png"] + (["quality.png"] if report.quality_histograms else [])
+
+
 def _markdown(report: Report) -> str:
-    lines = ["# Curation report", "", "![funnel](funnel.png)", "", "![drops](drops.png)", ""]
+    lines = ["# Curation report", ""]
+    for chart in _charts(report):
+        lines += [f"![{chart.removesuffix('.png')}]({chart})", ""]
     for title, header, rows in _tables(report):
         lines += [f"## {title}", "", "| " + " | ".join(header) + " |"]
         lines += ["| " + " | ".join("---" for _ in header) + " |"]
@@ -243,7 +346,7 @@ def _html(report: Report) -> str:
         "<!doctype html><meta charset='utf-8'><title>Curation report</title>",
         "<style>body{font-family:sans-serif;max-width:60em;margin:auto}"
         "table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:2px 8px}</style>",
-        "<h1>Curation report</h1><img src='funnel.png'><img src='drops.png'>",
+        "<h1>Curation report</h1>" + "".join(f"<img src='{c}'>" for c in _charts(report)),
     ]
     for title, header, rows in _tables(report):
         parts.append(f"<h2>{html.escape(title.replace('`', ''))}</h2><table><tr>")
@@ -255,12 +358,17 @@ def _html(report: Report) -> str:
 
 
 def write_report(workdir: Path, examples_per_reason: int = 3) -> Path:
-    """Write `<workdir>/report/` (report.md, report.html, funnel.png, drops.png)."""
+    """Write `<workdir>/report/` (report.md, report.html, funnel.png, drops.png, and
+    quality.png where rows were rated)."""
     report = gather(workdir, examples_per_reason)
     folder = Path(workdir) / REPORT_DIR
     folder.mkdir(parents=True, exist_ok=True)
     funnel_chart(report, folder / "funnel.png")
     drops_chart(report, folder / "drops.png")
+    if report.quality_histograms:
+        quality_chart(report, folder / "quality.png")
+    else:  # not one row rated now: an older run's chart would mislead
+        (folder / "quality.png").unlink(missing_ok=True)
     atomic_write_text(_markdown(report), folder / "report.md")
     atomic_write_text(_html(report), folder / "report.html")
     return folder

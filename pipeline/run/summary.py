@@ -3,8 +3,11 @@ the VAD heard lies inside a row (speech coverage), from the SQL views."""
 
 from __future__ import annotations
 
+from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
+
+import duckdb
 
 from manifests.views import connect
 from pipeline.stages.filter import DROP_REASONS
@@ -23,12 +26,15 @@ class RunSummary:
     dropped: dict[str, tuple[int, float]]  # every drop reason -> (segments, hours), 0 too
     punctuation: dict[str, int]  # pnc_status -> kept segments (empty when PnC is off)
     translations: dict[tuple[str, str], int]  # (target, "kept" or refusal reason) -> segments
+    written_forms: dict[tuple[str, str], int]  # (lang, itn_status) -> segments with text
     # source (and "overall") -> (VAD speech hours, speech hours inside rows, their ratio or None)
     speech_coverage: dict[str, tuple[float, float, float | None]]
+    word_timings: dict[str, int]  # kept segments with words: "timed", or why not (words_missing)
 
 
-def summarize(workdir: Path) -> RunSummary:
-    with connect(Path(workdir)) as con:
+def summarize(workdir: Path, views: duckdb.DuckDBPyConnection | None = None) -> RunSummary:
+    """The summary of `workdir`, read from `views` when the caller has them open already."""
+    with nullcontext(views) if views is not None else connect(Path(workdir)) as con:
         recordings, hours_in, duplicates = con.execute(
             "SELECT count(*), coalesce(sum(duration), 0) / 3600, count(duplicate_of) "
             "FROM recordings"
@@ -68,12 +74,26 @@ def summarize(workdir: Path) -> RunSummary:
                 "ORDER BY lang, outcome <> 'kept', n DESC, outcome"
             ).fetchall()
         }
+        written_forms = {
+            (lang, status): count
+            for lang, status, count in con.execute(
+                "SELECT coalesce(lang, '?'), itn_status, count(*) FROM segments "
+                "WHERE itn_status IS NOT NULL GROUP BY ALL ORDER BY ALL"
+            ).fetchall()
+        }
         speech_coverage = {
             source: (speech or 0.0, covered or 0.0, coverage)
             for source, speech, covered, coverage in con.execute(
                 "SELECT source, speech_hours, covered_hours, coverage FROM speech_coverage"
             ).fetchall()
         }
+        word_timings = dict(
+            con.execute(
+                "SELECT coalesce(words_missing, 'timed'), count(*) FROM segments "
+                "WHERE drop_reason IS NULL AND (len(words) > 0 OR words_missing IS NOT NULL) "
+                "GROUP BY 1 ORDER BY 2 DESC, 1"
+            ).fetchall()
+        )
     # Every rule in the order it is checked, so a rule that dropped nothing shows as 0.
     dropped = {reason: found.pop(reason, (0, 0.0)) for reason in DROP_REASONS} | found
     return RunSummary(
@@ -88,5 +108,7 @@ def summarize(workdir: Path) -> RunSummary:
         dropped,
         punctuation,
         translations,
+        written_forms,
         speech_coverage,
+        word_timings,
     )

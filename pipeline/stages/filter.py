@@ -1,9 +1,13 @@
 """Mark rows that should not be trained on with a `drop_reason`; never delete a row.
 
 Reasons, in the order they are checked (the first that fires is recorded): the recording
-failed the language gate (pass 1); the utterance is too short or too long; a hallucination
-rule (`pipeline.text.rules`); the text's language differs from the audio's; the two ASR
-passes disagree. `vaglio filter-text` runs the same rules, bar the two that need audio.
+failed the language gate (pass 1); the utterance is too short or too long; its audio rates
+below `min_dnsmos_ovrl` or `min_snr_db` (the `quality` stage's figures; both rules are off
+unless configured); a hallucination rule (`pipeline.text.rules`); the text's language differs
+from the audio's; the two ASR passes disagree. The text rules read the row's written form
+(`text_written`) as `normal_words`, the form in which pass 2 compared the passes, so a number
+written as digits in one place and as words in another is one word to every rule.
+`vaglio filter-text` runs the same rules, bar the four that need audio.
 """
 
 from __future__ import annotations
@@ -11,8 +15,10 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from typing import Annotated
 
 import pyarrow as pa
+from pydantic import Field
 
 from manifests.schemas import FILTERED, with_versions
 from pipeline.asr.language_gate import LANG_UNCERTAIN, LANG_UNDECLARED
@@ -23,18 +29,28 @@ from pipeline.text.rules import (
     HallucinationConfig,
     hallucination_reason,
     lang_mismatch,
-    words,
+    normal_words,
 )
 from pipeline.validation import NonNegative, PositiveSeconds, Seconds
 
 DURATION = "duration_out_of_range"
+DNSMOS_LOW = "dnsmos_ovrl_low"
+SNR_LOW = "snr_db_low"
 PASS_DISAGREEMENT = "pass_disagreement"
 
 # Text LID reads the start of a row: enough to be sure of a language, and bounded on a runaway
 # transcript of thousands of words.
 LID_CHARACTERS = 5000
 
-DROP_REASONS = (LANG_UNDECLARED, LANG_UNCERTAIN, DURATION, *REASONS, PASS_DISAGREEMENT)
+DROP_REASONS = (
+    LANG_UNDECLARED,
+    LANG_UNCERTAIN,
+    DURATION,
+    DNSMOS_LOW,
+    SNR_LOW,
+    *REASONS,
+    PASS_DISAGREEMENT,
+)
 """Every reason a segment can be dropped for, in the order they are checked."""
 
 
@@ -45,6 +61,10 @@ class FilterConfig:
     min_duration_s: Seconds = 0.1
     max_duration_s: PositiveSeconds = 40.0
     max_pass_wer: NonNegative = 0.5  # drop when pass 1 and pass 2 differ in more than this share
+    # Audio quality rules, off unless set: drop a rated row below this DNSMOS OVRL (P.835
+    # scale) or this estimated SNR; a row the quality stage did not rate is not judged.
+    min_dnsmos_ovrl: Annotated[float, Field(strict=True, ge=1, le=5)] | None = None
+    min_snr_db: Annotated[float, Field(strict=True, ge=-30, le=100)] | None = None
 
     def __post_init__(self) -> None:
         if self.min_duration_s > self.max_duration_s:
@@ -61,19 +81,41 @@ class Verdict:
     text_lang_prob: float | None = None
 
 
+def quality_reason(
+    dnsmos_ovrl: float | None, snr_db: float | None, config: FilterConfig
+) -> str | None:
+    """The audio quality rule that drops a row, if any; a figure that is missing (not rated)
+    or a rule that is off lets the row through."""
+    if None not in (dnsmos_ovrl, config.min_dnsmos_ovrl) and dnsmos_ovrl < config.min_dnsmos_ovrl:
+        return DNSMOS_LOW
+    if None not in (snr_db, config.min_snr_db) and snr_db < config.min_snr_db:
+        return SNR_LOW
+    return None
+
+
 def judge(
-    text: str, duration: float, lang: str, config: FilterConfig, pass_wer: float | None = None
+    written: str,
+    duration: float,
+    lang: str,
+    config: FilterConfig,
+    pass_wer: float | None = None,
+    dnsmos_ovrl: float | None = None,
+    snr_db: float | None = None,
 ) -> Verdict:
-    """Every rule after the language gate; without `pass_wer` (one pass) that rule is skipped."""
-    tokens = words(text)
+    """Every rule after the language gate, on a row's written form (`written_form`); without
+    `pass_wer` (one pass) that rule is skipped, and without the audio's figures the quality
+    rules."""
+    tokens = normal_words(written, lang)
     text_lang, text_prob = (
-        identify_language(text[:LID_CHARACTERS], config.text_lid) if tokens else (None, None)
+        identify_language(written[:LID_CHARACTERS], config.text_lid) if tokens else (None, None)
     )
     if not config.min_duration_s <= duration <= config.max_duration_s:
         reason = DURATION
     else:
-        reason = hallucination_reason(tokens, duration, lang, config.rules) or lang_mismatch(
-            tokens, lang, text_lang, text_prob, config.rules
+        reason = (
+            quality_reason(dnsmos_ovrl, snr_db, config)
+            or hallucination_reason(tokens, duration, lang, config.rules)
+            or lang_mismatch(tokens, lang, text_lang, text_prob, config.rules)
         )
     if not reason and pass_wer is not None and pass_wer > config.max_pass_wer:
         reason = PASS_DISAGREEMENT
@@ -82,15 +124,18 @@ def judge(
 
 class Filter(Stage):
     name = "filter"
-    version = "3"
-    inputs = ("pass2",)
+    version = "5"  # 5: rules read the written form; 4: audio quality rules (`quality` rows)
+    inputs = ("quality",)
 
     def run(self, context: ShardContext) -> pa.Table:
-        table = context.read("pass2")
-        columns = ("text", "duration", "lang", "gate_reason", "pass_wer")
+        table = context.read("quality")
+        columns = (
+            *("text_written", "duration", "lang", "gate_reason", "pass_wer"),
+            *("dnsmos_ovrl", "snr_db"),
+        )
         verdicts = [
-            Verdict(gate) if gate else judge(text or "", duration, lang, self.config, pass_wer)
-            for text, duration, lang, gate, pass_wer in zip(
+            Verdict(gate) if gate else judge(text or "", duration, lang, self.config, *figures)
+            for text, duration, lang, gate, *figures in zip(
                 *(table[c].to_pylist() for c in columns)
             )
         ]

@@ -3,7 +3,12 @@
 Each utterance is transcribed again with the recording's language forced, on exactly its own
 audio (no neighbouring speech to borrow words from). Both texts are kept, with their word
 error rate (`pass_wer`, pass 1 against pass 2) so the filter can drop rows where the passes
-disagree. Speech where pass 1 heard no words is an utterance of its own with empty pass-1 text
+disagree. Both texts are compared in one normal form (`normal_words` of their written forms:
+"Ten of clubs" and "10 of clubs", "twenty five dollars" and "$25" agree), which the filter's
+rules read too; the written form of pass 2's text is kept beside it (`text_written`), with
+`itn_status` saying whether NeMo's grammars read it. That is part of this stage, not a stage
+after it, because the comparison decides which utterances are cut again and decoded anew.
+Speech where pass 1 heard no words is an utterance of its own with empty pass-1 text
 and no `pass_wer` (there is nothing to agree with): pass 2 alone transcribes it. Chunks of
 recordings that failed the language gate carry through as rows of their own, so the manifest
 accounts for all speech.
@@ -14,6 +19,12 @@ So a joined utterance whose passes disagree by more than `split_above_pass_wer` 
 one sentence per row, and each sentence decoded on its own audio. (On real read speech, a
 16.8 s row of five sentences whose pass 2 left out three was dropped whole; cut again, four
 of its five sentences agreed.)
+
+Each row's words are timed (`words`, seconds from the start of the recording) by the backend's
+alignment of pass 2's own text, without decoding again (Whisper: cross-attention; NeMo: its
+timestamps or a CTC forced alignment), then fitted to the VAD's speech inside the utterance
+(`pipeline/asr/word_timings.py`). A backend that cannot align leaves the list empty and
+says why in `words_missing`.
 """
 
 from __future__ import annotations
@@ -31,10 +42,11 @@ from pipeline.asr import require_backend
 from pipeline.asr.base import Hypothesis, TimedText
 from pipeline.asr.shared import AsrModelConfig, loaded_backend
 from pipeline.asr.utterances import UtteranceConfig, cut_utterances
+from pipeline.asr.word_timings import NOT_ALIGNED, fit_to_speech
 from pipeline.audio.cut import segment_samples
 from pipeline.stage import ShardContext, Stage, StageConfigError
-from pipeline.text.normalise import normalise_text
-from pipeline.text.numbers import with_digits
+from pipeline.text.rules import normal_words
+from pipeline.text.written import WrittenFormConfig, itn_tag, written_form
 from pipeline.validation import NonNegative
 
 WHISPER_WINDOW_S = 30.0
@@ -60,13 +72,19 @@ class Pass2Config:
     # A joined utterance whose `pass_wer` is above this is decoded again one sentence per row
     # (the filter's `max_pass_wer` would drop all its sentences); 1 or more: never.
     split_above_pass_wer: NonNegative = 0.5
+    # Time every word of pass 2's text (`words`), fitted to the VAD's speech (word_timings.py)
+    word_timings: bool = True
+    written: WrittenFormConfig = field(default_factory=WrittenFormConfig)
 
 
-def pass_disagreement(pass1: str, pass2: str, lang: str | None = None) -> float:
-    """Word error rate of the pass-1 text against pass 2's, after normalisation, with number
-    words as digits in `lang` ("Ten" and "10" agree)."""
-    reference = normalise_text(with_digits(pass2, lang))
-    hypothesis = normalise_text(with_digits(pass1, lang))
+def pass_disagreement(
+    pass1: str, pass2: str, lang: str | None = None, written: WrittenFormConfig | None = None
+) -> float:
+    """Word error rate of the pass-1 text against pass 2's, both in the normal form that the
+    filter reads (`normal_words` of their written forms)."""
+    written = written or WrittenFormConfig()
+    reference = " ".join(normal_words(written_form(pass2, lang, written).text, lang))
+    hypothesis = " ".join(normal_words(written_form(pass1, lang, written).text, lang))
     if not reference:
         return 0.0 if not hypothesis else 1.0
     return float(jiwer.wer(reference, hypothesis)) if hypothesis else 1.0
@@ -122,9 +140,10 @@ class Pass1Recording:
 
 class Pass2(Stage):
     name = "pass2"
-    # 4: a looping decode is sampled again; a joined utterance whose passes disagree is decoded
-    # again one sentence per row (3: numbers compared as digits in `pass_wer`)
-    version = "4"
+    # 6: word timings; 5: texts compared in their written forms (NeMo ITN), kept as
+    # `text_written`; 4: a looping decode is sampled again; a joined utterance whose passes
+    # disagree is decoded again one sentence per row (3: numbers compared as digits)
+    version = "6"
     inputs = ("pass1", "standardise")
     max_parallel_shards = 1
 
@@ -140,7 +159,7 @@ class Pass2(Stage):
 
     @property
     def version_tag(self) -> str:
-        return f"{self.version}:{self.config.asr.tag}"
+        return f"{self.version}:{self.config.asr.tag}:{itn_tag()}"
 
     def run(self, context: ShardContext) -> pa.Table:
         chunks = context.read("pass1")
@@ -167,6 +186,12 @@ class Pass2(Stage):
         carried = chunks.select(list(_CARRIED)).take(take)
         utterances = [u for _, u, _, _ in rows]
         hypotheses = [h for _, _, h, _ in rows]
+        words = [_recording_words(h, u, found[rid].speech) if h else [] for (rid, u, h, _) in rows]
+        texts = [_text(u, h) for u, h in zip(utterances, hypotheses)]
+        written = [
+            None if text is None else written_form(text, lang, self.config.written)
+            for text, lang in zip(texts, carried["lang"].to_pylist())
+        ]
         columns = {name: carried[name] for name in _CARRIED}
         columns |= {
             "segment_id": pa.array(ids, pa.string()),
@@ -174,10 +199,20 @@ class Pass2(Stage):
             "duration": pa.array([_length(u) for u in utterances], pa.float64()),
             "text_pass1": pa.array([u.text for u in utterances], pa.string()),
             "versions": pa.nulls(len(ids), UTTERANCES.field("versions").type),
-            "text": pa.array([_text(u, h) for u, h in zip(utterances, hypotheses)], pa.string()),
+            "text": pa.array(texts, pa.string()),
+            "text_written": pa.array([w and w.text for w in written], pa.string()),
+            "itn_status": pa.array([w and w.status for w in written], pa.string()),
             "avg_logprob": pa.array([h and h.avg_logprob for h in hypotheses], pa.float32()),
             "no_speech_prob": pa.array([h and h.no_speech_prob for h in hypotheses], pa.float32()),
             "pass_wer": pa.array([wer for _, _, _, wer in rows], pa.float32()),
+            "words": pa.array(words, UTTERANCES.field("words").type),
+            "words_missing": pa.array(
+                [
+                    _words_missing(h, timed) if self.config.word_timings else None
+                    for h, timed in zip(hypotheses, words)
+                ],
+                pa.string(),
+            ),
         }
         table = pa.table([columns[n] for n in UTTERANCES.names], schema=UTTERANCES)
         return with_versions(table, self.name, self.version_tag)
@@ -206,7 +241,9 @@ class Pass2(Stage):
             }
         )
         hypotheses = loaded_backend(self.config.asr).transcribe(
-            segment_samples(context, wanted), [languages[planned[i][0]] for i in todo]
+            segment_samples(context, wanted),
+            [languages[planned[i][0]] for i in todo],
+            word_timings=self.config.word_timings,
         )
         for i, hypothesis in zip(todo, hypotheses):
             decoded[i] = hypothesis
@@ -223,7 +260,10 @@ class Pass2(Stage):
         """Every row in time order, with its `pass_wer`: a joined utterance whose passes
         disagree by more than `split_above_pass_wer` is replaced by its sentences, each decoded
         on its own audio, so the filter judges them one by one instead of dropping them all."""
-        agreements = [_agreement(u, h, languages[rid]) for (rid, u), h in zip(planned, decoded)]
+        written = self.config.written
+        agreements = [
+            _agreement(u, h, languages[rid], written) for (rid, u), h in zip(planned, decoded)
+        ]
         pieces: dict[int, list[tuple[str, _Utterance]]] = {}
         for i, (rid, utterance) in enumerate(planned):
             if (agreements[i] or 0.0) > self.config.split_above_pass_wer:
@@ -238,7 +278,7 @@ class Pass2(Stage):
                 rows.append((rid, utterance, hypothesis, agreements[i]))
                 continue
             for (_, piece), piece_hypothesis in (next(again) for _ in pieces[i]):
-                agreement = _agreement(piece, piece_hypothesis, languages[rid])
+                agreement = _agreement(piece, piece_hypothesis, languages[rid], written)
                 rows.append((rid, piece, piece_hypothesis, agreement))
         return rows
 
@@ -254,8 +294,31 @@ def _text(utterance: _Utterance, hypothesis: Hypothesis | None) -> str | None:
     return hypothesis.text if hypothesis else ""
 
 
-def _agreement(utterance: _Utterance, hypothesis: Hypothesis | None, lang: str) -> float | None:
+def _recording_words(
+    hypothesis: Hypothesis, utterance: _Utterance, speech: list[tuple[float, float]]
+) -> list[dict]:
+    """The hypothesis's words fitted to the VAD's speech inside the utterance, in seconds from
+    the start of the recording."""
+    start = utterance.start
+    inside = [(a - start, b - start) for a, b in speech if a < utterance.end and b > start]
+    fitted = fit_to_speech(hypothesis.words, inside, _length(utterance))
+    return [
+        {"start": round(start + w.start, 3), "end": round(start + w.end, 3), "text": w.text}
+        for w in fitted
+    ]
+
+
+def _words_missing(hypothesis: Hypothesis | None, words: list[dict]) -> str | None:
+    """Why a text with words has none timed: the backend's reason, else `NOT_ALIGNED`."""
+    if hypothesis is None or words or not any(c.isalnum() for c in hypothesis.text):
+        return None
+    return hypothesis.words_missing or NOT_ALIGNED
+
+
+def _agreement(
+    utterance: _Utterance, hypothesis: Hypothesis | None, lang: str, written: WrittenFormConfig
+) -> float | None:
     """`pass_wer`, where pass 1 heard words to agree with."""
     if not utterance.text:
         return None
-    return pass_disagreement(utterance.text, _text(utterance, hypothesis) or "", lang)
+    return pass_disagreement(utterance.text, _text(utterance, hypothesis) or "", lang, written)

@@ -10,6 +10,9 @@ The manifests of the current shards are also the truth about the dataset folder:
 manifest names (its shard rewritten in fewer parts, its recordings deleted from the source, its
 source removed from the catalog) is removed when a curation ends (`remove_unnamed_dataset_files`),
 so `vaglio train` and `load_dataset("parquet", …)` see exactly the rows SQL calls kept.
+
+Each kept row carries its recording's `split_group` (`pipeline.speakers.corpus`), which decides
+its split wherever the dataset goes (`pipeline.query.splits`).
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from manifests.views import dataset_files
 from pipeline.audio.cut import segment_samples
 from pipeline.audio.decode import SAMPLE_RATE, to_flac
 from pipeline.run.runner import atomic_write_table
+from pipeline.speakers.corpus import read_split_groups
 from pipeline.stage import ShardContext, Stage
 from pipeline.validation import Count
 
@@ -38,6 +42,7 @@ _TEXT_COLUMNS = (
     "text_asr",
     "license",
     "attribution",
+    "split_group",
 )
 _FLOAT_COLUMNS = ("offset", "duration")
 
@@ -46,7 +51,7 @@ def dataset_schema() -> pa.Schema:
     """The dataset's Arrow schema, with the `huggingface` metadata that `datasets` reads."""
     import datasets
 
-    string = datasets.Value("string")
+    string, seconds = datasets.Value("string"), datasets.Value("float64")
     features = datasets.Features(
         {
             "audio": datasets.Audio(sampling_rate=SAMPLE_RATE),
@@ -54,6 +59,8 @@ def dataset_schema() -> pa.Schema:
             **dict.fromkeys(_FLOAT_COLUMNS, datasets.Value("float64")),
             "obligations": datasets.List(string),
             "translations": datasets.List({"lang": string, "text": string}),  # kept ones only
+            # pass 2's words, in seconds from the start of the row's own audio
+            "words": datasets.List({"start": seconds, "end": seconds, "text": string}),
         }
     )
     return features.arrow_schema
@@ -66,12 +73,26 @@ class ShardConfig:
 
 class Shard(Stage):
     name = "shard"
-    version = "2"
+    version = "4"  # 3: rows carry their split group; 4: word timings in the dataset files
     inputs = ("translate", "standardise")
+
+    def fingerprint_extra(self, context: ShardContext) -> str:
+        """The speaker groups of this shard's recordings (found across shards) go into its rows."""
+        return ",".join(f"{r}={g}" for r, g in sorted(self._split_groups(context).items()))
+
+    @staticmethod
+    def _split_groups(context: ShardContext) -> dict[str, str]:
+        recordings = context.read("standardise", ["recording_id"])["recording_id"].to_pylist()
+        return read_split_groups(context.workdir, recordings)
 
     def run(self, context: ShardContext) -> pa.Table:
         segments = context.read("translate")
         kept = segments.filter(pc.is_null(segments["drop_reason"]))
+        groups = self._split_groups(context)
+        kept = kept.append_column(
+            "split_group",
+            pa.array([groups.get(r) for r in kept["recording_id"].to_pylist()], pa.string()),
+        )
         audio = [to_flac(samples) for samples in segment_samples(context, kept)]
         shard_of: dict[str, str] = {}
         for number, rows in enumerate(self._split_by_size([len(a) for a in audio])):
@@ -115,7 +136,15 @@ class Shard(Stage):
             [{"lang": t["lang"], "text": t["text"]} for t in entries if t["reason"] is None]
             for entries in part["translations"].to_pylist()
         ]
-        made = {"audio": audio, "translations": pa.array(kept, schema.field("translations").type)}
+        words = [
+            [_shifted(w, offset) for w in row_words]
+            for row_words, offset in zip(part["words"].to_pylist(), part["offset"].to_pylist())
+        ]
+        made = {
+            "audio": audio,
+            "translations": pa.array(kept, schema.field("translations").type),
+            "words": pa.array(words, schema.field("words").type),
+        }
         return pa.table([made[n] if n in made else part[n] for n in schema.names], schema=schema)
 
 
@@ -129,3 +158,8 @@ def remove_unnamed_dataset_files(workdir: Path) -> list[Path]:
             path.unlink()
             removed.append(path)
     return removed
+
+
+def _shifted(word: dict, offset: float) -> dict:
+    """A timed word (seconds from the recording's start) in seconds from `offset`."""
+    return word | {"start": round(word["start"] - offset, 3), "end": round(word["end"] - offset, 3)}

@@ -25,6 +25,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from pipeline.stage import StageConfigError
+from pipeline.text.numbers import with_digits
 from pipeline.validation import Count, CountOrZero, NonNegative, Positive, Share
 
 EMPTY_TEXT = "empty_text"
@@ -95,6 +96,14 @@ def words(text: str) -> list[str]:
     return _WORD.findall(_ASIDE.sub(" ", text))
 
 
+def normal_words(written: str, lang: str | None) -> list[str]:
+    """The one form that the rules below and the pass-1/pass-2 comparison read: the `words` of
+    a row's written form (`pipeline.text.written`), every number as digits where text2num
+    reads `lang` ("Ten of clubs" and "10 of clubs" are the same words; NeMo writes numbers up
+    to twelve as words)."""
+    return words(with_digits(written, lang))
+
+
 def _phrase_key(tokens: list[str]) -> tuple[str, ...]:
     """Words with every number as "0", so "Untertitel im Auftrag des ZDF, 2017" covers all years."""
     return tuple("0" if token.isdigit() else token for token in tokens)
@@ -113,9 +122,9 @@ def known_phrases(lang: str, phrases_dir: str | None = None) -> frozenset[tuple[
         for folder in (PHRASES_DIR, *([Path(phrases_dir)] if phrases_dir else [])):
             path = folder / f"{code}.txt"
             lines = path.read_text(encoding="utf-8").splitlines() if path.is_file() else []
-            phrases.update(
-                _phrase_key(words(line)) for line in lines if not line.lstrip().startswith("#")
-            )
+            for line in (line for line in lines if not line.lstrip().startswith("#")):
+                # as a row in the list's language reads it, and as one in any other language
+                phrases.update({_phrase_key(normal_words(line, code)), _phrase_key(words(line))})
     phrases.discard(())
     return frozenset(phrases)
 

@@ -1,0 +1,1 @@
+"""Who speaks: a voice per segment, speakers per recording, speaker clusters across a corpus."""
