@@ -131,6 +131,7 @@ def write_input_shard(workdir, rows: list[dict], audio: dict[str, np.ndarray]) -
     ]
     write_shard(workdir, "standardise", "s1", pa.Table.from_pylist(recordings, RECORDINGS), "in")
     defaults = base | {"lang": "en", "lang_prob": 0.99, "text": TEXT, "text_pass1": TEXT}
+    defaults |= {"text_written": TEXT}
     filled = [
         defaults | {"segment_id": f"{r['recording_id']}#{i:04d}", "pass_wer": 0.0} | r
         for i, r in enumerate(rows)
@@ -146,9 +147,10 @@ def shard(tmp_path):
     rows = [
         {"recording_id": "clean", "offset": 0.0, "duration": length},
         {"recording_id": "noisy", "offset": 0.0, "duration": length},
-        {"recording_id": "noisy", "offset": 0.0, "duration": 0.3, "text": "go"},  # too short
+        {"recording_id": "noisy", "offset": 0.0, "duration": 0.3, "text": "go",
+         "text_written": "go"},  # too short
         {"recording_id": "clean", "offset": 0.0, "duration": length, "text": None,
-         "text_pass1": None, "gate_reason": "audio_lang_undeclared"},
+         "text_pass1": None, "text_written": None, "gate_reason": "audio_lang_undeclared"},
     ]  # fmt: skip
     write_input_shard(tmp_path, rows, audio)
     return tmp_path
