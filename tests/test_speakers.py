@@ -12,24 +12,27 @@ from __future__ import annotations
 import dataclasses
 import json
 import random
-from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 import soundfile
 import yaml
 from typer.testing import CliRunner
 
+from manifests import schemas
 from pipeline.cli import app
 from pipeline.config import CurateConfig
 from pipeline.demo_corpus import ENGLISH, compose, speak, write_audio
 from pipeline.export.rows import KeptRows
-from pipeline.query.splits import DEFAULT_RATIOS, split_of
+from pipeline.query.splits import DEFAULT_RATIOS
 from pipeline.query.sql import run_query
 from pipeline.run.curate import ThreadExecutor, curate
-from pipeline.speakers.corpus import clusters_path
+from pipeline.run.runner import atomic_write_table
+from pipeline.run.summary import summarize
+from pipeline.speakers.corpus import clusters_path, link_speakers
 from pipeline.stages.speakers import SpeakersConfig
 from training.data import RowFilter, iter_rows, shard_paths
 
@@ -96,19 +99,51 @@ def test_one_real_speaker_and_three_espeak_voices_are_counted_with_room_to_spare
     assert len(clusters) == 4  # the real voice is none of espeak's
 
 
-def test_no_speaker_cluster_lends_rows_to_two_splits_in_any_exit(curated, tmp_path):
+def _voices_file(path: Path, recordings: dict[str, list[int]], centres: np.ndarray) -> Path:
+    """A voices file as the stage writes it: recording -> the voice (a row of `centres`) of
+    each of its speakers."""
+    rows = [
+        {"recording_id": r, "speaker": s, "embedding": centres[v].tolist()}
+        for r, voices in recordings.items()
+        for s, v in enumerate(voices)
+    ]
+    atomic_write_table(pa.Table.from_pylist(rows, schemas.VOICES), path)
+    return path
+
+
+def test_recordings_that_share_a_voice_share_a_split_unless_every_recording_does(tmp_path):
+    centres = np.linalg.qr(np.random.default_rng(1).standard_normal((256, 4)))[0].T  # apart
+    recordings = {f"r{i:02d}": [i % 3] for i in range(12)} | {"host": [0, 1], "solo": [3]}
+    path = _voices_file(tmp_path / "a.voices.parquet", recordings, centres)
+    table = link_speakers(tmp_path, [path], threshold=0.8).to_pylist()
+    group = {r["recording_id"]: r["split_group"] for r in table}
+    split = {r["recording_id"]: r["split"] for r in table}
+    voice_0_or_1 = [r for r, voices in recordings.items() if {0, 1} & set(voices)]
+    assert {group[r] for r in voice_0_or_1} == {"host"}  # linked through the host's two voices
+    assert len({split[r] for r in voice_0_or_1}) == 1
+    assert group["r02"] == group["r05"] != "host" and group["solo"] == "solo"
+
+    one_voice = {f"r{i:02d}": [0] for i in range(12)}
+    path = _voices_file(tmp_path / "b.voices.parquet", one_voice, centres)
+    table = link_speakers(tmp_path, [path], threshold=0.8).to_pylist()
+    assert len({r["speaker_cluster"] for r in table}) == 1
+    assert {r["split_group"] for r in table} == set(one_voice)  # by recording: no split empty
+    assert len({r["split"] for r in table}) > 1
+
+
+def test_every_exit_agrees_on_the_splits_and_the_summary_says_when_they_share_a_voice(
+    curated, tmp_path
+):
+    """The demo's recordings share espeak's default voice: one voice group, split by
+    recording; the dataset files, the training reader and SQL give every row the same split."""
     workdir, _ = curated
     clusters = run_query(
         workdir, "SELECT recording_id, speaker_cluster, split_group, split FROM speakers"
     ).to_pylist()
     assert clusters, "the demo corpus has kept speech"
-    by_recording = {
-        r["recording_id"]: split_of(r["recording_id"], DEFAULT_RATIOS) for r in clusters
-    }
-    per_cluster = defaultdict(set)
-    for row in clusters:
-        per_cluster[row["speaker_cluster"]].add(by_recording[row["recording_id"]])
-    assert any(len(s) > 1 for s in per_cluster.values()), "split by recording, voices would leak"
+    sql = {r["recording_id"]: r["split"] for r in clusters}
+    assert {r["recording_id"] for r in clusters} == {r["split_group"] for r in clusters}
+    assert len(set(sql.values())) > 1  # not one split for the whole corpus
 
     exported = {}
     for table in KeptRows(workdir).tables(columns=["recording_id", "split_group"]):
@@ -119,12 +154,12 @@ def test_no_speaker_cluster_lends_rows_to_two_splits_in_any_exit(curated, tmp_pa
         trained |= {
             r["recording_id"]: split for r in iter_rows(shard_paths(workdir), keep, audio=False)
         }
-    sql = {r["recording_id"]: r["split"] for r in clusters}
     assert exported == trained == {r: sql[r] for r in exported}
-    splits_of_cluster = defaultdict(set)
-    for row in clusters:
-        splits_of_cluster[row["speaker_cluster"]].add(sql[row["recording_id"]])
-    assert all(len(s) == 1 for s in splits_of_cluster.values())
+
+    summary = summarize(workdir)
+    shared = {r["speaker_cluster"] for r in clusters}
+    assert summary.shared_speakers == len(shared)
+    assert sum(recordings for recordings, _ in summary.splits.values()) == len(sql)
 
     result = CliRunner().invoke(
         app,
@@ -133,7 +168,9 @@ def test_no_speaker_cluster_lends_rows_to_two_splits_in_any_exit(curated, tmp_pa
     )  # fmt: skip
     assert result.exit_code == 0, result.output
     counted = json.loads(result.stdout)  # `vaglio sql --format json`: one array
-    assert sum(r["speakers"] for r in counted) == len(per_cluster)
+    assert {r["split"]: r["speakers"] for r in counted} == {
+        s: n for s, (_, n) in summary.splits.items()
+    }
 
 
 def _ran(result, stage: str) -> int:
@@ -153,9 +190,9 @@ def test_a_rerun_embeds_nothing_again_and_a_new_threshold_redoes_only_what_it_ch
     relinked = curate(catalog, workdir, joined, ThreadExecutor(1))
     assert _ran(relinked, "speakers") == 0  # the voices stand; only their links change
     after = pq.read_table(clusters_path(workdir))
-    groups = [set(t["split_group"].to_pylist()) for t in (before, after)]
-    assert [len(g) for g in groups] == [2, 1]
-    assert _ran(relinked, "shard") == 1  # the shard whose rows now carry the other's group
+    assert [len(set(t["speaker_cluster"].to_pylist())) for t in (before, after)] == [4, 1]
+    assert after["split_group"].equals(before["split_group"])  # one voice group: by recording
+    assert _ran(relinked, "shard") == 0  # so no row's group changed
 
     voices_file = next((workdir / "speakers").glob("*.voices.parquet"))
     voices_file.unlink()

@@ -77,9 +77,6 @@ def workdir(curated, tmp_path_factory) -> Path:
             table.schema.get_field_index("translations"), "translations", translations
         )
         table = table.set_column(table.schema.get_field_index("license"), "license", licences)
-        # espeak gives the demo corpus a few voices: split by speaker group, a whole language
-        # may land in one split. This story is about training, so split by recording.
-        table = table.drop_columns([c for c in ("split_group",) if c in table.column_names])
         pq.write_table(table, target / "dataset" / "data" / path.name)
     return target
 

@@ -234,6 +234,13 @@ def print_summary(result: CurationResult, pnc_llm: LlmConfig | None = None) -> N
         table.add_row(f"translation to {lang}: {outcome}", f"{count} segments")
     for outcome, count in summary.word_timings.items():
         table.add_row(f"word timings: {outcome}", f"{count} segments")
+    for split, (recordings, speakers) in summary.splits.items():
+        table.add_row(f"split {split}", f"{recordings} recordings, {speakers} speakers")
+    if summary.shared_speakers:
+        table.add_row(
+            "splits share speakers",
+            f"{summary.shared_speakers}: every recording is one voice group, split by recording",
+        )
     console.print(table)
 
 

@@ -30,6 +30,8 @@ class RunSummary:
     # source (and "overall") -> (VAD speech hours, speech hours inside rows, their ratio or None)
     speech_coverage: dict[str, tuple[float, float, float | None]]
     word_timings: dict[str, int]  # kept segments with words: "timed", or why not (words_missing)
+    splits: dict[str, tuple[int, int]]  # split -> (recordings, speaker clusters) with speakers
+    shared_speakers: int  # speaker clusters in more than one split (a corpus of one voice group)
 
 
 def summarize(workdir: Path, views: duckdb.DuckDBPyConnection | None = None) -> RunSummary:
@@ -94,6 +96,17 @@ def summarize(workdir: Path, views: duckdb.DuckDBPyConnection | None = None) -> 
                 "GROUP BY 1 ORDER BY 2 DESC, 1"
             ).fetchall()
         )
+        splits = {
+            split: (recordings_in, clusters)
+            for split, recordings_in, clusters in con.execute(
+                "SELECT split, count(DISTINCT recording_id), count(DISTINCT speaker_cluster) "
+                "FROM speakers GROUP BY split ORDER BY split"
+            ).fetchall()
+        }
+        (shared_speakers,) = con.execute(
+            "SELECT count(*) FROM (SELECT speaker_cluster FROM speakers GROUP BY 1 "
+            "HAVING count(DISTINCT split) > 1)"
+        ).fetchone()
     # Every rule in the order it is checked, so a rule that dropped nothing shows as 0.
     dropped = {reason: found.pop(reason, (0, 0.0)) for reason in DROP_REASONS} | found
     return RunSummary(
@@ -111,4 +124,6 @@ def summarize(workdir: Path, views: duckdb.DuckDBPyConnection | None = None) -> 
         written_forms,
         speech_coverage,
         word_timings,
+        splits,
+        shared_speakers,
     )

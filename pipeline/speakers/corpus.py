@@ -8,6 +8,11 @@ recording and speaker, written beside each shard) are linked by similarity
 `<recording_id>#<speaker>`; recordings that share a cluster, directly or through others, form
 a split group named by its first recording. Only those voices are held in memory (1 KB per
 recording and speaker), and the similarity pass is quadratic in their number.
+
+A corpus whose recordings all join one group (one narrator, or a cast that recurs in every
+recording) cannot have speaker-disjoint splits: kept whole, the group would put every row in
+one split. Such a corpus is split by recording instead, and the run summary says its splits
+share a speaker.
 """
 
 from __future__ import annotations
@@ -64,11 +69,14 @@ def link_speakers(workdir: Path, voice_files: list[Path], threshold: float) -> p
 
 
 def _split_groups(recordings: list[str], component: np.ndarray) -> list[str]:
-    """Each row's split group: the first recording of the recordings joined by clusters."""
+    """Each row's split group: the first recording of the recordings joined by clusters, or
+    the row's own recording where every recording joins one group."""
     ids = sorted(set(recordings))
     index = {r: i for i, r in enumerate(ids)}
     rows = np.array([index[r] for r in recordings], dtype=np.int64)
     linked = components(len(ids), rows, rows[component])
+    if len(ids) > 1 and not linked.any():  # all in the group of the first: split by recording
+        return list(recordings)
     return [ids[linked[i]] for i in rows]
 
 
