@@ -30,6 +30,8 @@ from pipeline.audio.vad import SileroVad, VadConfig, speech_regions
 from pipeline.demo_corpus import melody
 from pipeline.quality.dnsmos import RATINGS, WINDOW, Dnsmos
 from pipeline.quality.snr import snr_db
+from pipeline.speakers.encoder import VoiceEncoder
+from pipeline.stages.speakers import SpeakersConfig
 
 CLIP = Path(__file__).resolve().parent.parent / "tests" / "data" / "real_speech" / "goforward.flac"
 LEVELS_DB = (20.0, 10.0, 0.0)
@@ -111,6 +113,16 @@ def main() -> None:
             levels_db=["clean", *LEVELS_DB],
             ovrl_falls=falls(ladder["ovrl"]),
             snr_falls=falls(ladder["snr"]),
+        )
+    voices = VoiceEncoder(threads=1).embed([samples for _, _, samples in conditions])
+    for (condition, level, _), voice in zip(conditions[1:], voices[1:]):
+        emit(
+            "speaker_voice_under_noise",
+            clip=args.clip.name,
+            condition=condition,
+            added_at_db=level,
+            similarity_to_clean=float(voice @ voices[0]),
+            same_speaker_across=SpeakersConfig().same_speaker_across,
         )
     window = np.resize(clean, WINDOW)
     list(model.rate([window]))  # warm

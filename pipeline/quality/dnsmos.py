@@ -97,16 +97,18 @@ def windows(samples: np.ndarray, most: int) -> list[np.ndarray]:
 class Dnsmos:
     """DNSMOS P.835 ratings of many segments, their windows batched across segments.
 
-    A window's activations take about 150 MB, so a batch is kept small, and the memory arena
-    is off so that a batch's memory goes back once it is rated: batching saves call overhead,
-    not arithmetic (the convolutions dominate either way). One session serves every thread.
+    A window's activations take about 150 MB, so a batch is kept small. onnxruntime's memory
+    arena keeps them between calls: the peak stays that of one batch, and rating costs 15 %
+    less CPU than allocating each call afresh (one window a call: 0.37 against 0.43 CPU s a
+    window, 286 against 324 MB peak for two a call without the arena; AMD EPYC, one thread).
+    Batching saves call overhead, not arithmetic (the convolutions dominate either way). One
+    session serves every thread.
     """
 
-    def __init__(self, threads: int = 1, batch_size: int = 2, max_windows: int = 1):
+    def __init__(self, threads: int = 1, batch_size: int = 1, max_windows: int = 1):
         options = onnxruntime.SessionOptions()
         options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1
-        options.enable_cpu_mem_arena = False
         options.log_severity_level = 3
         self.session = onnxruntime.InferenceSession(
             str(dnsmos_model_path()), options, providers=["CPUExecutionProvider"]

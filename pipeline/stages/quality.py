@@ -37,7 +37,7 @@ class QualityConfig:
     # DNSMOS windows (9.01 s) per utterance, each centred on an equal part of it; 5 covers
     # every second of a 40 s utterance, 1 rates the middle 9 s of a long one.
     max_windows: Count = 1
-    batch_size: Count = 2  # windows per model call; each needs ~150 MB while it runs
+    batch_size: Count = 1  # windows per model call; each needs ~150 MB, held between calls
     threads: Count = 2  # onnxruntime threads for the shard being rated
     min_duration_s: Seconds = 0.5  # shorter rows are not rated (null figures)
 
