@@ -317,6 +317,13 @@ def test_a_model_of_vaglio_train_times_words_by_ctc_forced_alignment(tmp_path):
     log_probs[3:6, 1] = log_probs[8:10, 2] = log_probs[12, 2] = np.log(0.95)
     assert ctc_token_frames(log_probs, [1, 2, 2], blank=5) == [(3, 5), (8, 9), (12, 12)]
     assert ctc_token_frames(log_probs[:3], [1, 2, 2], blank=5) is None  # too few frames
+    # A long transcript (more than 127 states, past what the int8 back-pointers can count):
+    # each token on a frame of its own, blanks between.
+    tokens = [1 + i % 4 for i in range(100)]
+    long = np.full((200, 6), np.log(0.01))
+    long[:, 5] = np.log(0.9)
+    long[np.arange(0, 200, 2), tokens] = np.log(0.95)
+    assert ctc_token_frames(long, tokens, blank=5) == [(t, t) for t in range(0, 200, 2)]
 
     texts = ["ten of clubs", "go forward ten meters", "go somewhere and do something"] * 5
     train_tokenizer(texts, {"en"}, 40, tmp_path / "tokenizer.model")

@@ -140,7 +140,7 @@ def ctc_token_frames(
     path = np.empty(frames, dtype=np.int64)
     for t in range(frames - 1, -1, -1):
         path[t] = state
-        state -= came_from[t, state]
+        state -= int(came_from[t, state])  # an int8 step, not an int8 state
     spans: list[tuple[int, int]] = []
     for index in range(len(tokens)):
         at = np.flatnonzero(path == 2 * index + 1)
