@@ -2,7 +2,8 @@
 inside the two ASR passes, audio decoding (FLAC to samples, cut), Whisper's language ID and
 transcription, and pass 2's word timings (inside its transcription) and written forms (NeMo
 ITN, grammar loading included); inside the quality stage, the SNR estimate (the rest of it is
-DNSMOS).
+DNSMOS); and the share of the four per-segment signals together (quality, speakers, word
+timings, written forms).
 
 The run is in this process with the threads engine and the default config; the parts inside
 the passes are timed by wrapping the functions the stages call (nothing else changes). Stages
@@ -53,6 +54,8 @@ def wrap(owner, name: str, part: str) -> None:
     setattr(owner, name, timed_call)
 
 
+# The per-segment signals of issue 23, whose cost together is reported apart.
+SIGNALS = ("quality", "speakers", "pass2.word_timings", "pass2.written_form")
 PARTS = {"language_probabilities": "language_id", "detect": "language_id"}  # method -> part
 
 
@@ -151,6 +154,8 @@ def main() -> None:
         rtfx=audio_s / total_wall,
         wall_share={part: round(w / total_wall, 3) for part, (w, _) in sorted(spent.items())},
         cpu_share={part: round(c / total_cpu, 3) for part, (_, c) in sorted(spent.items())},
+        signals_wall_share=round(sum(spent[p][0] for p in SIGNALS) / total_wall, 3),
+        signals_cpu_share=round(sum(spent[p][1] for p in SIGNALS) / total_cpu, 3),
     )
 
 
