@@ -36,8 +36,8 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from bench.common import CACHE, emit
-from manifests.schemas import MANIFEST
-from manifests.views import SHARD_LIST
+from manifests.schemas import MANIFEST, SPEAKER_CLUSTERS, SPEAKERS
+from manifests.views import SHARD_LIST, SPEAKER_CLUSTERS_FILE
 
 LANGUAGES = ["en", "it", "de", "fr", "es", "pl", "nl", "pt"]
 REASONS = [None] * 8 + ["pass_disagreement", "known_hallucination", "lang_mismatch", "long_word"]
@@ -68,24 +68,68 @@ def _shard(first: int, n: int, rng: np.random.Generator) -> pa.Table:
         "pass_wer": pa.array(rng.uniform(0, 1, n), pa.float32()),
         "drop_reason": pa.array(rng.choice(np.array(REASONS, dtype=object), n), pa.string()),
     }
+    return _with_nulls(values, MANIFEST, n)
+
+
+def _with_nulls(values: dict[str, pa.Array], schema: pa.Schema, n: int) -> pa.Table:
     columns = [
-        values[f.name].cast(f.type) if f.name in values else pa.nulls(n, f.type) for f in MANIFEST
+        values[f.name].cast(f.type) if f.name in values else pa.nulls(n, f.type) for f in schema
     ]
-    return pa.table(columns, schema=MANIFEST)
+    return pa.table(columns, schema=schema)
+
+
+def _speakers(shard: pa.Table, rng: np.random.Generator) -> pa.Table:
+    """The speakers stage's rows for `shard`: one or two speakers a recording, who speaks in
+    each kept row (null in a dropped one); no voice embeddings (1 KiB a row, read by no
+    page but a segment's own)."""
+    n = len(shard)
+    kept = pc.is_null(shard["drop_reason"])
+    values = {
+        "segment_id": shard["segment_id"],
+        "recording_id": shard["recording_id"],
+        "speech_s": pc.multiply(shard["duration"], 0.9),
+        "speaker": pc.if_else(kept, pa.array(rng.integers(0, 2, n), pa.int32()), None),
+        "speaker_share": pc.if_else(kept, pa.array(rng.uniform(0.5, 1, n), pa.float32()), None),
+        "n_speakers": pa.array(np.full(n, 2), pa.int32()),
+    }
+    return _with_nulls(values, SPEAKERS, n)
+
+
+def _clusters(recordings: pa.Array, rng: np.random.Generator) -> pa.Table:
+    """`speaker_clusters.parquet`: each recording's two speakers, a split per recording."""
+    recording = pa.concat_arrays([recordings, recordings])
+    n = len(recordings)
+    speaker = pa.array(np.repeat([0, 1], n), pa.int32())
+    split = np.tile(rng.choice(["train", "dev", "test"], n, p=[0.9, 0.05, 0.05]), 2)
+    values = {
+        "recording_id": recording,
+        "speaker": speaker,
+        "speaker_cluster": pc.binary_join_element_wise(
+            recording, "#", pc.cast(speaker, pa.string()), ""
+        ),
+        "split_group": recording,
+        "split": pa.array(split),
+    }
+    return _with_nulls(values, SPEAKER_CLUSTERS, 2 * n)
 
 
 def build(workdir: Path, rows: int, shards: int) -> Path:
-    """The synthetic workdir (reused when already built)."""
+    """The synthetic workdir, with the speakers stage's output (reused when already built)."""
     if (workdir / SHARD_LIST).exists():
         return workdir
     rng = np.random.default_rng(7)
-    (workdir / "shard").mkdir(parents=True, exist_ok=True)
-    shard_ids = []
+    for stage in ("shard", "speakers"):
+        (workdir / stage).mkdir(parents=True, exist_ok=True)
+    shard_ids, recordings = [], []
     for index, chunk in enumerate(np.array_split(np.arange(rows), shards)):
         shard_id = f"src-{index:05d}"
         table = _shard(int(chunk[0]), len(chunk), rng)
         pq.write_table(table, workdir / "shard" / f"{shard_id}.parquet")
+        pq.write_table(_speakers(table, rng), workdir / "speakers" / f"{shard_id}.parquet")
+        recordings.append(pc.unique(table["recording_id"]))
         shard_ids.append(shard_id)
+    clusters = _clusters(pa.concat_arrays(recordings), rng)
+    pq.write_table(clusters, workdir / SPEAKER_CLUSTERS_FILE)
     (workdir / SHARD_LIST).write_text(json.dumps(shard_ids))
     return workdir
 
@@ -122,8 +166,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rows", type=int, default=10_000_000)
     parser.add_argument("--shards", type=int, default=100)
+    parser.add_argument(
+        "--workdir", type=Path, help="Where the workdir is built (default: in bench's cache)."
+    )
     args = parser.parse_args()
-    workdir = build(CACHE / f"explore-{args.rows}", args.rows, args.shards)
+    workdir = build(args.workdir or CACHE / f"explore-{args.rows}", args.rows, args.shards)
     root = Path(__file__).resolve().parents[1]
     env = os.environ | {"PYTHONPATH": str(root)}
     timings = {"imports_cpu_s": _imports_cpu_seconds(root, env), "open_s": _open_seconds(workdir)}

@@ -47,8 +47,6 @@ VOICES_KIND = ".voices"
 MANIFEST_ROWS = "_segments_files"
 """The shard stage's rows alone, which `segments_all` joins to the speakers stage's: a query
 that needs no speaker column reads them here without paying for the joins."""
-SQL_SPILL_DIR = ".sql-spill"
-"""Where a query that outgrows its memory limit spills; DuckDB removes it when done."""
 
 SEGMENT_COLUMNS = (
     "segment_id",

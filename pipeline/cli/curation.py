@@ -10,17 +10,12 @@ import signal
 import sys
 import threading
 from contextlib import nullcontext
-from importlib.metadata import entry_points
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
 
-from licenses import PolicyError
-from pipeline.asr import MissingExtraError
 from pipeline.cli.common import (
     Engine,
     EngineOption,
@@ -30,21 +25,14 @@ from pipeline.cli.common import (
     app,
     console,
 )
-from pipeline.config import ConfigError, load_config
-from pipeline.llm import LlmConfig, LlmRequestError
-from pipeline.run.curate import CurationResult, ThreadExecutor, build_stages, curate
-from pipeline.run.lock import WorkdirBusy, workdir_lock
-from pipeline.run.plan import SourcePlan
-from pipeline.run.report import write_report
-from pipeline.run.runner import ShardOutcome, close_writes
-from pipeline.run.summary import summarize
-from pipeline.sources.catalog import CatalogError, load_catalog
-from pipeline.sources.survey import (
-    survey_sources,
-    write_survey,
-)
-from pipeline.stage import StageConfigError
-from pipeline.text.pnc import decoding_note
+
+if TYPE_CHECKING:
+    from rich.progress import Progress
+
+    from pipeline.llm import LlmConfig
+    from pipeline.run.curate import CurationResult
+    from pipeline.run.plan import SourcePlan
+    from pipeline.run.runner import ShardOutcome
 
 
 class RichStageProgress:
@@ -83,6 +71,8 @@ def stop_on_interrupt(workdir: Path, progress: RichStageProgress):
     committed; a write in flight finishes, nothing half-written stays, and the user learns
     what finished and how to go on. Shards still computing are abandoned, not waited for."""
 
+    from pipeline.run.runner import close_writes
+
     def stop(signum: int, frame) -> None:
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not cut this short
         close_writes()
@@ -120,9 +110,13 @@ def _orchestrator(engine: Engine, ray_address: str | None = None):
     if ray_address:
         os.environ["RAY_ADDRESS"] = ray_address  # where the `ray` engine connects
     if engine is Engine.threads:
+        from pipeline.run.curate import ThreadExecutor, curate
+
         return lambda catalog, workdir, config, progress: curate(
             catalog, workdir, config, ThreadExecutor(config.workers), progress
         )
+    from importlib.metadata import entry_points
+
     # Progress bars say what happens; Prefect's own logs and telemetry stay quiet.
     os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
@@ -140,6 +134,17 @@ def run_curation(
     ray_address: str | None = None,
 ) -> CurationResult:
     """Load config, run the stages with progress bars, print the summary."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from licenses import PolicyError
+    from pipeline.config import ConfigError, load_config
+    from pipeline.extras import MissingExtraError
+    from pipeline.llm import LlmRequestError
+    from pipeline.run.curate import build_stages
+    from pipeline.run.lock import WorkdirBusy, workdir_lock
+    from pipeline.sources.catalog import CatalogError, load_catalog
+    from pipeline.stage import StageConfigError
+
     try:
         config = load_config(config_path)
         load_catalog(catalog)  # a broken catalog is told at once, before any engine starts
@@ -202,6 +207,11 @@ def print_plan(plan: SourcePlan) -> None:
 
 
 def print_summary(result: CurationResult, pnc_llm: LlmConfig | None = None) -> None:
+    from rich.table import Table
+
+    from pipeline.run.summary import summarize
+    from pipeline.text.pnc import decoding_note
+
     for plan in result.plans:
         print_plan(plan)
     summary = summarize(result.workdir)
@@ -291,11 +301,15 @@ def demo_command(
     Examples: vaglio demo -w demo · vaglio demo --llm -w demo
     """
     from pipeline.demo_corpus import build_demo_corpus
+    from pipeline.extras import MissingExtraError
+    from pipeline.llm.demo_config import local_llm_config
+    from pipeline.llm.local_server import LocalServerError
+    from pipeline.run.report import write_report
+    from pipeline.sources.catalog import load_catalog
+    from pipeline.sources.survey import survey_sources, write_survey
 
     console.print("building the demo corpus with espeak-ng…")
     catalog = build_demo_corpus(workdir / "corpus")
-    from pipeline.llm.demo_config import local_llm_config
-    from pipeline.llm.local_server import LocalServerError
 
     try:
         with local_llm_config(workdir) if llm else nullcontext() as config:

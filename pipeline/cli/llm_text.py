@@ -10,21 +10,17 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from enum import Enum
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.markup import escape
 
 from pipeline.cli.common import app, console
-from pipeline.config import ConfigError, load_config
-from pipeline.extras import MissingExtraError
-from pipeline.llm import LlmConfig, LlmRequestError, load_backend
 from pipeline.llm.base import GuidedDecoding
-from pipeline.stage import StageConfigError
-from pipeline.stages.filter import TextRowError, utf8_lines
-from pipeline.text.languages import is_language_code
-from pipeline.text.llm_rows import TextOutcome, punctuate_rows, read_rows, translate_rows
-from pipeline.text.pnc import decoding_note
+
+if TYPE_CHECKING:
+    from pipeline.llm import LlmConfig
+    from pipeline.text.llm_rows import TextOutcome
 
 
 class TextStage(str, Enum):
@@ -38,6 +34,8 @@ Decoding = Enum("Decoding", {name: name for name in GuidedDecoding.__args__}, ty
 @contextmanager
 def _llm(configured: LlmConfig | None, local: bool, decoding: str | None) -> Iterator[LlmConfig]:
     """The model to ask: the config's, or SmolLM2 on a local server started for the run."""
+    from pipeline.config import ConfigError
+
     if local:
         from pipeline.llm.local_server import local_server
 
@@ -104,6 +102,14 @@ def llm_text_command(
     * `printf 'we met in rome last year did you\\n' | vaglio llm-text --local --lang en`
     * `vaglio llm-text rows.tsv --stage translate --lang it --to en -c pipeline.yaml`
     """
+    from pipeline.config import ConfigError, load_config
+    from pipeline.extras import MissingExtraError
+    from pipeline.llm import LlmRequestError, load_backend
+    from pipeline.stage import StageConfigError
+    from pipeline.stages.filter import TextRowError, utf8_lines
+    from pipeline.text.languages import is_language_code
+    from pipeline.text.llm_rows import punctuate_rows, read_rows, translate_rows
+
     for option, code in (("--lang", lang), ("--to", target)):
         if code is not None and not is_language_code(code):
             raise _fail(f"{option} {code!r} is not an ISO 639 code (like 'en' or 'it')")
@@ -132,6 +138,8 @@ def llm_text_command(
 
 
 def _print_counts(outcomes: list[TextOutcome], stage: TextStage, llm: LlmConfig) -> None:
+    from pipeline.text.pnc import decoding_note
+
     counts = Counter(o.outcome for o in outcomes)
     passed = "accepted" if stage is TextStage.punctuate else "kept"
     console.print(

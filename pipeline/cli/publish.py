@@ -3,20 +3,17 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
 
-from licenses import PolicyError
 from pipeline.cli.common import PolicyOption, Workdir, app, console
-from pipeline.export.hub_folder import Sizing
-from pipeline.export.publish import ExportFormat, build_publish_folder, export
-from pipeline.export.rows import ExportError, Refusal
-from pipeline.extras import MissingExtraError
+from pipeline.export.formats import ExportFormat
 from pipeline.query.splits import DEFAULT_RATIOS, SPLITS, check_ratios
+
+if TYPE_CHECKING:
+    from pipeline.export.rows import Refusal
 
 RatiosOption = Annotated[
     str,
@@ -96,6 +93,15 @@ def publish_command(
 
         HF_TOKEN=… vaglio publish -w work --repo-id me/open-speech --private
     """
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+    from rich.table import Table
+
+    from licenses import PolicyError
+    from pipeline.export.hub_folder import Sizing
+    from pipeline.export.publish import build_publish_folder
+    from pipeline.export.rows import ExportError
+    from pipeline.extras import MissingExtraError
+
     folder = out or workdir / "publish"
     sizing = Sizing(
         int(max_file_mb * _MB), int(min_file_mb * _MB), min_files, int(row_group_mb * _MB)
@@ -202,6 +208,13 @@ def export_command(
 
         vaglio export lhotse-shar -w work --out exports/shar
     """
+    from rich.progress import MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from licenses import PolicyError
+    from pipeline.export.publish import export
+    from pipeline.export.rows import ExportError
+    from pipeline.extras import MissingExtraError
+
     if split != "all" and split not in SPLITS:
         raise _fail(ValueError(f"--split must be one of {', '.join(SPLITS)} or all, not {split!r}"))
     splits = list(SPLITS) if split == "all" else [split]

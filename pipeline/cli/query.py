@@ -9,14 +9,11 @@ from collections import Counter
 from dataclasses import asdict
 from enum import Enum
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.console import Console
 from rich.markup import escape
-from rich.table import Table
 
-from manifests.views import SHARD_LIST, SOURCES_TABLE, SURVEY_DIR
 from pipeline.cli.common import (
     OutputFormat,
     Workdir,
@@ -25,22 +22,10 @@ from pipeline.cli.common import (
     require_curation,
     write_error,
 )
-from pipeline.config import ConfigError, load_config
-from pipeline.query.evaluation import (
-    OVERALL,
-    EvaluationError,
-    Score,
-    read_pairs,
-    read_source_pairs,
-    read_workdir_pairs,
-    score,
-)
-from pipeline.query.sql import QueryLimits, ReadOnlyError, run_query
-from pipeline.run.report import write_report
-from pipeline.stage import StageConfigError
-from pipeline.stages.filter import TextRowError, judge, read_text_rows, utf8_lines
-from pipeline.text.languages import is_language_code
-from pipeline.text.written import written_form
+from pipeline.query.limits import QueryLimits
+
+if TYPE_CHECKING:
+    from pipeline.query.evaluation import Score
 
 
 @app.command("report")
@@ -57,6 +42,8 @@ def report_command(
     rows, audio quality per source) with charts: `funnel.png`, `drops.png`, and `quality.png`
     (histograms of DNSMOS OVRL and SNR per source) where rows were rated.
     """
+    from pipeline.run.report import write_report
+
     require_curation(workdir)
     try:
         folder = write_report(workdir, examples)
@@ -93,6 +80,12 @@ def sql_command(
     that read files (`read_csv`, `read_parquet`...), are refused. A query that outgrows
     `--memory-limit` spills to disk (removed afterwards); Ctrl-C stops it at once.
     """
+    from rich.console import Console
+    from rich.table import Table
+
+    from manifests.views import SHARD_LIST, SOURCES_TABLE, SURVEY_DIR
+    from pipeline.query.sql import ReadOnlyError, run_query
+
     if not workdir.is_dir():
         console.print(f"[red]error:[/red] {escape(str(workdir))}: no such workdir")
         raise typer.Exit(2)
@@ -133,6 +126,11 @@ def _percent(rate: float | None) -> str:
 
 def print_scores(scores: list[Score], output: EvalFormat) -> None:
     """The scores on stdout, so that `--format json` can be piped; notes go to stderr."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from pipeline.query.evaluation import OVERALL
+
     if output is EvalFormat.json:
         for s in scores:
             sys.stdout.write(json.dumps(s.as_dict(), ensure_ascii=False) + "\n")
@@ -206,6 +204,14 @@ def eval_command(
     * `vaglio eval --references refs.tsv --workdir work --format json`
     * `vaglio eval --against-source --workdir work` (sources that bring transcripts)
     """
+    from pipeline.query.evaluation import (
+        EvaluationError,
+        read_pairs,
+        read_source_pairs,
+        read_workdir_pairs,
+        score,
+    )
+
     try:
         if against_source:
             if workdir is None or file is not None or references is not None:
@@ -273,6 +279,15 @@ def filter_text_command(
     * `printf '2.0\\tThanks for watching!\\n3.5\\tWe met at the station.\\n' | vaglio
       filter-text --lang en`
     """
+    from rich.console import Console
+    from rich.table import Table
+
+    from pipeline.config import ConfigError, load_config
+    from pipeline.stage import StageConfigError
+    from pipeline.stages.filter import TextRowError, judge, read_text_rows, utf8_lines
+    from pipeline.text.languages import is_language_code
+    from pipeline.text.written import written_form
+
     if not is_language_code(lang):
         console.print(f"[red]error:[/red] --lang {escape(repr(lang))} is not an ISO 639 code "
                       "(like 'en' or 'it')")  # fmt: skip

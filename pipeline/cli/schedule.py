@@ -15,14 +15,11 @@ import re
 import zoneinfo
 from collections.abc import Iterator
 from contextlib import contextmanager
-from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Annotated, Any
 
-import httpx
 import typer
 from rich.markup import escape
-from rich.table import Table
 
 from pipeline.cli.common import app, console
 
@@ -49,6 +46,7 @@ def _fail(message: str) -> typer.Exit:
 def prefect_server() -> Iterator[None]:
     """Fail with one line when no server is named or it cannot be reached: without one,
     Prefect would register the schedule in a throwaway server."""
+    import httpx
     from prefect.settings import get_current_settings
 
     url = get_current_settings().api.url
@@ -65,6 +63,8 @@ def prefect_server() -> Iterator[None]:
 
 def load_flow(name: str):
     """The deployable flow registered as `name` in the `vaglio.flows` entry-point group."""
+    from importlib.metadata import entry_points
+
     found = {e.name: e for e in entry_points(group="vaglio.flows")}
     if name not in found:
         raise _fail(f"--flow: unknown flow {name!r}; known: {sorted(found)}")
@@ -245,6 +245,7 @@ def list_command() -> None:
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterId
     from prefect.client.schemas.sorting import FlowRunSort
+    from rich.table import Table
 
     table = Table("deployment", "schedule", "pool", "parameters", "last run")
     with prefect_server(), get_client(sync_client=True) as client:

@@ -9,13 +9,8 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-import yaml
-from rich.console import Console
 from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
 
-from licenses import PolicyError, judge_license
 from pipeline.cli.common import (
     OutputFormat,
     PolicyOption,
@@ -24,15 +19,7 @@ from pipeline.cli.common import (
     console,
     write_error,
 )
-from pipeline.sources.catalog import CatalogError, load_catalog
-from pipeline.sources.mosel import PUBLISHED_LIST, mosel_catalog
-from pipeline.sources.survey import (
-    compliant_hours,
-    compliant_totals,
-    survey_source,
-    survey_table,
-    write_survey,
-)
+from pipeline.data import MOSEL_SOURCES
 
 
 @app.command("survey")
@@ -48,6 +35,19 @@ def survey_command(
     give their hours in the catalog. Writes `survey/sources.parquet` (the SQL view
     `sources`), `survey/report.md` and `survey/hours_by_language.png` under the workdir.
     """
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+    from rich.table import Table
+
+    from licenses import PolicyError
+    from pipeline.sources.catalog import CatalogError, load_catalog
+    from pipeline.sources.survey import (
+        compliant_hours,
+        compliant_totals,
+        survey_source,
+        survey_table,
+        write_survey,
+    )
+
     try:
         sources = load_catalog(catalog)
         columns = (TextColumn("survey"), BarColumn(), MofNCompleteColumn(), TextColumn("sources"),
@@ -100,7 +100,7 @@ def mosel_catalog_command(
     tsv: Annotated[
         Path,
         typer.Argument(help="MOSEL's source list (TSV); by default the copy vaglio ships."),
-    ] = PUBLISHED_LIST,
+    ] = MOSEL_SOURCES,
 ) -> None:
     """Write a metadata-only catalog of MOSEL's sources, ready for `vaglio survey`.
 
@@ -110,6 +110,11 @@ def mosel_catalog_command(
 
     Example: `vaglio mosel-catalog -o mosel.yaml`
     """
+    import yaml
+
+    from pipeline.sources.catalog import CatalogError
+    from pipeline.sources.mosel import mosel_catalog
+
     try:
         built = mosel_catalog(tsv)
     except (CatalogError, OSError) as error:
@@ -160,6 +165,11 @@ def license_command(
     * `cut -f2 sources.tsv | vaglio license -`
     * `vaglio license "CC BY-NC 4.0" --policy internal-project.yaml`
     """
+    from rich.console import Console
+    from rich.table import Table
+
+    from licenses import PolicyError, judge_license
+
     texts = [
         line.strip()
         for statement in statements

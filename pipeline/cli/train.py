@@ -14,7 +14,6 @@ import typer
 from rich.markup import escape
 
 from pipeline.cli.common import app, console
-from pipeline.extras import MissingExtraError
 
 EXAMPLES = """
 Examples:
@@ -36,6 +35,8 @@ def _fail(message: str) -> typer.Exit:
 
 def _training():
     """The training modules; NeMo itself loads later, where a model is built."""
+    from pipeline.extras import MissingExtraError
+
     if importlib.util.find_spec("nemo") is None or importlib.util.find_spec("lightning") is None:
         missing = MissingExtraError("`vaglio train`", "nemo_toolkit", extra="train")
         raise _fail(str(missing))

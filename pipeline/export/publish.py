@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import enum
 import shutil
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 from pipeline.export.card import write_card
+from pipeline.export.formats import ExportFormat
 from pipeline.export.hub_folder import (
     ConfigSummary,
     Sizing,
@@ -66,12 +66,6 @@ def _check_repo_id(repo_id: str) -> None:
 
 
 EXPORT_MARKER = ".vaglio-export"  # a folder holding it may be replaced by the next export
-
-
-class ExportFormat(str, enum.Enum):
-    nemo = "nemo"
-    nemo_tarred = "nemo-tarred"
-    lhotse_shar = "lhotse-shar"
 
 
 @dataclass(frozen=True)

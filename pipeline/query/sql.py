@@ -16,13 +16,13 @@ from __future__ import annotations
 
 import re
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
 
 import duckdb
 import pyarrow as pa
 
-from manifests.views import SQL_SPILL_DIR, connect
+from manifests.views import connect
+from pipeline.query.limits import QueryLimits
 
 _COMMENTS = r"\s*(?:(?:--[^\n]*(?:\n|$)|/\*.*?\*/)\s*)*"
 # `EXPLAIN` or `EXPLAIN ANALYZE` and the comments before it; options in parentheses may follow.
@@ -32,6 +32,7 @@ _FIRST_WORD = re.compile(_COMMENTS + r"(\w+)", re.DOTALL)
 # Types DuckDB gives to statements of several keywords (INSTALL is a LOAD, RESET and USE are
 # SETs, CHECKPOINT is a CALL): a refusal names the keyword the user typed.
 _SHARED_TYPES = {"LOAD", "SET", "CALL"}
+DEFAULT_LIMITS = QueryLimits()
 
 
 class ReadOnlyError(ValueError):
@@ -79,22 +80,6 @@ def check_read_only(con: duckdb.DuckDBPyConnection, sql: str) -> None:
         raise ReadOnlyError(f"expected exactly one SQL statement, got {len(statements)}")
 
 
-@dataclass(frozen=True)
-class QueryLimits:
-    """What one query may take (sizes as DuckDB reads them: 500MB, 4GB)."""
-
-    memory: str = "2GB"
-    spill: str = "20GB"  # on disk, once memory is full
-    spill_dir: Path | None = None  # None: <workdir>/.sql-spill
-
-    def settings(self, workdir: Path) -> dict[str, str]:
-        return {
-            "memory_limit": self.memory,
-            "max_temp_directory_size": self.spill,
-            "temp_directory": str(self.spill_dir or Path(workdir) / SQL_SPILL_DIR),
-        }
-
-
 def _interruptible(con: duckdb.DuckDBPyConnection, sql: str) -> pa.Table:
     """The query's result, computed in a worker thread; Ctrl-C in the caller interrupts it."""
     with ThreadPoolExecutor(1, thread_name_prefix="sql") as pool:
@@ -106,7 +91,7 @@ def _interruptible(con: duckdb.DuckDBPyConnection, sql: str) -> pa.Table:
             raise
 
 
-def run_query(workdir: Path, sql: str, limits: QueryLimits = QueryLimits()) -> pa.Table:
+def run_query(workdir: Path, sql: str, limits: QueryLimits = DEFAULT_LIMITS) -> pa.Table:
     """Run one read-only query over the workdir's views and return the result."""
     with connect(workdir, limits.settings(workdir)) as con:
         check_read_only(con, sql)

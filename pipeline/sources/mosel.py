@@ -13,6 +13,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from pipeline.data import MOSEL_SOURCES
 from pipeline.sources.catalog import CatalogError
 from pipeline.text.languages import is_language_code
 
@@ -24,7 +25,7 @@ KNOWN_TYPOS = {
 # the untranscribed VoxPopuli): listing it again would count those hours twice.
 PSEUDO_LABEL_RELEASE = re.compile(r"^MOSEL\b")
 _COLUMNS = ("source", "license", "hours", "languages", "labelled")
-PUBLISHED_LIST = Path(__file__).parent.parent / "data" / "mosel_sources.tsv"
+PUBLISHED_LIST = MOSEL_SOURCES
 """MOSEL's source list as published with the paper (arXiv 2410.01036), typos included."""
 
 
