@@ -20,13 +20,16 @@ rows; beside its wall time, the CPU seconds the server spent on it (`*_cpu_s`, a
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import resource
 import signal
+import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -162,6 +165,67 @@ def _open_seconds(workdir: Path) -> float:
         return opened
 
 
+def _median(runs: list[dict[str, float]]) -> dict[str, float]:
+    return {key: statistics.median(run[key] for run in runs) for key in runs[0]}
+
+
+def _help_seconds(root: Path, env: dict[str, str]) -> float:
+    """Wall seconds of `vaglio --help` in a fresh process."""
+    command = [sys.executable, "-m", "pipeline.cli", "--help"]
+    started = time.perf_counter()
+    subprocess.run(command, cwd=root, env=env, check=True, stdout=subprocess.DEVNULL)
+    return time.perf_counter() - started
+
+
+@contextlib.contextmanager
+def _explore(workdir: Path, root: Path, env: dict[str, str]) -> Iterator[tuple[dict, str, int]]:
+    """`vaglio explore --port 0` in a fresh process, timed from its start until its URL is
+    printed and until the first page of Segments has come back; stopped with Ctrl-C after.
+    Yields (the timings, its URL, its pid)."""
+    command = [sys.executable, "-m", "pipeline.cli", "explore", "-w", str(workdir), "-p", "0"]
+    started = time.perf_counter()
+    process = subprocess.Popen(command, cwd=root, env=env, stdout=subprocess.PIPE, text=True)
+    try:
+        line = process.stdout.readline()
+        timings = {"ready_s": time.perf_counter() - started}
+        url = line.split()[2]
+        first = httpx.get(url + "segments", timeout=600)
+        timings["cold_first_page_s"] = time.perf_counter() - started
+        timings["cold_first_page_cpu_s"] = _cpu_seconds(process.pid)
+        timings["first_page_s"] = first.elapsed.total_seconds()
+        first.raise_for_status()
+        yield timings, url, process.pid
+    finally:
+        process.send_signal(signal.SIGINT)
+        process.wait(timeout=60)
+
+
+def _pages(url: str, pid: int, segment_id: str) -> dict[str, float]:
+    """Each page as a user's browser asks for it, with the server's CPU seconds beside it."""
+    timings = {}
+    fragment = {"HX-Request": "true"}
+    with httpx.Client(base_url=url, timeout=600) as client:
+        for name, path, params in (
+            ("filter_values_s", "/segments/choices", {}),
+            ("overview_s", "/overview", {}),
+            ("sorted_by_duration_s", "/segments", {"sort": "duration", "desc": "1"}),
+            ("sorted_by_speaker_s", "/segments", {"sort": "speaker_cluster", "desc": "1"}),
+            ("filtered_s", "/segments", {"lang": "it", "text": "city was 3"}),
+            ("typed_where_s", "/segments", {"where": "pass_wer > 0.9 AND duration < 2"}),
+            ("typed_where_sorted_s", "/segments", {"where": "duration < 2", "sort": "pass_wer"}),
+            ("typed_where_speaker_s", "/segments", {"where": "split = 'dev' AND duration < 2"}),
+            ("page_1000_s", "/segments", {"page": "1000"}),
+            ("segment_s", "/segment", {"id": segment_id}),
+            ("drops_s", "/drops", {}),
+        ):  # fmt: skip
+            cpu = _cpu_seconds(pid)
+            response = client.get(path, params=params, headers=fragment)
+            response.raise_for_status()
+            timings[name] = response.elapsed.total_seconds()
+            timings[name.removesuffix("_s") + "_cpu_s"] = _cpu_seconds(pid) - cpu
+    return timings
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rows", type=int, default=10_000_000)
@@ -169,45 +233,30 @@ def main() -> None:
     parser.add_argument(
         "--workdir", type=Path, help="Where the workdir is built (default: in bench's cache)."
     )
+    parser.add_argument("--starts", type=int, default=5, help="Cold starts, of which the median.")
+    parser.add_argument("--start-only", action="store_true", help="Time the starts, no pages.")
     args = parser.parse_args()
     workdir = build(args.workdir or CACHE / f"explore-{args.rows}", args.rows, args.shards)
     root = Path(__file__).resolve().parents[1]
     env = os.environ | {"PYTHONPATH": str(root)}
-    timings = {"imports_cpu_s": _imports_cpu_seconds(root, env), "open_s": _open_seconds(workdir)}
-    command = [sys.executable, "-m", "pipeline.cli", "explore", "-w", str(workdir), "-p", "0"]
-    started = time.perf_counter()
-    process = subprocess.Popen(command, cwd=root, env=env, stdout=subprocess.PIPE, text=True)
-    try:
-        line = process.stdout.readline()
-        timings["ready_s"] = time.perf_counter() - started
-        url = line.split()[2]
-        with httpx.Client(base_url=url, timeout=600) as client:
-            first = client.get("/segments")
-            timings["cold_first_page_s"] = time.perf_counter() - started
-            timings["cold_first_page_cpu_s"] = _cpu_seconds(process.pid)
-            timings["first_page_s"] = first.elapsed.total_seconds()
-            first.raise_for_status()
-            fragment = {"HX-Request": "true"}
-            for name, path, params in (
-                ("filter_values_s", "/segments/choices", {}),
-                ("overview_s", "/overview", {}),
-                ("sorted_by_duration_s", "/segments", {"sort": "duration", "desc": "1"}),
-                ("filtered_s", "/segments", {"lang": "it", "text": "city was 3"}),
-                ("typed_where_s", "/segments", {"where": "pass_wer > 0.9 AND duration < 2"}),
-                ("typed_where_sorted_s", "/segments",
-                 {"where": "duration < 2", "sort": "pass_wer"}),
-                ("page_1000_s", "/segments", {"page": "1000"}),
-                ("drops_s", "/drops", {}),
-            ):  # fmt: skip
-                cpu = _cpu_seconds(process.pid)
-                response = client.get(path, params=params, headers=fragment)
-                response.raise_for_status()
-                timings[name] = response.elapsed.total_seconds()
-                timings[name.removesuffix("_s") + "_cpu_s"] = _cpu_seconds(process.pid) - cpu
-    finally:
-        process.send_signal(signal.SIGINT)
-        process.wait(timeout=60)
-    emit("explore_first_page", rows=args.rows, **timings)
+    timings = {
+        "help_s": statistics.median(_help_seconds(root, env) for _ in range(args.starts)),
+        "imports_cpu_s": _imports_cpu_seconds(root, env),
+        "open_s": _open_seconds(workdir),
+    }
+    starts = []
+    for start in range(args.starts):
+        with _explore(workdir, root, env) as (started, url, pid):
+            starts.append(started)
+            if start == args.starts - 1 and not args.start_only:
+                segment_id = pq.read_table(
+                    workdir / "shard" / "src-00000.parquet", columns=["segment_id"]
+                )["segment_id"][0].as_py()
+                pages = _pages(url, pid, segment_id)
+    timings |= _median(starts)
+    if not args.start_only:
+        timings |= pages
+    emit("explore_first_page", rows=args.rows, starts=args.starts, **timings)
 
 
 if __name__ == "__main__":

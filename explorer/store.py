@@ -11,7 +11,9 @@ app; one that outgrows memory spills into a private temporary folder, never into
 
 Nothing is scanned when the store opens: the figures that need a whole pass over the segments
 (the filters' values and counts, the overview) are computed when first asked for, then kept for
-the app's life, as the views themselves are (they list the files of the run present at start).
+the app's life, as the views themselves are (they list the files of the run present at start);
+the pipeline's modules they use (the report, the filter's rules) are imported then too, not
+when the app starts.
 """
 
 from __future__ import annotations
@@ -19,19 +21,19 @@ from __future__ import annotations
 import shutil
 import tempfile
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Generic, TypeVar
+from typing import TYPE_CHECKING, Generic, TypeVar
 
 import duckdb
 
 from manifests.schemas import MANIFEST
 from manifests.views import MANIFEST_ROWS, SEGMENT_COLUMNS, connect
 from pipeline.query.sql import QueryLimits, ReadOnlyError, check_read_only
-from pipeline.run.report import hours_funnel
-from pipeline.run.summary import RunSummary, summarize
-from pipeline.stages.filter import DROP_REASONS
+
+if TYPE_CHECKING:
+    from pipeline.run.summary import RunSummary
 
 PAGE_SIZE = 50
 QUERY_SECONDS = 30.0
@@ -183,14 +185,14 @@ class Store:
         def values(column: str) -> list[str]:
             return sorted({r[column] for r in found if r[column] is not None})
 
-        reasons = values("drop_reason")
-        ordered = [r for r in DROP_REASONS if r in reasons] + [
-            r for r in reasons if r not in DROP_REASONS
-        ]
         offered = {name: values(name) for name in FACETS}
+        ordered = _in_rule_order(values("drop_reason"))
         return Choices(offered | {"drop_reason": [KEPT, DROPPED, *ordered]}, found)
 
     def _overview(self) -> Overview:
+        from pipeline.run.report import hours_funnel
+        from pipeline.run.summary import summarize
+
         with self._cursor() as cursor:
             summary = summarize(self.workdir, cursor)
             funnel = hours_funnel(cursor, summary)
@@ -286,10 +288,9 @@ class Store:
             "segment_id, drop_reason, lang, duration, text_pass1, text, pass_wer",
         )
         counts = {r["drop_reason"]: r["n"] for r in picked}
-        order = [r for r in DROP_REASONS if r in counts] + sorted(set(counts) - {*DROP_REASONS})
         return {
             reason: (counts[reason], [r for r in rows if r["drop_reason"] == reason])
-            for reason in order
+            for reason in _in_rule_order(counts)
         }
 
     def quarantine(self) -> tuple[list[dict], list[dict]]:
@@ -318,6 +319,14 @@ class Store:
             f"(drop_reason IS NULL), 0) / 3600 AS kept_hours FROM {MANIFEST_ROWS} "
             "GROUP BY license ORDER BY license"
         )
+
+
+def _in_rule_order(reasons: Iterable[str]) -> list[str]:
+    """Drop reasons in the order the filter checks its rules, any it does not know after."""
+    from pipeline.stages.filter import DROP_REASONS  # the stages, once a pass needs them
+
+    given = set(reasons)
+    return [r for r in DROP_REASONS if r in given] + sorted(given - set(DROP_REASONS))
 
 
 def _fetch(con: duckdb.DuckDBPyConnection, sql: str, params: list | None) -> list[dict]:
