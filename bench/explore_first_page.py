@@ -2,19 +2,24 @@
 from a cold start, and what the other pages cost.
 
 A synthetic manifest of `--rows` segments in the workdir layout (`shard/*.parquet` and
-`shards.json`, no audio). First the parts of a cold start: the CPU seconds a fresh process
-spends importing the CLI and the explorer, and `create_app` in this process (`open_s`). Then
-the workdir is opened as a user opens it: `vaglio explore --port 0` in a fresh process, the
-clock running from the process's start until its URL is printed (`ready_s`) and until the
-first page of Segments has come back over HTTP (with the CPU seconds the process spent until
-then, a figure that other work on a shared machine inflates far less). Then, over HTTP, each
-as a user's browser asks for it: the filters' values (one pass over the segments, fetched by
-the page once shown), the Overview's figures (fetched the same way), a page sorted by
-duration, one filtered by language and a text search, a typed WHERE (the sealed views), the
-same sorted, page 1000, and the drops to listen to. Each page includes its count of matching
-rows; beside its wall time, the CPU seconds the server spent on it (`*_cpu_s`, all threads).
+`shards.json`, no audio), with the speakers stage's output (`speakers/*.parquet`, no voice
+embeddings, and `speaker_clusters.parquet`) so that the `segments` view's joins have rows to
+join. First the parts of a cold start: the wall seconds of `vaglio --help` (`help_s`), the CPU
+seconds a fresh process spends importing the CLI and the explorer, and `create_app` in this
+process (`open_s`). Then the workdir is opened as a user opens it, `--starts` times (median):
+`vaglio explore --port 0` in a fresh process, the clock running from the process's start until
+its URL is printed (`ready_s`) and until the first page of Segments has come back over HTTP
+(with the CPU seconds the process spent until then, a figure that other work on a shared
+machine inflates far less). Then, over HTTP to the last one, each as a user's browser asks for
+it: the filters' values (one pass over the segments, fetched by the page once shown), the
+Overview's figures (fetched the same way), a page sorted by duration, one sorted by a speaker
+column, one filtered by language and a text search, a typed WHERE (the sealed views), the same
+sorted, one on a speaker column, page 1000, one segment's page, and the drops to listen to.
+Each page includes its count of matching rows; beside its wall time, the CPU seconds the server
+spent on it (`*_cpu_s`, all threads).
 
-    python -m bench.explore_first_page [--rows 10000000] [--shards 100]
+    python -m bench.explore_first_page [--rows 10000000] [--shards 100] [--workdir DIR]
+        [--starts 5] [--start-only]
 """
 
 from __future__ import annotations

@@ -309,6 +309,23 @@ def test_a_run_older_than_a_column_sorts_by_it(workdir, tmp_path):
         assert f'<span id="count">{total["n"]}</span>' in shown.text
 
 
+def test_the_first_page_waits_for_nothing_only_other_pages_need(workdir):
+    """The explorer opens a workdir and answers the first page of Segments without pandas, audio
+    decoding or the pipeline's stages: on a large workdir they would cost most of its start."""
+    code = (
+        "import json, sys\nfrom pathlib import Path\nimport pipeline.cli\n"
+        "from explorer.app import create_app\nfrom explorer.store import SegmentQuery, Store\n"
+        f"workdir = Path({str(workdir)!r})\ncreate_app(workdir)\n"
+        "page = Store(workdir).segments(SegmentQuery())\nassert page.rows and page.total\n"
+        "print(json.dumps(sorted(sys.modules)))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True,
+                          env=os.environ | {"PYTHONPATH": str(ROOT)}, check=True)  # fmt: skip
+    modules = set(json.loads(done.stdout.splitlines()[-1]))
+    later = {"pandas", "pyarrow.dataset", "av", "pipeline.stages.filter", "pipeline.run.report"}
+    assert sorted(modules & later) == []
+
+
 def test_audio_urls_take_ids_only(server):
     url, _ = server
     import httpx
