@@ -85,17 +85,17 @@ SEGMENT_COLUMNS = (
 # Speech coverage: how much of the speech the VAD heard lies inside a row (kept or dropped,
 # every row has its text or its reason). Rows of a recording do not overlap; `least` keeps a
 # region from counting more than its own length should two ever touch.
-_SPEECH_COVERAGE = f"""
+_SPEECH_COVERAGE = """
 CREATE VIEW speech_coverage AS
 WITH covered AS (
     SELECT v.source, v."end" - v.start AS speech_s, least(v."end" - v.start, coalesce(sum(
         greatest(0, least(v."end", s."offset" + s.duration) - greatest(v.start, s."offset"))
     ), 0)) AS covered_s
-    FROM speech v LEFT JOIN segments s ON s.recording_id = v.recording_id
+    FROM speech v LEFT JOIN {manifest} s ON s.recording_id = v.recording_id
         AND s."offset" < v."end" AND s."offset" + s.duration > v.start
     GROUP BY v.source, v.recording_id, v.start, v."end"
 )
-SELECT coalesce(source, '{OVERALL}') AS source, sum(speech_s) / 3600 AS speech_hours,
+SELECT coalesce(source, '{overall}') AS source, sum(speech_s) / 3600 AS speech_hours,
     sum(covered_s) / 3600 AS covered_hours,
     CASE WHEN sum(speech_s) > 0 THEN sum(covered_s) / sum(speech_s) END AS coverage
 FROM covered GROUP BY GROUPING SETS ((source), ()) ORDER BY source IS NULL, source
@@ -284,9 +284,11 @@ def connect(
     con.execute(_SPEAKERS.format(clusters=clusters, voices=voices, manifest=manifest))
     columns = ", ".join(f'"{c}"' for c in SEGMENT_COLUMNS)
     con.execute(f"CREATE VIEW segments AS SELECT {columns} FROM segments_all")
+    # Views that need no speaker column read the shard stage's rows: the joins of
+    # `segments_all` would cost a pass over the speakers' rows each time.
     con.execute(
         "CREATE VIEW drops AS SELECT drop_reason, lang, count(*) AS segments, "
-        "sum(duration) / 3600 AS hours FROM segments WHERE drop_reason IS NOT NULL "
+        f"sum(duration) / 3600 AS hours FROM {manifest} WHERE drop_reason IS NOT NULL "
         "GROUP BY drop_reason, lang ORDER BY segments DESC, drop_reason, lang"
     )
     # Lists are unnested in the select list: a lateral `FROM t, unnest(...)` is planned as a
@@ -294,14 +296,14 @@ def connect(
     con.execute(
         "CREATE VIEW translations AS SELECT segment_id, source, source_lang, t.lang AS lang, "
         "t.text, t.reason, t.qe_score, t.answer, source_text FROM (SELECT segment_id, source, "
-        "lang AS source_lang, text AS source_text, unnest(translations) AS t FROM segments_all)"
+        f"lang AS source_lang, text AS source_text, unnest(translations) AS t FROM {manifest})"
     )
     speech = register("speech", _files(workdir, "segment"), SEGMENTS)
     con.execute(
         'CREATE VIEW speech AS SELECT source, recording_id, r.start, r."end" FROM '
         f"(SELECT source, recording_id, unnest(speech_regions) AS r FROM {speech})"
     )
-    con.execute(_SPEECH_COVERAGE)
+    con.execute(_SPEECH_COVERAGE.format(manifest=manifest, overall=OVERALL))
     survey = workdir / SURVEY_DIR / SOURCES_TABLE
     sources = register("sources", [survey] if survey.exists() else [], SOURCES)
     con.execute(f"CREATE VIEW sources AS SELECT * FROM {sources}")

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import duckdb
 
-from manifests.views import connect
+from manifests.views import MANIFEST_ROWS, connect
 from pipeline.asr.language_gate import LANG_UNCERTAIN, LANG_UNDECLARED
 from pipeline.run.runner import atomic_write_text
 from pipeline.run.summary import RunSummary, summarize
@@ -63,11 +63,11 @@ def hours_funnel(views: duckdb.DuckDBPyConnection, summary: RunSummary) -> list[
     ).fetchone()
     speech, gated = views.execute(
         "SELECT coalesce(sum(duration), 0) / 3600, coalesce(sum(duration) FILTER "
-        f"(drop_reason IS NULL OR drop_reason NOT IN ({gate})), 0) / 3600 FROM segments"
+        f"(drop_reason IS NULL OR drop_reason NOT IN ({gate})), 0) / 3600 FROM {MANIFEST_ROWS}"
     ).fetchone()
     translated = views.execute(  # one row per segment: no join back to `segments` needed
         "SELECT t.lang, sum(duration) / 3600 FROM (SELECT duration, unnest(translations) AS t "
-        "FROM segments_all) WHERE t.reason IS NULL GROUP BY 1 ORDER BY 1"
+        f"FROM {MANIFEST_ROWS}) WHERE t.reason IS NULL GROUP BY 1 ORDER BY 1"
     ).fetchall()
     return [
         ("audio listed", summary.hours_in),
