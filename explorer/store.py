@@ -44,6 +44,7 @@ TABLE_COLUMNS = ("segment_id", "source", "lang", "duration", "drop_reason", "pas
 JOINED = frozenset(SEGMENT_COLUMNS) - set(MANIFEST.names)
 """The columns of `segments` that its joins to the speakers stage add: the explorer's own
 queries read `MANIFEST_ROWS` unless they need one (the joins double a whole pass's cost)."""
+_MANIFEST_COLUMNS = ", ".join(f'"{c}"' for c in SEGMENT_COLUMNS if c not in JOINED)
 FACETS = ("source", "lang", "license")
 FILTERS = (*FACETS, "drop_reason")
 """The filters whose values are offered as choices."""
@@ -209,17 +210,22 @@ class Store:
         if typed:  # on its own first, so that a statement after it is named in the refusal
             self._typed(f"SELECT 1 FROM segments WHERE\n{query.where}", [], run=False)
         run = self._typed if typed else self.rows
-        table = "segments" if typed or query.sort in JOINED else MANIFEST_ROWS
+        if query.sort in JOINED:
+            table = "segments"
+        else:
+            table = self._typed_table(query.where) if typed else MANIFEST_ROWS
         columns = ", ".join(f'"{c}"' for c in TABLE_COLUMNS)
         offset = (max(query.page, 1) - 1) * PAGE_SIZE
         limit = f"LIMIT {PAGE_SIZE} OFFSET {offset}"
-        if query.sort:
-            # The sort reads the key and the ids alone, then the page's rows are read by id:
-            # a top-N that carries every column of every row costs twice as much here, and
-            # five times as much over the sealed views, whose Arrow scan decodes in full every
-            # column it reads.
-            direction = "DESC" if query.desc else "ASC"
-            order = f'ORDER BY "{query.sort}" {direction} NULLS LAST, segment_id'
+        if query.sort or typed:
+            # The sort or the typed WHERE reads the ids alone (and the key), then the page's
+            # rows are read by id: a top-N that carries every column of every row costs twice
+            # as much here, and the sealed views' Arrow scan decodes in full every column it
+            # reads (the texts of every row).
+            order = ""
+            if query.sort:
+                direction = "DESC" if query.desc else "ASC"
+                order = f'ORDER BY "{query.sort}" {direction} NULLS LAST, segment_id'
             ids = run(f"SELECT segment_id FROM {table} WHERE {where} {order} {limit}", params)
             rows = self._by_id([r["segment_id"] for r in ids], columns)
         else:
@@ -230,6 +236,19 @@ class Store:
         else:
             total = run(count_sql, params)[0]["n"]
         return SegmentPage(rows, total, query)
+
+    def _typed_table(self, where: str) -> str:
+        """What a typed WHERE (checked already) filters: the shard stage's rows, under the name
+        `segments`, when it reads no speaker column (it binds without them); else the view
+        itself, whose joins cost a pass over the speakers' rows."""
+        manifest = f"(SELECT {_MANIFEST_COLUMNS} FROM {MANIFEST_ROWS}) AS segments"
+        sealed = self._sealed.get()
+        try:
+            with self._sealed_lock:
+                sealed.execute(f"DESCRIBE SELECT 1 FROM {manifest} WHERE\n{where}")
+        except duckdb.Error:
+            return "segments"
+        return manifest
 
     def _by_id(self, ids: list[str], columns: str) -> list[dict]:
         """The segments `ids`, in that order, with `columns`."""

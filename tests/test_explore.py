@@ -6,6 +6,7 @@ With VAGLIO_SCREENSHOTS=docs the page tests also save the screenshots the README
 
 from __future__ import annotations
 
+import html
 import json
 import os
 import re
@@ -210,6 +211,27 @@ def test_a_where_clause_that_writes_or_reads_files_is_refused(server, page, wher
     page.click("button[type=submit]")
     page.wait_for_selector("#query-error")
     assert page.text_content("#query-error").startswith("refused:")
+
+
+@pytest.mark.parametrize(
+    "where", ["duration > 2 AND lang = 'en'", "speaker = 0 AND split IS NOT NULL", "true"]
+)
+def test_a_typed_where_selects_what_vaglio_sql_selects(workdir, where):
+    """Whether the WHERE reads a speaker column or not (the explorer joins the speakers' rows
+    only when it does), the table shows the rows and the count `vaglio sql` gives."""
+    from fastapi.testclient import TestClient
+
+    from explorer.app import create_app
+
+    [total] = sql(workdir, f"SELECT count(*) AS n FROM segments WHERE {where}")
+    first = sql(workdir, f"SELECT segment_id FROM segments WHERE {where} ORDER BY 1 LIMIT 50")
+    assert total["n"] > 0
+    with TestClient(create_app(workdir)) as client:
+        shown = client.get("/segments", params={"where": where, "sort": "segment_id"})
+    assert shown.status_code == 200
+    assert f'<span id="count">{total["n"]}</span>' in shown.text
+    at = [shown.text.index(f">{html.escape(r['segment_id'])}</a>") for r in first]
+    assert at == sorted(at)
 
 
 def test_a_segment_plays_its_own_audio(server, page, workdir):
