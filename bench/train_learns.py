@@ -5,8 +5,9 @@ speech, a few minutes). Stage 1 (ASR) and stage 2 (ASR + ST from the stage-1 ave
 on its training split, and the same split is scored before training, after stage 1 and after
 stage 2, each head apart so that a broken decoder cannot hide behind a learning encoder:
 the decoder (greedy and beam), the top CTC head and the early exit (interCTC). Stage 2 adds
-BLEU and chrF per direction. It prints the loss curve, writes RUN/curves.png, and one JSON
-line with every figure.
+BLEU and chrF per direction, and the beam's train WER under each of LENGTH_PENALTIES (the
+preset's is one of them). It prints the loss curve, writes RUN/curves.png, and one JSON line
+with every figure.
 
     python bench/train_learns.py [--workdir W] [--stage1-steps N] [--stage2-steps M]
 
@@ -31,6 +32,7 @@ from pipeline.demo_corpus import build_demo_corpus
 from pipeline.run.curate import ThreadExecutor, curate
 
 BEAM = 4
+LENGTH_PENALTIES = (0.0, 0.3, 0.6, 1.0)
 
 
 def curated_demo(folder: Path) -> Path:
@@ -72,9 +74,11 @@ def main() -> None:
     parser.add_argument("--run", type=Path, default=CACHE / "train-learns-run")
     args = parser.parse_args()
 
+    from omegaconf import open_dict
+
     from training.config import build_config
     from training.curves import draw_curves, read_scalars
-    from training.evaluate import evaluate_model
+    from training.evaluate import evaluate_model, overall_wer
     from training.model import FamaModel
     from training.trainer import fit_stage, model_config, prepare_run
 
@@ -114,6 +118,12 @@ def main() -> None:
     )
     wall2 = time.perf_counter() - started
     after2 = score(model, BEAM)
+    by_penalty = {}
+    for penalty in LENGTH_PENALTIES:
+        with open_dict(model.cfg):
+            model.cfg.decoding.length_penalty = penalty
+        scored = evaluate_model(model, config, workdir, "train", beam=BEAM)
+        by_penalty[penalty] = round(overall_wer(scored["full"]), 3)
     draw_curves(args.run)
 
     scalars = read_scalars(args.run)
@@ -139,6 +149,8 @@ def main() -> None:
         st_train_before=translation(before),
         st_train_after_stage2=translation(after2),
         beam=BEAM,
+        length_penalty=config.decoding.length_penalty,
+        wer_train_after_stage2_by_length_penalty=by_penalty,
     )
 
 

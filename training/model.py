@@ -372,13 +372,15 @@ class FamaModel(ASRModel):
         if beam > 1:
             # a sum of log-probabilities grows more negative with every word, so without a
             # length penalty the beam prefers a hypothesis that stops early (label smoothing
-            # caps each token's probability near 1 − ε, which makes it worse)
+            # caps each token's probability near 1 − ε, which makes it worse); at 1 the
+            # penalty goes so far that a hypothesis looping to max_tokens can win. 0.6 (GNMT's
+            # value) sits between (bench/train_learns.py: train WER at 0, 0.3, 0.6 and 1)
             generator = BeamSearchSequenceGenerator(
                 self.decoder.embedding,
                 self.decoder.decoder,
                 self.head,
                 beam_size=beam,
-                len_pen=self.cfg.decoding.get("length_penalty", 1.0),
+                len_pen=self.cfg.decoding.get("length_penalty", 0.6),
                 **common,
             )
         else:
