@@ -69,7 +69,7 @@ def translation(result: dict) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--workdir", type=Path, help="a curated workdir with translations")
-    parser.add_argument("--stage1-steps", type=int, default=1200, help="ASR updates")
+    parser.add_argument("--stage1-steps", type=int, default=2000, help="ASR updates")
     parser.add_argument("--stage2-steps", type=int, default=400, help="ASR + ST updates")
     parser.add_argument("--run", type=Path, default=CACHE / "train-learns-run")
     args = parser.parse_args()
