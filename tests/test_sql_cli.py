@@ -144,6 +144,9 @@ def test_a_huge_join_spills_under_the_workdir_within_its_limit_and_ctrl_c_stops_
         env=os.environ | {"PYTHONPATH": str(Path(__file__).resolve().parents[1])},
         stderr=subprocess.PIPE,
         text=True,
+        # as a command in a terminal's foreground: a test run started in the background (`make
+        # test &`, CI) ignores SIGINT, and a child would inherit that and never see Ctrl-C
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     spill = workdir / ".sql-spill"
     deadline = time.monotonic() + 120
