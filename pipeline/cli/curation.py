@@ -249,7 +249,7 @@ def print_summary(result: CurationResult, pnc_llm: LlmConfig | None = None) -> N
     if summary.shared_speakers:
         table.add_row(
             "splits share speakers",
-            f"{summary.shared_speakers}: every recording is one voice group, split by recording",
+            f"{summary.shared_speakers} (every recording shares a voice: split by recording)",
         )
     console.print(table)
 
