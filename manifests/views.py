@@ -46,6 +46,9 @@ VOICES_KIND = ".voices"
 MANIFEST_ROWS = "_segments_files"
 """The shard stage's rows alone, which `segments_all` joins to the speakers stage's: a query
 that needs no speaker column reads them here without paying for the joins."""
+CLUSTER_ROWS = "_clusters_files"
+"""`speaker_clusters.parquet` alone: splits and clusters per recording, without the `speakers`
+view's joins to the voices and the manifest."""
 
 SEGMENT_COLUMNS = (
     "segment_id",
@@ -276,7 +279,7 @@ def connect(
     manifest = register("segments", _files(workdir, "shard"), MANIFEST)  # named MANIFEST_ROWS
     speakers = register("speakers", _files(workdir, "speakers"), SPEAKERS)
     clusters_file = workdir / SPEAKER_CLUSTERS_FILE
-    clusters = register(
+    clusters = register(  # named CLUSTER_ROWS
         "clusters", [clusters_file] if clusters_file.exists() else [], SPEAKER_CLUSTERS
     )
     con.execute(_SEGMENTS_ALL.format(manifest=manifest, speakers=speakers, clusters=clusters))

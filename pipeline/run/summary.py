@@ -11,7 +11,7 @@ from pathlib import Path
 
 import duckdb
 
-from manifests.views import MANIFEST_ROWS, connect
+from manifests.views import CLUSTER_ROWS, MANIFEST_ROWS, connect
 from pipeline.stages.filter import DROP_REASONS
 
 
@@ -102,11 +102,11 @@ def summarize(workdir: Path, views: duckdb.DuckDBPyConnection | None = None) -> 
             split: (recordings_in, clusters)
             for split, recordings_in, clusters in con.execute(
                 "SELECT split, count(DISTINCT recording_id), count(DISTINCT speaker_cluster) "
-                "FROM speakers GROUP BY split ORDER BY split"
+                f"FROM {CLUSTER_ROWS} GROUP BY split ORDER BY split"
             ).fetchall()
         }
         (shared_speakers,) = con.execute(
-            "SELECT count(*) FROM (SELECT speaker_cluster FROM speakers GROUP BY 1 "
+            f"SELECT count(*) FROM (SELECT speaker_cluster FROM {CLUSTER_ROWS} GROUP BY 1 "
             "HAVING count(DISTINCT split) > 1)"
         ).fetchone()
     # Every rule in the order it is checked, so a rule that dropped nothing shows as 0.
