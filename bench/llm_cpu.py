@@ -1,6 +1,7 @@
 """PnC and English <-> Italian translation by a real model on the CPU, behind vaglio's guards:
-SmolLM2-135M-Instruct (the offline GGUF) served by llama-cpp-python on 2 threads, reached
-through the `openai` backend, for the prompt in use and each variant in bench/prompt_variants/.
+an offline GGUF model (`--model`, default Qwen2.5-Coder-1.5B-Instruct) served by
+llama-cpp-python on 2 threads, reached through the `openai` backend, for the prompt in use
+and each variant in bench/prompt_variants/.
 
 Rows are the demo corpus's 60 sentences. PnC gets each one lower-cased without sentence
 punctuation (what a CTC model writes); translation gets it as written, into the other
@@ -9,7 +10,7 @@ reason; for PnC, the share whose words came back exactly (normalised) and the sh
 to the sentence as written; for translation, the pass rate of each reference-free check on
 its own. The last line names the better variant of each stage (most rows accepted).
 
-    python -m bench.llm_cpu [--rows 20]
+    python -m bench.llm_cpu [--rows 20] [--model smollm2-135m]
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from pipeline.demo_corpus import ENGLISH, ITALIAN
 from pipeline.llm.answers import clean_answer
 from pipeline.llm.conversations import language_name, pnc_conversation, translation_conversation
 from pipeline.llm.local_server import local_server
-from pipeline.llm.offline_model import SMOLLM2
+from pipeline.llm.offline_model import DEFAULT_OFFLINE_LLM, OFFLINE_LLMS
 from pipeline.llm.openai_backend import OpenAiBackend
 from pipeline.text.lid import identify_language
 from pipeline.text.normalise import normalise_text
@@ -77,7 +78,7 @@ def bench_pnc(backend: OpenAiBackend, rows: list[tuple[str, str]], name: str, pr
     accepted = sum(r.reason is None for r in results) / len(rows)
     emit(
         "llm_cpu_pnc",
-        model=SMOLLM2,
+        model=backend.config.model,
         variant=name,
         rows=len(rows),
         rows_per_s=len(rows) / seconds,
@@ -120,7 +121,7 @@ def bench_translation(backend: OpenAiBackend, rows: list[tuple[str, str]], name:
     accepted = reasons.pop("kept", 0) / len(rows)
     emit(
         "llm_cpu_translation",
-        model=SMOLLM2,
+        model=backend.config.model,
         variant=name,
         rows=len(rows),
         rows_per_s=len(rows) / seconds,
@@ -134,11 +135,12 @@ def bench_translation(backend: OpenAiBackend, rows: list[tuple[str, str]], name:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rows", type=int, default=60, help="sentences, half English (max 60)")
+    parser.add_argument("--model", choices=OFFLINE_LLMS, default=DEFAULT_OFFLINE_LLM)
     args = parser.parse_args()
     half = max(args.rows // 2, 1)
     rows = [(s, "en") for s in ENGLISH[:half]] + [(s, "it") for s in ITALIAN[:half]]
     best = {}
-    with local_server(threads=2) as server:
+    with local_server(args.model, threads=2) as server:
         backend = OpenAiBackend(server.llm_config())
         for stage, run in (("pnc", bench_pnc), ("translation", bench_translation)):
             scores = {
@@ -146,7 +148,7 @@ def main() -> None:
             }
             best[stage] = max(scores, key=scores.get)
         backend.close()
-    emit("llm_cpu_best_prompt", model=SMOLLM2, **best)
+    emit("llm_cpu_best_prompt", model=OFFLINE_LLMS[args.model].served_as, **best)
 
 
 if __name__ == "__main__":

@@ -21,7 +21,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from bench.common import emit
-from pipeline.asr.offline_models import sha256_of
+from pipeline.offline_files import sha256_of
 from pipeline.run.runner import file_proof
 
 

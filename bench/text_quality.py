@@ -18,7 +18,7 @@ Translation gets the reference sentence into the other language: chrF and BLEU (
 of every answer and of the ones the guards kept, and the share kept. The last line checks the
 targets and says whether the CPU model translates usefully (chrF >= 30).
 
-    python -m bench.text_quality [--rows 33] [--grammar-only]
+    python -m bench.text_quality [--rows 33] [--grammar-only] [--model smollm2-135m]
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ from bench.common import emit
 from bench.llm_cpu import unpunctuated
 from pipeline.llm.conversations import pnc_conversation
 from pipeline.llm.local_server import local_server
-from pipeline.llm.offline_model import SMOLLM2
+from pipeline.llm.offline_model import DEFAULT_OFFLINE_LLM, OFFLINE_LLMS
 from pipeline.llm.openai_backend import OpenAiBackend
 from pipeline.text.llm_rows import TextRow, punctuate_rows, translate_rows
 from pipeline.text.normalise import normalise_text
@@ -151,7 +151,7 @@ def bench_punctuation(backend, mode: str, language: str, rows: list[tuple[str, s
         "false_capitals": sum(scores.lower) / max(len(scores.lower), 1),
         "refused": dict(Counter(o.reason for o in outcomes if o.reason)),
     }
-    emit("text_quality_pnc", model=SMOLLM2, decoding=mode, lang=language, **figures)
+    emit("text_quality_pnc", model=backend.config.model, decoding=mode, lang=language, **figures)
     return figures
 
 
@@ -190,7 +190,7 @@ def bench_grammar_cost(held, free, language: str, rows: list[tuple[str, str]]) -
                  (("gbnf", held), ("free", free))}  # fmt: skip
         emit(
             "text_quality_grammar",
-            model=SMOLLM2,
+            model=held.config.model,
             lang=language,
             row=name,
             words=len(row.split()),
@@ -223,7 +223,12 @@ def bench_translation(backend, language: str, rows: list[tuple[str, str]]) -> di
         else None,
         "refused": dict(Counter(o.reason for o in outcomes if o.reason)),
     }
-    emit("text_quality_translation", model=SMOLLM2, pair=f"{language}-{target}", **figures)
+    emit(
+        "text_quality_translation",
+        model=backend.config.model,
+        pair=f"{language}-{target}",
+        **figures,
+    )
     return figures
 
 
@@ -244,15 +249,16 @@ def main() -> None:
         action="store_true",
         help="only time the grammar (minutes, not half an hour)",
     )
+    parser.add_argument("--model", choices=OFFLINE_LLMS, default=DEFAULT_OFFLINE_LLM)
     args = parser.parse_args()
     references = read_references(args.rows)
     pnc: dict[tuple[str, str], dict] = {}
     chrf: dict[str, float] = {}
     if args.grammar_only:
-        with local_server(threads=2) as server:
+        with local_server(args.model, threads=2) as server:
             time_grammar(server, references)
         return
-    with local_server(threads=2) as server:
+    with local_server(args.model, threads=2) as server:
         for mode in ("gbnf", "off"):
             backend = OpenAiBackend(server.llm_config(guided_decoding=mode))
             for language, rows in references.items():
@@ -269,7 +275,7 @@ def main() -> None:
     english = pnc["gbnf", "en"]
     emit(
         "text_quality_targets",
-        model=SMOLLM2,
+        model=OFFLINE_LLMS[args.model].served_as,
         words_preserved_100=all(f["words_preserved"] == 1.0 for f in held),
         accepted_95=all(f["accepted"] >= 0.95 for f in held),
         english_f1_stop_question_07=english["f1_stop_question"] >= 0.7,

@@ -8,7 +8,7 @@ import zipfile
 
 import pytest
 
-from pipeline.asr.offline_models import wheels_dir
+from pipeline.offline_files import wheels_dir
 from pipeline.stage import StageConfigError
 from pipeline.stages.filter import FilterConfig, judge
 from pipeline.text.lid import TextLidConfig, identify_language

@@ -11,6 +11,8 @@ from rich.console import Console
 from rich.markup import escape
 from typer.core import TyperGroup
 
+from pipeline.llm.offline_model import DEFAULT_OFFLINE_LLM, OFFLINE_LLMS
+
 console = Console(stderr=True, soft_wrap=True)  # an error stays one line, whatever the width
 
 
@@ -100,3 +102,15 @@ def write_error(error: OSError, path: Path) -> str:
     if isinstance(error, FileNotFoundError) and not where.parent.is_dir():
         return f"cannot write {where}: the folder {where.parent} does not exist"
     return f"cannot write {where}: {error.strerror or error}"
+
+
+LocalModel = Enum("LocalModel", {key: key for key in OFFLINE_LLMS}, type=str)
+LocalModelOption = Annotated[
+    LocalModel,
+    typer.Option(
+        "--local-model",
+        help="The offline model the local server runs: Qwen2.5-Coder-1.5B (1.1 GB; punctuates "
+        "and translates English and Italian usefully) or SmolLM2-135M (98 MB, a smoke test).",
+    ),
+]
+DEFAULT_LOCAL_MODEL = LocalModel(DEFAULT_OFFLINE_LLM)

@@ -17,8 +17,10 @@ import typer
 from rich.markup import escape
 
 from pipeline.cli.common import (
+    DEFAULT_LOCAL_MODEL,
     Engine,
     EngineOption,
+    LocalModelOption,
     PolicyOption,
     RayAddressOption,
     Workdir,
@@ -285,10 +287,11 @@ def demo_command(
         bool,
         typer.Option(
             "--llm",
-            help="Also punctuate and translate (English <-> Italian) with SmolLM2 on a local "
-            "CPU server (the llm-cpu extra).",
+            help="Also punctuate and translate (English <-> Italian) with an offline model on "
+            "a local CPU server (the llm-cpu extra).",
         ),
     ] = False,
+    local_model: LocalModelOption = DEFAULT_LOCAL_MODEL,
 ) -> None:
     """Synthesise a small demo corpus with espeak-ng and curate it.
 
@@ -304,6 +307,7 @@ def demo_command(
     from pipeline.extras import MissingExtraError
     from pipeline.llm.demo_config import local_llm_config
     from pipeline.llm.local_server import LocalServerError
+    from pipeline.llm.offline_model import OFFLINE_LLMS
     from pipeline.run.report import write_report
     from pipeline.sources.catalog import load_catalog
     from pipeline.sources.survey import survey_sources, write_survey
@@ -312,17 +316,14 @@ def demo_command(
     catalog = build_demo_corpus(workdir / "corpus")
 
     try:
-        with local_llm_config(workdir) if llm else nullcontext() as config:
+        with local_llm_config(workdir, local_model.value) if llm else nullcontext() as config:
             run_curation(catalog, workdir, config, engine)
     except (MissingExtraError, LocalServerError) as error:
         console.print(f"[red]error:[/red] {escape(str(error))}")
         raise typer.Exit(2) from None
-    if llm:
-        console.print(
-            "note: SmolLM2-135M does not translate usefully (chrF below 30 against references, "
-            "bench/text_quality.py): its translations show the path, not a quality; real "
-            "translation runs on vLLM (README, LLM stages)."
-        )
+    caveat = OFFLINE_LLMS[local_model.value].caveat
+    if llm and caveat:
+        console.print(f"note: {caveat}")
     survey = write_survey(survey_sources(load_catalog(catalog)), workdir)
     report = write_report(workdir)
     program = sys.argv[0] if Path(sys.argv[0]).name == "vaglio" else "vaglio"

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.markup import escape
 
-from pipeline.cli.common import app, console
+from pipeline.cli.common import DEFAULT_LOCAL_MODEL, LocalModelOption, app, console
 from pipeline.llm.base import GuidedDecoding
 
 if TYPE_CHECKING:
@@ -32,14 +32,17 @@ Decoding = Enum("Decoding", {name: name for name in GuidedDecoding.__args__}, ty
 
 
 @contextmanager
-def _llm(configured: LlmConfig | None, local: bool, decoding: str | None) -> Iterator[LlmConfig]:
-    """The model to ask: the config's, or SmolLM2 on a local server started for the run."""
+def _llm(
+    configured: LlmConfig | None, local: str | None, decoding: str | None
+) -> Iterator[LlmConfig]:
+    """The model to ask: the config's, or the offline model `local` on a local server started
+    for the run."""
     from pipeline.config import ConfigError
 
     if local:
         from pipeline.llm.local_server import local_server
 
-        with local_server() as server:
+        with local_server(local) as server:
             yield _with_decoding(server.llm_config(), decoding)
         return
     if configured is None:
@@ -80,8 +83,11 @@ def llm_text_command(
     ] = None,
     local: Annotated[
         bool,
-        typer.Option("--local", help="Ask SmolLM2 on a local CPU server (the llm-cpu extra)."),
+        typer.Option(
+            "--local", help="Ask an offline model on a local CPU server (the llm-cpu extra)."
+        ),
     ] = False,
+    local_model: LocalModelOption = DEFAULT_LOCAL_MODEL,
     decoding: Annotated[
         Decoding | None,
         typer.Option(
@@ -95,7 +101,8 @@ def llm_text_command(
     `outcome` (`accepted`/`kept`, or why not), `reason` (null when the answer passed) and,
     for translation, `answer` (what the model said). Counts per outcome and how the answers
     were decoded go to stderr. The model is the config's (`punctuate.llm` or
-    `translate.llm`), or SmolLM2 on a local server with `--local`.
+    `translate.llm`), or an offline one on a local server with `--local` (Qwen2.5-Coder-1.5B
+    unless `--local-model` says otherwise).
 
     Examples:
 
@@ -122,7 +129,7 @@ def llm_text_command(
         else:
             with file.open("rb") as raw:
                 rows = read_rows(utf8_lines(raw))
-        with _llm(settings.llm, local, decoding and decoding.value) as llm:
+        with _llm(settings.llm, local and local_model.value, decoding and decoding.value) as llm:
             backend = load_backend(llm)
             if stage is TextStage.punctuate:
                 outcomes = punctuate_rows(rows, lang, backend, settings.guard)

@@ -10,16 +10,17 @@ from pathlib import Path
 import yaml
 
 from pipeline.llm.local_server import local_server
+from pipeline.llm.offline_model import DEFAULT_OFFLINE_LLM
 
 LLM_STAGES = ("punctuate", "translate")
 
 
 @contextmanager
-def local_llm_config(workdir: Path) -> Iterator[Path]:
-    """Start the local server and yield a config file (in `workdir`) whose LLM stages use it;
-    the server stops when the block ends."""
+def local_llm_config(workdir: Path, model: str = DEFAULT_OFFLINE_LLM) -> Iterator[Path]:
+    """Start the local server with the offline `model` and yield a config file (in `workdir`)
+    whose LLM stages use it; the server stops when the block ends."""
     data = yaml.safe_load((resources.files("pipeline.llm") / "local_demo.yaml").read_text())
-    with local_server() as server:
+    with local_server(model) as server:
         connection = server.llm_config()
         for stage in LLM_STAGES:
             data[stage]["llm"] = {

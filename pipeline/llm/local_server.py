@@ -1,9 +1,9 @@
 """A real OpenAI-compatible chat server on the CPU, for the demo, the tests and the benchmark.
 
-llama-cpp-python's server runs as a child process on 127.0.0.1 and a free port, serving the
-offline SmolLM2 model (or any GGUF file); vaglio talks to it through the ordinary `openai`
-backend, as it would to `llama-server` or `vllm serve` run by hand. It is stopped by its
-process id when the `with` block ends, whatever happened inside it.
+llama-cpp-python's server runs as a child process on 127.0.0.1 and a free port, serving an
+offline model (`pipeline/llm/offline_model.py`) or any GGUF file; vaglio talks to it through
+the ordinary `openai` backend, as it would to `llama-server` or `vllm serve` run by hand.
+It is stopped by its process id when the `with` block ends, whatever happened inside it.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ import httpx
 
 from pipeline.extras import MissingExtraError
 from pipeline.llm.base import LlmConfig
-from pipeline.llm.offline_model import SMOLLM2, smollm2_path
+from pipeline.llm.offline_model import DEFAULT_OFFLINE_LLM, OFFLINE_LLMS
 
 HOST = "127.0.0.1"
 
@@ -92,21 +92,25 @@ def _stop(process: subprocess.Popen) -> None:
 
 @contextmanager
 def local_server(
+    model: str = DEFAULT_OFFLINE_LLM,
     model_path: Path | None = None,
-    model_name: str = SMOLLM2,
     threads: int = 2,
     context_tokens: int = 2048,
     startup_timeout_s: float = 120.0,
 ) -> Iterator[LocalServer]:
-    """Start llama-cpp-python's server on a free local port with `model_path` (default: the
-    offline SmolLM2), wait until it answers, yield it, and stop it by process id."""
+    """Start llama-cpp-python's server on a free local port with the offline model `model`
+    (a key of OFFLINE_LLMS), or with the GGUF file `model_path` served as `model`; wait
+    until it answers, yield it, and stop it by process id."""
     if importlib.util.find_spec("llama_cpp") is None:
         raise MissingExtraError("the local LLM server", "llama-cpp-python", extra="llm-cpu")
-    model_path = model_path or smollm2_path()
+    if model_path is None:
+        if model not in OFFLINE_LLMS:
+            raise ValueError(f"no offline model {model!r}: known are {', '.join(OFFLINE_LLMS)}")
+        model_path, model = OFFLINE_LLMS[model].path(), OFFLINE_LLMS[model].served_as
     port = _free_port()
     command = [
         sys.executable, "-m", "llama_cpp.server",
-        "--model", str(model_path), "--model_alias", model_name,
+        "--model", str(model_path), "--model_alias", model,
         "--host", HOST, "--port", str(port),
         "--n_ctx", str(context_tokens), "--n_threads", str(threads),
         "--n_threads_batch", str(threads),
@@ -126,6 +130,6 @@ def local_server(
             )
         try:
             _wait_until_ready(process, port, log, startup_timeout_s)
-            yield LocalServer(process.pid, port, model_name)
+            yield LocalServer(process.pid, port, model)
         finally:
             _stop(process)

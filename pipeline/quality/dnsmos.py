@@ -29,8 +29,8 @@ from pathlib import Path
 import numpy as np
 import onnxruntime
 
-from pipeline.asr.offline_models import sha256_of
 from pipeline.audio.decode import SAMPLE_RATE
+from pipeline.offline_files import sha256_of
 
 MODEL_PACKAGE = "speechmos"
 MODEL_FILE = Path("dnsmos_models") / "sig_bak_ovr.onnx"

@@ -30,15 +30,20 @@ from typing import Annotated
 import numpy as np
 from pydantic import Field
 
-from pipeline.asr.offline_models import WheelFile
 from pipeline.audio.decode import SAMPLE_RATE
+from pipeline.offline_files import WheelFile, WheelPart
 from pipeline.validation import Count
 
 RESEMBLYZER = WheelFile(
     what="Resemblyzer's voice encoder",
-    requirement="Resemblyzer==0.1.4",
-    wheel="Resemblyzer-0.1.4-py3-none-any.whl",
-    member="resemblyzer/pretrained.pt",
+    name="pretrained.pt",
+    parts=(
+        WheelPart(
+            requirement="Resemblyzer==0.1.4",
+            wheel="Resemblyzer-0.1.4-py3-none-any.whl",
+            member="resemblyzer/pretrained.pt",
+        ),
+    ),
     sha256="39373b86598fa3da9fcddee6142382efe09777e8d37dc9c0561f41f0070f134e",
     fetcher="pipeline.speakers.encoder",
 )

