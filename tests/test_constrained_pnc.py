@@ -24,7 +24,8 @@ from pipeline.cli import app
 from pipeline.extras import MissingExtraError
 from pipeline.llm import LlmConfig, load_backend
 from pipeline.llm.conversations import pnc_conversation
-from pipeline.llm.offline_model import smollm2_path
+from pipeline.llm.offline_model import QWEN_CODER, smollm2_path
+from pipeline.offline_files import cache_dir
 from pipeline.text.normalise import normalise_text
 from pipeline.text.pnc import REJECTED
 from pipeline.text.pnc_grammar import pnc_constraint
@@ -316,3 +317,23 @@ def test_llm_text_refuses_what_it_cannot_run(tmp_path):
     assert result.exit_code == 2 and "needs --to" in result.stderr
     result = CliRunner().invoke(app, ["llm-text", "--lang", "en"], input="hello there\n")
     assert result.exit_code == 2 and "names no model" in result.stderr
+
+
+def test_a_local_model_not_fetched_yet_is_one_line_naming_the_command(tmp_path, monkeypatch):
+    """A cache holding every other model, but not the default LLM nor its wheels."""
+    real = cache_dir()
+    (tmp_path / "cache" / "models").mkdir(parents=True)
+    for entry in (real / "models").iterdir():
+        if entry.name != QWEN_CODER.name:
+            (tmp_path / "cache" / "models" / entry.name).symlink_to(entry)
+    (tmp_path / "cache" / "wheels").mkdir()
+    carriers = {part.wheel for part in QWEN_CODER.parts}
+    for entry in (real / "wheels").iterdir():
+        if entry.name not in carriers:
+            (tmp_path / "cache" / "wheels" / entry.name).symlink_to(entry)
+    monkeypatch.setenv("VAGLIO_CACHE", str(tmp_path / "cache"))
+    result = CliRunner().invoke(app, ["llm-text", "--local", "--lang", "en"], input="hi there\n")
+    assert result.exit_code == 2, result.output
+    said = " ".join(result.stderr.split())
+    assert "Qwen2.5-Coder" in said and "python -m pipeline.llm.offline_model" in said
+    assert "Traceback" not in result.output

@@ -112,6 +112,7 @@ def llm_text_command(
     from pipeline.config import ConfigError, load_config
     from pipeline.extras import MissingExtraError
     from pipeline.llm import LlmRequestError, load_backend
+    from pipeline.llm.local_server import LocalServerError
     from pipeline.stage import StageConfigError
     from pipeline.stages.filter import TextRowError, utf8_lines
     from pipeline.text.languages import is_language_code
@@ -137,7 +138,13 @@ def llm_text_command(
                 outcomes = translate_rows(rows, lang, target, backend, settings.guard)
     except TextRowError as error:
         raise _fail(f"{file or 'stdin'}: {error}") from None
-    except (ConfigError, StageConfigError, MissingExtraError, LlmRequestError) as error:
+    except (
+        ConfigError,
+        StageConfigError,
+        MissingExtraError,
+        LlmRequestError,
+        LocalServerError,
+    ) as error:
         raise _fail(str(error)) from None
     for outcome in outcomes:
         sys.stdout.write(json.dumps(outcome.record(), ensure_ascii=False) + "\n")

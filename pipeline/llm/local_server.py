@@ -106,7 +106,10 @@ def local_server(
     if model_path is None:
         if model not in OFFLINE_LLMS:
             raise ValueError(f"no offline model {model!r}: known are {', '.join(OFFLINE_LLMS)}")
-        model_path, model = OFFLINE_LLMS[model].path(), OFFLINE_LLMS[model].served_as
+        try:
+            model_path, model = OFFLINE_LLMS[model].path(), OFFLINE_LLMS[model].served_as
+        except RuntimeError as error:  # not fetched yet, or a damaged download: one line
+            raise LocalServerError(str(error)) from None
     port = _free_port()
     command = [
         sys.executable, "-m", "llama_cpp.server",
